@@ -1,0 +1,85 @@
+"""The `kforensics` command: a thin shell over the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from kforensics.load import LoadResult, load
+from kforensics.reader import InputError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kforensics")
+def main() -> None:
+    """Investigate Kubernetes security incidents from API-server audit logs."""
+
+
+@main.command("load")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--case",
+    "case",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB case file to create or add to.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar (default: on a terminal, for big inputs).",
+)
+def load_cmd(paths: tuple[str, ...], case: Path, as_json: bool, progress: bool | None) -> None:
+    """Load audit logs (files, folders, globs; gzip and every known shape) into CASE.
+
+    Exits 0 when events were read, even with rejects; 1 when nothing could be read.
+    """
+    try:
+        result = load(case, list(paths), progress=progress, arguments=sys.argv[1:])
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        click.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_summary(result)
+    if not result.anything_read:
+        click.echo("error: no audit event could be read from the input", err=True)
+        sys.exit(1)
+
+
+def print_summary(result: LoadResult, console: Console | None = None) -> None:
+    """Print the load summary: one row per file, totals, and the reasons for rejects."""
+    console = console or Console(soft_wrap=True)
+    table = Table(title=f"load {result.load_id} into {result.case}", title_justify="left")
+    for col in ("file", "format", "lines", "records", "loaded", "duplicates", "rejected"):
+        left = col in ("file", "format")
+        table.add_column(col, justify="left" if left else "right", overflow="fold")
+    for s in result.sources:
+        table.add_row(
+            s.path, s.format, f"{s.lines_read:,}", f"{s.records:,}", f"{s.events_loaded:,}",
+            f"{s.duplicates:,}", f"{s.rejected:,}",
+        )  # fmt: skip
+    table.add_row(
+        "total", "", f"{sum(s.lines_read for s in result.sources):,}",
+        f"{sum(s.records for s in result.sources):,}", f"{result.events_loaded:,}",
+        f"{result.duplicates:,}", f"{result.rejected:,}", style="bold",
+    )  # fmt: skip
+    console.print(table, markup=False)
+    if result.reject_reasons:
+        console.print("rejected (see the rejects table for file and line):", markup=False)
+        for reason, n in result.reject_reasons[:10]:
+            console.print(f"  {n:>8,}  {reason}", markup=False, highlight=False)
+        if len(result.reject_reasons) > 10:
+            console.print(f"  ... {len(result.reject_reasons) - 10} more reasons", markup=False)
+    if result.collisions:
+        console.print(
+            f"warning: {result.collisions} audit ID(s) shared by different events "
+            "(clients can set Audit-ID; see the audit_id_collisions view)",
+            markup=False,
+        )

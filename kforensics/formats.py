@@ -1,0 +1,373 @@
+"""Recognise audit-log shapes and unwrap cloud envelopes into native audit events.
+
+The bulk of real logs (native JSON lines) never reaches this module: DuckDB maps them in one
+pass (see `mapping.py`). What lands here is everything else: EventLists and arrays, EKS
+CloudWatch records, GKE Cloud Logging entries, AKS diagnostic records, and lines that are not
+audit events at all, which become rejects with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# How deep envelopes may nest (AKS records inside a JSON array, EventList inside a record...).
+MAX_ENVELOPE_DEPTH = 4
+
+NATIVE = "native"
+EVENTLIST = "eventlist"
+EKS = "eks"
+GKE = "gke"
+AKS = "aks"
+
+AKS_AUDIT_CATEGORIES = {"kube-audit", "kube-audit-admin"}
+
+# CloudWatch export to S3 writes "<timestamp> <message>" per line.
+_EKS_EXPORT_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:?\d\d)?|\d{10,13})\s+(\{.*)$"
+)
+
+# google.rpc.Code -> the HTTP status the API server would have returned (lossy: 200 vs 201).
+GRPC_TO_HTTP = {
+    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
+    9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class Record:
+    """One record found on a line: a native audit event to map, or a reject."""
+
+    line: int
+    index: int | None
+    fmt: str
+    event: str | None = None  # native audit Event JSON, mapped by the same SQL as the fast path
+    raw: str | None = None  # what the source held, when it differs from `event` (GKE entries)
+    envelope: str | None = None  # the wrapper's own fields, without the embedded event
+    reason: str | None = None  # set for rejects
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _reject(line: int, index: int | None, reason: str) -> Record:
+    return Record(line=line, index=index, fmt="", reason=reason)
+
+
+def _json_error(exc: Exception) -> str:
+    return f"invalid JSON: {exc}"
+
+
+def parse_text(text: str) -> tuple[Any, str | None]:
+    """Return (value, None) for JSON text, or (None, reason)."""
+    try:
+        return orjson.loads(text), None
+    except orjson.JSONDecodeError as exc:
+        return None, _json_error(exc)
+
+
+def classify_line(text: str, line: int) -> list[Record]:
+    """Return the records a non-native line holds (events inside envelopes, or a reject)."""
+    text = text.strip().lstrip("\ufeff").strip()
+    value, error = parse_text(text)
+    if error is not None:
+        m = _EKS_EXPORT_LINE.match(text)
+        if m:
+            return _from_eks_message(m.group(2), {"timestamp": m.group(1)}, line, None)
+        if "\x00" in text:
+            error += " (the line holds NUL bytes)"
+        return [_reject(line, None, error)]
+    return classify_value(value, line, None, text)
+
+
+def classify_value(
+    value: Any, line: int, index: int | None, text: str | None = None
+) -> list[Record]:
+    """Return the records held by one parsed JSON value found at `line`."""
+    return _classify(value, line, index, text, 0)
+
+
+def _classify(
+    value: Any, line: int, index: int | None, text: str | None, depth: int
+) -> list[Record]:
+    if depth > MAX_ENVELOPE_DEPTH:
+        return [_reject(line, index, "envelopes nested too deeply")]
+    if isinstance(value, list):
+        if not value:
+            return [_reject(line, index, "empty JSON array: no events")]
+        return [
+            rec
+            for i, item in enumerate(value)
+            for rec in _classify(item, line, i if index is None else index, None, depth + 1)
+        ]
+    if not isinstance(value, dict):
+        return [_reject(line, index, f"not an audit event: a JSON {type(value).__name__}")]
+    if "auditID" in value or value.get("kind") == "Event":
+        # A native event the fast path could not map (BOM, odd whitespace, wrong types):
+        # the SQL mapping decides and gives the reason.
+        return [Record(line, index, NATIVE, event=text if text is not None else _dumps(value))]
+    items = value.get("items")
+    if value.get("kind") == "EventList" or (isinstance(items, list) and "kind" in value):
+        if not isinstance(items, list):
+            return [_reject(line, index, "EventList without an items list")]
+        return _children(items, line, index, depth, EVENTLIST)
+    if "protoPayload" in value:
+        return [_from_gke(value, line, index, text)]
+    records = _get_ci(value, "records")
+    if isinstance(records, list):
+        return _children(records, line, index, depth, AKS)
+    if _get_ci(value, "category") is not None and _get_ci(value, "properties") is not None:
+        return [_from_aks(value, line, index)]
+    events = value.get("events")
+    if isinstance(events, list) and all(isinstance(e, dict) and "message" in e for e in events):
+        return _children(events, line, index, depth, EKS)
+    if isinstance(value.get("message"), str):
+        envelope = {k: v for k, v in value.items() if k != "message"}
+        return _from_eks_message(value["message"], envelope, line, index)
+    keys = ", ".join(sorted(map(str, value))[:8]) or "none"
+    return [
+        _reject(line, index, f"not an audit event: no auditID and no known envelope (keys: {keys})")
+    ]
+
+
+def _children(items: list, line: int, index: int | None, depth: int, fmt: str) -> list[Record]:
+    out: list[Record] = []
+    for i, item in enumerate(items):
+        for rec in _classify(item, line, i if index is None else index, None, depth + 1):
+            if rec.fmt == NATIVE:
+                rec.fmt = fmt
+            out.append(rec)
+    if not items:
+        out.append(_reject(line, index, f"empty {fmt} envelope: no events"))
+    return out
+
+
+def _get_ci(obj: dict, key: str) -> Any:
+    """Return obj[key], matching the key case-insensitively (Azure exports vary)."""
+    if key in obj:
+        return obj[key]
+    for k, v in obj.items():
+        if isinstance(k, str) and k.lower() == key:
+            return v
+    return None
+
+
+def _from_eks_message(message: str, envelope: dict, line: int, index: int | None) -> list[Record]:
+    value, error = parse_text(message)
+    if error is not None:
+        return [_reject(line, index, f"EKS record whose message is not JSON: {error}")]
+    if not isinstance(value, dict) or not ("auditID" in value or value.get("kind") == "Event"):
+        return [_reject(line, index, "EKS record whose message is not an audit event")]
+    return [Record(line, index, EKS, event=message, envelope=_dumps(envelope))]
+
+
+def _from_aks(record: dict, line: int, index: int | None) -> Record:
+    category = _get_ci(record, "category")
+    if category not in AKS_AUDIT_CATEGORIES:
+        return _reject(line, index, f"AKS record of category {category!r}, not kube-audit")
+    props = _get_ci(record, "properties")
+    log = _get_ci(props, "log") if isinstance(props, dict) else None
+    envelope = {k: v for k, v in record.items() if k.lower() != "properties"}
+    if isinstance(props, dict):
+        envelope["properties"] = {k: v for k, v in props.items() if k.lower() != "log"}
+    if isinstance(log, str):
+        value, error = parse_text(log)
+        if error is not None:
+            return _reject(line, index, f"AKS properties.log is not JSON: {error}")
+        event_text = log
+    elif isinstance(log, dict):
+        value, event_text = log, _dumps(log)
+    else:
+        return _reject(line, index, "AKS record without properties.log")
+    if not isinstance(value, dict) or "auditID" not in value:
+        return _reject(line, index, "AKS properties.log is not an audit event")
+    return Record(line, index, AKS, event=event_text, envelope=_dumps(envelope))
+
+
+# --- GKE ---------------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"^v\d+(?:(?:alpha|beta)\d+)?$")
+
+
+def _group_from_method(labels: list[str]) -> str:
+    """Return the API group for the reversed-DNS prefix of a GKE methodName."""
+    if labels[:2] == ["io", "k8s"]:
+        rest = labels[2:]
+        if rest == ["core"] or not rest:
+            return ""
+        return ".".join(reversed(rest)) + ("" if len(rest) == 1 else ".k8s.io")
+    return ".".join(reversed(labels))
+
+
+def parse_gke_method(method: str) -> dict[str, str | None]:
+    """Return api_group, api_version, resource, subresource and verb of a GKE methodName."""
+    parts = method.split(".")
+    for i, part in enumerate(parts):
+        if _VERSION.match(part) and i + 2 < len(parts):
+            tail = parts[i + 1 :]
+            return {
+                "apiGroup": _group_from_method(parts[:i]),
+                "apiVersion": part,
+                "resource": tail[0],
+                "subresource": tail[1] if len(tail) > 2 else None,
+                "verb": tail[-1],
+            }
+    return {
+        "apiGroup": None,
+        "apiVersion": None,
+        "resource": None,
+        "subresource": None,
+        "verb": None,
+    }
+
+
+def parse_gke_resource_name(name: str) -> dict[str, str | None]:
+    """Return apiGroup, namespace, resource, name, subresource of a GKE resourceName."""
+    parts = [p for p in name.split("/") if p]
+    out: dict[str, str | None] = {"namespace": None, "name": None, "subresource": None}
+    if len(parts) < 3:
+        return out
+    out["apiGroup"] = "" if parts[0] == "core" else parts[0]
+    rest = parts[2:]
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) != 2:
+        out["namespace"], rest = rest[1], rest[2:]
+    elif len(rest) == 2 and rest[0] == "namespaces":
+        out["resource"], out["name"] = "namespaces", rest[1]
+        return out
+    if rest:
+        out["resource"] = rest[0]
+    if len(rest) > 1:
+        out["name"] = rest[1]
+    if len(rest) > 2:
+        out["subresource"] = rest[2]
+    return out
+
+
+def _http_code(payload: dict) -> int | None:
+    response = payload.get("response")
+    if isinstance(response, dict) and response.get("kind") == "Status":
+        code = response.get("code")
+        if isinstance(code, int):
+            return code
+    status = payload.get("status")
+    if status is None:
+        return None
+    if not isinstance(status, dict):
+        return None
+    code = status.get("code", 0)
+    return GRPC_TO_HTTP.get(code) if isinstance(code, int) else None
+
+
+def _strip_type(obj: Any) -> Any:
+    if isinstance(obj, dict) and "@type" in obj:
+        return {k: v for k, v in obj.items() if k != "@type"}
+    return obj
+
+
+def gke_to_native(entry: dict) -> dict:
+    """Return the native audit Event equivalent of a GKE Cloud Logging entry."""
+    payload = entry.get("protoPayload") or {}
+    if not isinstance(payload, dict):
+        raise ValueError("protoPayload is not an object")
+    method = payload.get("methodName") or ""
+    m = parse_gke_method(method) if isinstance(method, str) else {}
+    r = parse_gke_resource_name(payload.get("resourceName") or "")
+    operation = entry.get("operation") if isinstance(entry.get("operation"), dict) else {}
+    audit_id = operation.get("id") or entry.get("insertId")
+    auth = payload.get("authenticationInfo") or {}
+    meta = payload.get("requestMetadata") or {}
+    labels = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}
+    object_ref = {
+        "resource": r.get("resource") or m.get("resource"),
+        "namespace": r.get("namespace"),
+        "name": r.get("name"),
+        "apiGroup": m.get("apiGroup") if m.get("apiGroup") is not None else r.get("apiGroup"),
+        "apiVersion": m.get("apiVersion"),
+        "subresource": m.get("subresource") or r.get("subresource"),
+    }
+    event: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "auditID": audit_id,
+        # GKE writes one entry per request, once it has completed.
+        "stage": "ResponseComplete",
+        "verb": m.get("verb"),
+        "user": {"username": auth.get("principalEmail")},
+        "sourceIPs": [meta["callerIp"]] if meta.get("callerIp") else None,
+        "userAgent": meta.get("callerSuppliedUserAgent"),
+        "objectRef": {k: v for k, v in object_ref.items() if v is not None},
+        "requestReceivedTimestamp": entry.get("timestamp"),
+        "annotations": {k: v for k, v in labels.items() if isinstance(v, str)} or None,
+    }
+    code = _http_code(payload)
+    if code is not None:
+        event["responseStatus"] = {"code": code}
+    if payload.get("request") is not None:
+        event["requestObject"] = _strip_type(payload["request"])
+    if payload.get("response") is not None:
+        event["responseObject"] = _strip_type(payload["response"])
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def _from_gke(entry: dict, line: int, index: int | None, text: str | None) -> Record:
+    try:
+        event = gke_to_native(entry)
+    except (ValueError, AttributeError, TypeError) as exc:
+        return _reject(line, index, f"GKE entry that cannot be mapped: {exc}")
+    if not event.get("auditID"):
+        return _reject(line, index, "GKE entry without operation.id or insertId")
+    if (entry.get("protoPayload") or {}).get("serviceName", "k8s.io") != "k8s.io":
+        return _reject(line, index, "GKE entry from a service other than k8s.io")
+    raw = text if text is not None else _dumps(entry)
+    return Record(line, index, GKE, event=_dumps(event), raw=raw)
+
+
+# --- multi-line documents ----------------------------------------------------------------------
+
+_TOKENS = re.compile(rb'"(?:[^"\\\n]|\\.)*"|[{}\[\]:,\n]')
+
+
+def element_lines(data: bytes) -> list[int]:
+    """Return the 1-based line where each element of the document's event array starts.
+
+    The event array is the root array, or the `items` / `records` / `events` array of the root
+    object, the same containers `classify_value` unwraps.
+    """
+    line = 1
+    stack: list[str] = []  # 'o' object / 'a' array / 't' target array
+    last_key: bytes | None = None
+    prev: bytes | None = None
+    starts: list[int] = []
+    expecting_value = True
+    for m in _TOKENS.finditer(data):
+        tok = m.group()
+        if tok == b"\n":
+            line += 1
+            continue
+        in_target = bool(stack) and stack[-1] == "t"
+        if in_target and expecting_value and tok not in (b"]", b","):
+            starts.append(line)
+            expecting_value = False
+        if tok == b"{":
+            stack.append("o")
+        elif tok == b"[":
+            root_list = not stack
+            key_list = len(stack) == 1 and stack[0] == "o" and last_key in _ENVELOPE_KEYS
+            stack.append("t" if root_list or key_list else "a")
+            expecting_value = True
+        elif tok in (b"}", b"]"):
+            if stack:
+                stack.pop()
+        elif tok == b",":
+            expecting_value = True
+        elif tok == b":":
+            last_key = prev[1:-1].lower() if prev and prev.startswith(b'"') else None
+        prev = tok
+    return starts
+
+
+_ENVELOPE_KEYS = {b"items", b"records", b"events"}

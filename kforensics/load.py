@@ -1,0 +1,450 @@
+"""Loading audit logs into a case: every input record becomes an event, a duplicate or a reject."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from kforensics import formats
+from kforensics.case import connect, create_schema
+from kforensics.mapping import mapped_select
+from kforensics.progress import ByteProgress
+from kforensics.reader import MAX_LINE_BYTES, FileReader, Lines, discover, split_lines
+
+# Raw text kept for a reject: enough to see what it was, never the 20 MB line.
+REJECT_RAW_CHARS = 4096
+
+EVENT_COLUMNS = (
+    "event_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
+    "impersonated_user, source_ips, user_agent, resource, subresource, namespace, name, "
+    "api_group, api_version, request_uri, code, decision, reason, annotations, request_object, "
+    "response_object, source_format, source_line, source_index, raw, envelope"
+)
+
+CHUNK_SCHEMA = pa.schema(
+    [
+        ("source_line", pa.int64()),
+        ("source_index", pa.int32()),
+        ("line", pa.string()),
+        ("event", pa.string()),
+        ("raw", pa.string()),
+        ("envelope", pa.string()),
+        ("source_format", pa.string()),
+    ]
+)
+
+
+@dataclass
+class SourceStats:
+    """What one input file held and where each of its records went."""
+
+    path: str
+    sha256: str = ""
+    bytes: int = 0
+    compression: str = "none"
+    format: str = ""
+    lines_read: int = 0
+    blank_lines: int = 0
+    records: int = 0
+    events_loaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    formats: Counter = field(default_factory=Counter, repr=False)
+
+
+@dataclass
+class LoadResult:
+    """The outcome of one load: per-file accounting, reject reasons and audit-ID collisions."""
+
+    case: str
+    load_id: int
+    sources: list[SourceStats]
+    reject_reasons: list[tuple[str, int]]
+    collisions: int
+
+    @property
+    def events_loaded(self) -> int:
+        return sum(s.events_loaded for s in self.sources)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(s.duplicates for s in self.sources)
+
+    @property
+    def rejected(self) -> int:
+        return sum(s.rejected for s in self.sources)
+
+    @property
+    def anything_read(self) -> bool:
+        """True when at least one audit event was found (new or already in the case)."""
+        return self.events_loaded + self.duplicates > 0
+
+    def to_dict(self) -> dict:
+        """Return the result as plain JSON-able data."""
+        sources = []
+        for s in self.sources:
+            d = asdict(s)
+            d.pop("formats")
+            sources.append(d)
+        return {
+            "case": self.case,
+            "load_id": self.load_id,
+            "events_loaded": self.events_loaded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "audit_id_collisions": self.collisions,
+            "reject_reasons": [{"reason": r, "count": n} for r, n in self.reject_reasons],
+            "sources": sources,
+        }
+
+
+class _Loader:
+    def __init__(self, con: duckdb.DuckDBPyConnection, load_id: int):
+        self.con = con
+        self.load_id = load_id
+        self.rejects: list[tuple] = []
+        self.insert_sql = (
+            f"INSERT INTO events ({EVENT_COLUMNS}, source_file, load_id) "  # noqa: S608
+            f"SELECT {EVENT_COLUMNS}, $file, $load FROM ({mapped_select('chunk')}) "
+            "WHERE problem IS NULL RETURNING source_line, source_index"
+        )
+        self.problem_sql = (
+            "SELECT source_line, source_index, problem, coalesce(raw, event_text) "  # noqa: S608
+            f"FROM ({mapped_select('chunk')}) WHERE problem IS NOT NULL"
+        )
+
+    def _insert(self, chunk: pa.Table, stats: SourceStats) -> set[tuple[int, int | None]]:
+        self.con.register("chunk", chunk)
+        try:
+            done = self.con.execute(self.insert_sql, {"file": stats.path, "load": self.load_id})
+            rows = done.fetchall()
+        finally:
+            self.con.unregister("chunk")
+        stats.events_loaded += len(rows)
+        return set(rows)
+
+    def reject(
+        self, stats: SourceStats, line: int, index: int | None, reason: str, raw, new=True
+    ) -> None:
+        """Record a reject; `new` when it is a record not already counted in stats.records."""
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="backslashreplace")
+        size = None if raw is None else len(raw)
+        text = None if raw is None else raw[:REJECT_RAW_CHARS]
+        self.rejects.append((self.load_id, stats.path, line, index, reason, text, size))
+        stats.rejected += 1
+        stats.records += new
+
+    def lines(self, reader: FileReader, stats: SourceStats) -> None:
+        """Load a line-oriented file (native JSON lines, or one envelope per line)."""
+        next_line = 1
+        for block in reader.blocks():
+            lines = split_lines(block, next_line)
+            n = len(lines.numbers)
+            placeholders = [ln for ln in reader.oversized if next_line <= ln < next_line + n]
+            next_line += n
+            stats.lines_read += n
+            stats.blank_lines += lines.blank - len(placeholders)
+            chunk = pa.table(
+                {
+                    "source_line": pa.array(lines.numbers),
+                    "source_index": pa.nulls(n, pa.int32()),
+                    "line": lines.text,
+                    "event": pa.nulls(n, pa.string()),
+                    "raw": pa.nulls(n, pa.string()),
+                    "envelope": pa.nulls(n, pa.string()),
+                    "source_format": pa.array(np.full(n, formats.NATIVE, dtype=object)),
+                },
+                schema=CHUNK_SCHEMA,
+            )
+            try:
+                inserted = self._insert(chunk, stats)
+                if inserted:
+                    stats.formats[formats.NATIVE] += len(inserted)
+                stats.records += len(inserted)
+            except duckdb.InvalidInputException:
+                # Invalid UTF-8 somewhere in the block: take it line by line.
+                inserted = set()
+            self._leftovers(lines, inserted, stats, block)
+        for ln, size in sorted(reader.oversized.items()):
+            if ln >= next_line:
+                stats.lines_read += 1
+            self.reject(stats, ln, None, f"line longer than {MAX_LINE_BYTES} bytes ({size})", None)
+        if reader.error:
+            self.reject(stats, next_line, None, reader.error, None)
+
+    def _leftovers(self, lines: Lines, inserted: set, stats: SourceStats, block: bytes) -> None:
+        """Route the lines the fast path did not take to the envelope parsers or to rejects."""
+        valid = np.asarray(lines.text.is_valid())
+        numbers = lines.numbers[valid]
+        if inserted:
+            done = np.fromiter((ln for ln, _ in inserted), dtype=np.int64, count=len(inserted))
+            numbers = numbers[~np.isin(numbers, done)]
+        if not len(numbers):
+            return
+        offsets = np.frombuffer(lines.text.buffers()[1], dtype=np.int32)
+        first = int(lines.numbers[0])
+        records: list[formats.Record] = []
+        raw_text: dict[int, str] = {}
+        for ln in numbers.tolist():
+            i = ln - first
+            data = block[offsets[i] : offsets[i + 1]]
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.reject(stats, ln, None, f"invalid UTF-8 at byte {exc.start}", data)
+                continue
+            if not text.strip():
+                stats.blank_lines += 1
+                continue
+            raw_text[ln] = text.rstrip("\r\n")
+            records.extend(formats.classify_line(text, ln))
+        self.records(records, stats, raw_text)
+
+    def records(self, records: list[formats.Record], stats: SourceStats, raw_text: dict) -> None:
+        """Map unwrapped records through the shared SQL; reject what it cannot take."""
+        stats.records += len(records)
+        events = [r for r in records if r.reason is None]
+        for r in records:
+            if r.reason is not None:
+                self.reject(stats, r.line, r.index, r.reason, raw_text.get(r.line), new=False)
+        if not events:
+            return
+        chunk = pa.table(
+            {
+                "source_line": [r.line for r in events],
+                "source_index": [r.index for r in events],
+                "line": [None] * len(events),
+                "event": [r.event for r in events],
+                "raw": [r.raw for r in events],
+                "envelope": [r.envelope for r in events],
+                "source_format": [r.fmt for r in events],
+            },
+            schema=CHUNK_SCHEMA,
+        )
+        inserted = self._insert(chunk, stats)
+        stats.formats.update(r.fmt for r in events if (r.line, r.index) in inserted)
+        if len(inserted) == len(events):
+            return
+        self.con.register("chunk", chunk)
+        try:
+            problems = self.con.execute(self.problem_sql).fetchall()
+        finally:
+            self.con.unregister("chunk")
+        for line, index, problem, raw in problems:
+            self.reject(stats, line, index, problem, raw, new=False)
+
+    def document(self, data: bytes, stats: SourceStats) -> bool:
+        """Load a multi-line JSON document (EventList, array, envelope); False if not one."""
+        value, error = formats.parse_text(data.decode("utf-8", errors="strict"))
+        if error is not None:
+            return False
+        records = formats.classify_value(value, 1, None)
+        starts = formats.element_lines(data)
+        for r in records:
+            if r.index is not None and r.index < len(starts):
+                r.line = starts[r.index]
+        stats.lines_read = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        stats.blank_lines = sum(1 for ln in data.splitlines() if not ln.strip())
+        self.records(records, stats, {})
+        return True
+
+    def flush_rejects(self) -> None:
+        if not self.rejects:
+            return
+        cols = list(zip(*self.rejects, strict=True))
+        table = pa.table(
+            {
+                "load_id": pa.array(cols[0], pa.int32()),
+                "source_file": pa.array(cols[1], pa.string()),
+                "source_line": pa.array(cols[2], pa.int64()),
+                "source_index": pa.array(cols[3], pa.int32()),
+                "reason": pa.array(cols[4], pa.string()),
+                "raw": pa.array(cols[5], pa.string()),
+                "raw_bytes": pa.array(cols[6], pa.int64()),
+            }
+        )
+        self.con.register("reject_chunk", table)
+        self.con.execute("INSERT INTO rejects BY NAME SELECT * FROM reject_chunk")
+        self.con.unregister("reject_chunk")
+        self.rejects.clear()
+
+
+def _looks_like_document(block: bytes) -> bool:
+    """True when the file starts with JSON that does not fit on its first line."""
+    head = block.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] not in (b"{", b"["):
+        return False
+    first = head.split(b"\n", 1)[0]
+    return formats.parse_text(first.decode("utf-8", errors="replace"))[1] is not None
+
+
+def _load_file(loader: _Loader, path: Path, progress: ByteProgress) -> SourceStats:
+    stats = SourceStats(path=str(path))
+    reader = FileReader(path, on_bytes=progress.advance)
+    blocks = reader.blocks()
+    first = next(blocks, b"")
+    if _looks_like_document(first):
+        data = first + b"".join(blocks)
+        if not loader.document(data, stats):
+            loader.lines(_Replay(reader, [data]), stats)
+    else:
+        loader.lines(_Replay(reader, itertools.chain([first] if first else [], blocks)), stats)
+    stats.sha256, stats.bytes, stats.compression = reader.sha256, reader.bytes, reader.compression
+    stats.format = "+".join(sorted(stats.formats)) or "unknown"
+    loader.flush_rejects()
+    return stats
+
+
+class _Replay:
+    """A FileReader whose blocks were partly consumed already (for sniffing the format)."""
+
+    def __init__(self, reader: FileReader, blocks):
+        self._reader, self._blocks = reader, blocks
+
+    def blocks(self):
+        yield from self._blocks
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+
+def load(
+    case: str | Path,
+    paths: list[str | Path],
+    *,
+    progress: bool | None = None,
+    arguments: list[str] | None = None,
+) -> LoadResult:
+    """Load files, folders and globs into the case atomically; return the accounting."""
+    files = discover(paths)
+    total = sum(f.stat().st_size for f in files)
+    Path(case).parent.mkdir(parents=True, exist_ok=True)
+    con = connect(case, read_only=False)
+    try:
+        con.execute("SET preserve_insertion_order = false")
+        create_schema(con)
+        con.execute("BEGIN TRANSACTION")
+        load_id = con.execute("SELECT nextval('load_seq')").fetchone()[0]
+        con.execute(
+            "INSERT INTO loads VALUES ($id, $now, NULL, $v, $args)",
+            {
+                "id": load_id,
+                "now": datetime.now(UTC),
+                "v": _version(),
+                "args": arguments or [str(p) for p in paths],
+            },
+        )
+        loader = _Loader(con, load_id)
+        sources: list[SourceStats] = []
+        with ByteProgress(total, enabled=progress) as bar:
+            for path in files:
+                sources.append(_load_file(loader, path, bar))
+        _remove_duplicates(con, load_id, sources)
+        for s in sources:
+            con.execute(
+                "INSERT INTO sources VALUES ($load, $path, $sha, $bytes, $comp, $fmt, $lines, "
+                "$blank, $records, $loaded, $dups, $rejected)",
+                {
+                    "load": load_id,
+                    "path": s.path,
+                    "sha": s.sha256,
+                    "bytes": s.bytes,
+                    "comp": s.compression,
+                    "fmt": s.format,
+                    "lines": s.lines_read,
+                    "blank": s.blank_lines,
+                    "records": s.records,
+                    "loaded": s.events_loaded,
+                    "dups": s.duplicates,
+                    "rejected": s.rejected,
+                },
+            )
+        con.execute(
+            "UPDATE loads SET finished_at = $now WHERE load_id = $id",
+            {"now": datetime.now(UTC), "id": load_id},
+        )
+        reasons = con.execute(
+            "SELECT reason, count(*) FROM rejects WHERE load_id = $id GROUP BY reason "
+            "ORDER BY count(*) DESC, reason",
+            {"id": load_id},
+        ).fetchall()
+        collisions = con.execute(
+            "SELECT count(*) FROM audit_id_collisions c WHERE EXISTS (SELECT 1 FROM events e "
+            "WHERE e.load_id = $id AND e.audit_id = c.audit_id)",
+            {"id": load_id},
+        ).fetchone()[0]
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+    finally:
+        con.close()
+    return LoadResult(str(case), load_id, sources, reasons, collisions)
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _remove_duplicates(con: duckdb.DuckDBPyConnection, load_id: int, sources: list) -> None:
+    """Delete this load's events already in the case (or seen earlier in this load)."""
+    order = pa.table({"source_file": [s.path for s in sources], "seq": list(range(len(sources)))})
+    con.register("file_order", order)
+    try:
+        had_events = con.execute(
+            "SELECT count(*) > 0 FROM events WHERE load_id < $id", {"id": load_id}
+        ).fetchone()[0]
+        scope = (
+            "WHERE event_id IN (SELECT event_id FROM events WHERE load_id = $id)"
+            if had_events
+            else "WHERE load_id = $id"
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE dup AS
+            WITH repeated AS (
+                SELECT event_id FROM events {scope} GROUP BY event_id HAVING count(*) > 1
+            )
+            SELECT rid, source_file FROM (
+                SELECT e.rowid AS rid, e.source_file, e.load_id,
+                       row_number() OVER (
+                           PARTITION BY e.event_id
+                           ORDER BY e.load_id, o.seq, e.source_line, e.source_index
+                       ) AS rn
+                FROM events e
+                JOIN repeated USING (event_id)
+                LEFT JOIN file_order o ON e.load_id = $id AND o.source_file = e.source_file
+            ) WHERE rn > 1 AND load_id = $id
+            """,  # noqa: S608 (scope is one of two constant strings)
+            {"id": load_id},
+        )
+        counts = dict(con.execute("SELECT source_file, count(*) FROM dup GROUP BY 1").fetchall())
+        if counts:
+            con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM dup)")
+        con.execute("DROP TABLE dup")
+    finally:
+        con.unregister("file_order")
+    for s in sources:
+        n = counts.get(s.path, 0)
+        s.duplicates += n
+        s.events_loaded -= n
+
+
+def _version() -> str:
+    from kforensics import __version__
+
+    return __version__
+
+
+__all__ = ["LoadResult", "SourceStats", "load"]

@@ -1,0 +1,138 @@
+"""The one SQL mapping from a native audit Event (JSON text) onto the canonical `events` columns.
+
+Every shape ends here: native lines straight from the file, and the events that `formats.py`
+unwraps from EventLists and cloud envelopes. The JSON is parsed once per event, with an explicit
+type (DuckDB's inference fails on audit logs: `requestObject` differs per resource).
+"""
+
+from __future__ import annotations
+
+import json
+
+_USER = {"username": "VARCHAR", "uid": "VARCHAR", "groups": "JSON", "extra": "JSON"}
+
+# Every field of audit.k8s.io/v1 and v1beta1 Event. The hash behind event_id covers all of them.
+EVENT_TYPE = {
+    "kind": "VARCHAR",
+    "apiVersion": "VARCHAR",
+    "metadata": "JSON",
+    "level": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "auditID": "VARCHAR",
+    "stage": "VARCHAR",
+    "requestURI": "VARCHAR",
+    "verb": "VARCHAR",
+    "user": _USER,
+    "impersonatedUser": _USER,
+    "sourceIPs": "JSON",
+    "userAgent": "VARCHAR",
+    "objectRef": {
+        "resource": "VARCHAR",
+        "namespace": "VARCHAR",
+        "name": "VARCHAR",
+        "uid": "VARCHAR",
+        "apiGroup": "VARCHAR",
+        "apiVersion": "VARCHAR",
+        "resourceVersion": "VARCHAR",
+        "subresource": "VARCHAR",
+    },
+    "responseStatus": {
+        "metadata": "JSON",
+        "status": "VARCHAR",
+        "message": "VARCHAR",
+        "reason": "VARCHAR",
+        "details": "JSON",
+        "code": "JSON",
+    },
+    "requestObject": "JSON",
+    "responseObject": "JSON",
+    "requestReceivedTimestamp": "VARCHAR",
+    "stageTimestamp": "VARCHAR",
+    "annotations": "JSON",
+}
+
+_TYPE_LITERAL = json.dumps(EVENT_TYPE).replace("'", "''")
+
+
+def _problem() -> str:
+    """SQL CASE giving the reason an event cannot be loaded, or NULL when it can."""
+    return """CASE
+        WHEN e IS NULL THEN 'invalid JSON'
+        WHEN e.auditID IS NULL OR e.auditID = '' THEN
+            'not an audit event: no auditID'
+        WHEN e.responseStatus.code IS NOT NULL AND code IS NULL THEN
+            'responseStatus.code is not an HTTP status code: ' || left(e.responseStatus.code, 60)
+        WHEN e.sourceIPs IS NOT NULL AND source_ips IS NULL THEN
+            'sourceIPs is not a list of strings: ' || left(e.sourceIPs, 60)
+        WHEN e.user.groups IS NOT NULL AND user_groups IS NULL THEN
+            'user.groups is not a list of strings: ' || left(e.user.groups, 60)
+        WHEN e.annotations IS NOT NULL AND annotations IS NULL THEN
+            'annotations is not an object of strings: ' || left(e.annotations, 60)
+        WHEN e.requestReceivedTimestamp IS NOT NULL AND rts IS NULL THEN
+            'requestReceivedTimestamp is not a timestamp: ' || left(e.requestReceivedTimestamp, 60)
+        WHEN e.stageTimestamp IS NOT NULL AND stage_ts IS NULL THEN
+            'stageTimestamp is not a timestamp: ' || left(e.stageTimestamp, 60)
+        WHEN coalesce(rts, stage_ts, old_ts) IS NULL THEN
+            'no timestamp: requestReceivedTimestamp, stageTimestamp and timestamp are all missing'
+    END"""
+
+
+def mapped_select(chunk: str) -> str:
+    """Return a SELECT mapping each row of `chunk` to the events columns plus `problem`.
+
+    `chunk` is a table or view with: source_line BIGINT, source_index INTEGER, line VARCHAR
+    (the text as read, possibly with a trailing newline), event VARCHAR (native event JSON when
+    it differs from line, else NULL), raw VARCHAR (what to keep as raw when it differs from
+    the event, else NULL), envelope VARCHAR, source_format VARCHAR.
+    """
+    return f"""
+    SELECT
+        md5(to_json(e)) AS event_id,
+        e.auditID AS audit_id,
+        e.stage AS stage,
+        e.level AS level,
+        coalesce(rts, old_ts, stage_ts) AS ts,
+        stage_ts,
+        e.verb AS verb,
+        e.user.username AS username,
+        user_groups,
+        e.impersonatedUser.username AS impersonated_user,
+        source_ips,
+        e.userAgent AS user_agent,
+        e.objectRef.resource AS resource,
+        e.objectRef.subresource AS subresource,
+        e.objectRef.namespace AS namespace,
+        e.objectRef.name AS name,
+        e.objectRef.apiGroup AS api_group,
+        e.objectRef.apiVersion AS api_version,
+        e.requestURI AS request_uri,
+        code,
+        annotations['authorization.k8s.io/decision'] AS decision,
+        annotations['authorization.k8s.io/reason'] AS reason,
+        annotations,
+        e.requestObject AS request_object,
+        e.responseObject AS response_object,
+        source_format,
+        source_line,
+        source_index,
+        coalesce(raw, event_text) AS raw,
+        envelope::JSON AS envelope,
+        {_problem()} AS problem
+    FROM (
+        SELECT *,
+            try_cast(e.responseStatus.code AS INTEGER) AS code,
+            try_cast(e.sourceIPs AS VARCHAR[]) AS source_ips,
+            try_cast(e.user.groups AS VARCHAR[]) AS user_groups,
+            try_cast(e.annotations AS MAP(VARCHAR, VARCHAR)) AS annotations,
+            try_cast(e.requestReceivedTimestamp AS TIMESTAMPTZ) AS rts,
+            try_cast(e.stageTimestamp AS TIMESTAMPTZ) AS stage_ts,
+            try_cast(e."timestamp" AS TIMESTAMPTZ) AS old_ts
+        FROM (
+            SELECT source_line, source_index, raw, envelope, source_format, event_text,
+                   try(from_json(event_text, '{_TYPE_LITERAL}')) AS e
+            FROM (
+                SELECT *, coalesce(event, rtrim(line, e'\\r\\n')) AS event_text FROM {chunk}
+            )
+        )
+    )
+    """  # noqa: S608 (chunk is a fixed internal table name, never data)

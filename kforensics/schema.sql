@@ -1,0 +1,90 @@
+-- The canonical case schema. Users and other tools query it: keep it stable.
+CREATE SEQUENCE IF NOT EXISTS load_seq START 1;
+
+CREATE TABLE IF NOT EXISTS loads (
+    load_id      INTEGER PRIMARY KEY,
+    started_at   TIMESTAMPTZ NOT NULL,
+    finished_at  TIMESTAMPTZ,
+    kforensics   VARCHAR NOT NULL,
+    arguments    VARCHAR[] NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sources (
+    load_id        INTEGER NOT NULL,
+    path           VARCHAR NOT NULL,
+    sha256         VARCHAR NOT NULL,
+    bytes          BIGINT NOT NULL,
+    compression    VARCHAR NOT NULL,
+    format         VARCHAR NOT NULL,
+    lines_read     BIGINT NOT NULL,
+    blank_lines    BIGINT NOT NULL,
+    records        BIGINT NOT NULL,
+    events_loaded  BIGINT NOT NULL,
+    duplicates     BIGINT NOT NULL,
+    rejected       BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    load_id      INTEGER NOT NULL,
+    source_file  VARCHAR NOT NULL,
+    source_line  BIGINT NOT NULL,
+    source_index INTEGER,
+    reason       VARCHAR NOT NULL,
+    raw          VARCHAR,
+    raw_bytes    BIGINT
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    event_id          VARCHAR NOT NULL,
+    audit_id          VARCHAR NOT NULL,
+    stage             VARCHAR,
+    level             VARCHAR,
+    ts                TIMESTAMPTZ NOT NULL,
+    stage_ts          TIMESTAMPTZ,
+    verb              VARCHAR,
+    username          VARCHAR,
+    user_groups       VARCHAR[],
+    impersonated_user VARCHAR,
+    source_ips        VARCHAR[],
+    user_agent        VARCHAR,
+    resource          VARCHAR,
+    subresource       VARCHAR,
+    namespace         VARCHAR,
+    name              VARCHAR,
+    api_group         VARCHAR,
+    api_version       VARCHAR,
+    request_uri       VARCHAR,
+    code              INTEGER,
+    decision          VARCHAR,
+    reason            VARCHAR,
+    annotations       MAP(VARCHAR, VARCHAR),
+    request_object    JSON,
+    response_object   JSON,
+    source_format     VARCHAR NOT NULL,
+    source_file       VARCHAR NOT NULL,
+    source_line       BIGINT NOT NULL,
+    source_index      INTEGER,
+    load_id           INTEGER NOT NULL,
+    raw               JSON NOT NULL,
+    envelope          JSON
+);
+
+-- One row per request: the final stage logged for each audit ID, for counts that must not double.
+CREATE OR REPLACE VIEW requests AS
+SELECT * FROM events
+QUALIFY row_number() OVER (
+    PARTITION BY audit_id
+    ORDER BY CASE stage WHEN 'RequestReceived' THEN 0 WHEN 'ResponseStarted' THEN 1
+                        WHEN 'ResponseComplete' THEN 2 WHEN 'Panic' THEN 3 ELSE -1 END DESC,
+             stage_ts DESC NULLS LAST, event_id
+) = 1;
+
+-- Different events logged under one audit ID and stage: the API server takes a client's
+-- Audit-ID header as the audit ID, so a collision can mean tampering.
+CREATE OR REPLACE VIEW audit_id_collisions AS
+SELECT audit_id, stage, count(*) AS events, list(event_id ORDER BY event_id) AS event_ids,
+       list(DISTINCT username) AS usernames,
+       list(source_file || ':' || source_line ORDER BY source_file, source_line) AS evidence
+FROM events
+GROUP BY audit_id, stage
+HAVING count(*) > 1;
