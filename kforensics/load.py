@@ -18,6 +18,8 @@ from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
 from kforensics.reader import MAX_LINE_BYTES, FileReader, Lines, discover, split_lines
 
+ARROW_BATCH_ROWS = 16384
+
 # Raw text kept for a reject: enough to see what it was, never the 20 MB line.
 REJECT_RAW_CHARS = 4096
 
@@ -113,22 +115,25 @@ class _Loader:
         self.insert_sql = (
             f"INSERT INTO events ({EVENT_COLUMNS}, source_file, load_id) "  # noqa: S608
             f"SELECT {EVENT_COLUMNS}, $file, $load FROM ({mapped_select('chunk')}) "
-            "WHERE problem IS NULL RETURNING source_line, source_index"
+            "WHERE problem IS NULL"
         )
         self.problem_sql = (
             "SELECT source_line, source_index, problem, coalesce(raw, event_text) "  # noqa: S608
             f"FROM ({mapped_select('chunk')}) WHERE problem IS NOT NULL"
         )
 
-    def _insert(self, chunk: pa.Table, stats: SourceStats) -> set[tuple[int, int | None]]:
+    def _insert(self, chunk: pa.Table, stats: SourceStats) -> int:
+        """Insert the chunk's mappable events; return how many."""
+        # DuckDB scans one Arrow batch per thread: small batches keep every core busy.
+        chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=ARROW_BATCH_ROWS))
+        params = {"file": stats.path, "load": self.load_id}
         self.con.register("chunk", chunk)
         try:
-            done = self.con.execute(self.insert_sql, {"file": stats.path, "load": self.load_id})
-            rows = done.fetchall()
+            count = self.con.execute(self.insert_sql, params).fetchone()[0]
         finally:
             self.con.unregister("chunk")
-        stats.events_loaded += len(rows)
-        return set(rows)
+        stats.events_loaded += count
+        return count
 
     def reject(
         self, stats: SourceStats, line: int, index: int | None, reason: str, raw, new=True
@@ -145,57 +150,72 @@ class _Loader:
     def lines(self, reader: FileReader, stats: SourceStats) -> None:
         """Load a line-oriented file (native JSON lines, or one envelope per line)."""
         next_line = 1
-        for block in reader.blocks():
+        ordinal = -1
+        for ordinal, block in enumerate(reader.blocks()):
             lines = split_lines(block, next_line)
             n = len(lines.numbers)
-            placeholders = [ln for ln in reader.oversized if next_line <= ln < next_line + n]
+            if ordinal in reader.oversized:
+                self._oversized(stats, next_line, reader.oversized[ordinal])
+                lines.blank -= 1
             next_line += n
             stats.lines_read += n
-            stats.blank_lines += lines.blank - len(placeholders)
+            stats.blank_lines += lines.blank
+            line_numbers = np.zeros(2 * n, dtype=np.int64)
+            line_numbers[0::2] = lines.numbers
             chunk = pa.table(
                 {
-                    "source_line": pa.array(lines.numbers),
-                    "source_index": pa.nulls(n, pa.int32()),
+                    "source_line": line_numbers,
+                    "source_index": pa.nulls(2 * n, pa.int32()),
                     "line": lines.text,
-                    "event": pa.nulls(n, pa.string()),
-                    "raw": pa.nulls(n, pa.string()),
-                    "envelope": pa.nulls(n, pa.string()),
-                    "source_format": pa.array(np.full(n, formats.NATIVE, dtype=object)),
+                    "event": pa.nulls(2 * n, pa.string()),
+                    "raw": pa.nulls(2 * n, pa.string()),
+                    "envelope": pa.nulls(2 * n, pa.string()),
+                    "source_format": pa.array(np.full(2 * n, formats.NATIVE, dtype=object)),
                 },
                 schema=CHUNK_SCHEMA,
             )
             try:
                 inserted = self._insert(chunk, stats)
-                if inserted:
-                    stats.formats[formats.NATIVE] += len(inserted)
-                stats.records += len(inserted)
             except duckdb.InvalidInputException:
                 # Invalid UTF-8 somewhere in the block: take it line by line.
-                inserted = set()
-            self._leftovers(lines, inserted, stats, block)
-        for ln, size in sorted(reader.oversized.items()):
-            if ln >= next_line:
-                stats.lines_read += 1
-            self.reject(stats, ln, None, f"line longer than {MAX_LINE_BYTES} bytes ({size})", None)
+                inserted = 0
+            stats.formats[formats.NATIVE] += inserted
+            stats.records += inserted
+            if inserted < n - lines.blank:
+                self._leftovers(lines, stats, inserted > 0)
+        last = len(reader.oversized) and max(reader.oversized)
+        if reader.oversized and last not in range(ordinal + 1):
+            stats.lines_read += 1
+            self._oversized(stats, next_line, reader.oversized[last])
         if reader.error:
             self.reject(stats, next_line, None, reader.error, None)
 
-    def _leftovers(self, lines: Lines, inserted: set, stats: SourceStats, block: bytes) -> None:
+    def _oversized(self, stats: SourceStats, line: int, size: int) -> None:
+        self.reject(stats, line, None, f"line longer than {MAX_LINE_BYTES} bytes ({size})", None)
+
+    def _leftovers(self, lines: Lines, stats: SourceStats, some_inserted: bool) -> None:
         """Route the lines the fast path did not take to the envelope parsers or to rejects."""
-        valid = np.asarray(lines.text.is_valid())
-        numbers = lines.numbers[valid]
-        if inserted:
-            done = np.fromiter((ln for ln, _ in inserted), dtype=np.int64, count=len(inserted))
+        numbers = lines.numbers[lines.valid]
+        if some_inserted:
+            done = self.con.execute(
+                "SELECT source_line FROM events WHERE load_id = $load AND source_file = $file "
+                "AND source_line BETWEEN $lo AND $hi",
+                {
+                    "load": self.load_id,
+                    "file": stats.path,
+                    "lo": int(lines.numbers[0]),
+                    "hi": int(lines.numbers[-1]),
+                },
+            ).fetchnumpy()["source_line"]
             numbers = numbers[~np.isin(numbers, done)]
         if not len(numbers):
             return
-        offsets = np.frombuffer(lines.text.buffers()[1], dtype=np.int32)
         first = int(lines.numbers[0])
         records: list[formats.Record] = []
         raw_text: dict[int, str] = {}
         for ln in numbers.tolist():
             i = ln - first
-            data = block[offsets[i] : offsets[i + 1]]
+            data = lines.line_bytes(i)
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -204,7 +224,7 @@ class _Loader:
             if not text.strip():
                 stats.blank_lines += 1
                 continue
-            raw_text[ln] = text.rstrip("\r\n")
+            raw_text[ln] = text
             records.extend(formats.classify_line(text, ln))
         self.records(records, stats, raw_text)
 
@@ -230,16 +250,17 @@ class _Loader:
             schema=CHUNK_SCHEMA,
         )
         inserted = self._insert(chunk, stats)
-        stats.formats.update(r.fmt for r in events if (r.line, r.index) in inserted)
-        if len(inserted) == len(events):
-            return
-        self.con.register("chunk", chunk)
-        try:
-            problems = self.con.execute(self.problem_sql).fetchall()
-        finally:
-            self.con.unregister("chunk")
-        for line, index, problem, raw in problems:
-            self.reject(stats, line, index, problem, raw, new=False)
+        failed: set[tuple[int, int | None]] = set()
+        if inserted < len(events):
+            self.con.register("chunk", chunk)
+            try:
+                problems = self.con.execute(self.problem_sql).fetchall()
+            finally:
+                self.con.unregister("chunk")
+            for line, index, problem, raw in problems:
+                failed.add((line, index))
+                self.reject(stats, line, index, problem, raw, new=False)
+        stats.formats.update(r.fmt for r in events if (r.line, r.index) not in failed)
 
     def document(self, data: bytes, stats: SourceStats) -> bool:
         """Load a multi-line JSON document (EventList, array, envelope); False if not one."""
@@ -277,12 +298,19 @@ class _Loader:
         self.rejects.clear()
 
 
-def _looks_like_document(block: bytes) -> bool:
+def _looks_like_document(block) -> bool:
     """True when the file starts with JSON that does not fit on its first line."""
-    head = block.lstrip(b"\xef\xbb\xbf \t\r\n")
+    view = memoryview(block)
+    head = bytes(view[: 1 << 16]).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head[:1] not in (b"{", b"["):
         return False
-    first = head.split(b"\n", 1)[0]
+    skipped = min(len(view), 1 << 16) - len(head)
+    end = bytes(view).find(b"\n", skipped) if len(view) > 1 << 16 else -1
+    first = (
+        head.split(b"\n", 1)[0]
+        if b"\n" in head
+        else bytes(view[skipped : end if end >= 0 else None])
+    )
     return formats.parse_text(first.decode("utf-8", errors="replace"))[1] is not None
 
 
@@ -292,7 +320,7 @@ def _load_file(loader: _Loader, path: Path, progress: ByteProgress) -> SourceSta
     blocks = reader.blocks()
     first = next(blocks, b"")
     if _looks_like_document(first):
-        data = first + b"".join(blocks)
+        data = b"".join([first, *blocks])
         if not loader.document(data, stats):
             loader.lines(_Replay(reader, [data]), stats)
     else:

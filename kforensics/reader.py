@@ -6,6 +6,8 @@ import glob
 import gzip
 import hashlib
 import os
+import queue
+import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -67,21 +69,36 @@ class _HashingFile:
         self.bytes = 0
         self.on_bytes = on_bytes
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
+    def _seen(self, data) -> None:
         self.sha256.update(data)
         self.bytes += len(data)
-        if self.on_bytes and data:
+        if self.on_bytes and len(data):
             self.on_bytes(len(data))
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self._seen(data)
         return data
+
+    def readinto(self, b) -> int:
+        n = self.raw.readinto(b)
+        self._seen(memoryview(b)[:n])
+        return n
 
     def readable(self) -> bool:
         return True
 
 
+_DONE = object()
+
+
 @dataclass
 class FileReader:
-    """Reads one file as blocks that end on a line boundary; records hash, size and errors."""
+    """Reads one file as blocks that end on a line boundary; records hash, size and errors.
+
+    A background thread reads, hashes and decompresses the next block while the caller
+    works on the current one (hashlib, zlib and file reads release the GIL).
+    """
 
     path: Path
     on_bytes: Callable[[int], None] | None = None
@@ -90,23 +107,52 @@ class FileReader:
     sha256: str = ""
     bytes: int = 0
     error: str | None = None
+    # Lines over MAX_LINE_BYTES, by the ordinal of the block whose first line stands in for
+    # them (an empty placeholder line), or the ordinal after the last block when at the end.
     oversized: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    _hasher: _HashingFile | None = field(default=None, repr=False)
 
-    def blocks(self) -> Iterator[bytes]:
+    def blocks(self) -> Iterator[memoryview]:
         """Yield blocks of whole lines (the last may lack its newline); set `error` on failure."""
+        q: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for block in self._produce():
+                    while not stop.is_set():
+                        try:
+                            q.put(block, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(_DONE)
+            except BaseException as exc:  # handed to the consumer, raised there
+                q.put(exc)
+
+        thread = threading.Thread(target=produce, name=f"read {self.path}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    def _produce(self) -> Iterator[memoryview]:
         with open(self.path, "rb") as fh:
-            hasher = self._hasher = _HashingFile(fh, self.on_bytes)
-            head = fh.read(2)
-            hasher.sha256.update(head)
-            hasher.bytes += len(head)
-            if self.on_bytes and head:
-                self.on_bytes(len(head))
-            if head == GZIP_MAGIC:
+            hasher = _HashingFile(fh, self.on_bytes)
+            if fh.peek(2)[:2] == GZIP_MAGIC:
                 self.compression = "gzip"
-                stream = gzip.GzipFile(fileobj=_Prefixed(head, hasher), mode="rb")
+                stream = gzip.GzipFile(fileobj=hasher, mode="rb")
             else:
-                stream = _Prefixed(head, hasher)
+                stream = hasher
             yield from self._split(stream)
             # Hash whatever a decoding error left unread, so sha256 is the file's.
             while hasher.read(1 << 20):
@@ -114,92 +160,101 @@ class FileReader:
         self.sha256 = hasher.sha256.hexdigest()
         self.bytes = hasher.bytes
 
-    def _split(self, stream) -> Iterator[bytes]:
+    def _split(self, stream) -> Iterator[memoryview]:
         carry = b""
         skipping = False  # inside a line longer than MAX_LINE_BYTES: drop it up to its newline
-        lines = 0
+        ordinal = 0  # blocks yielded so far
         while True:
+            buf = bytearray(self.block_size + len(carry))
+            buf[: len(carry)] = carry
+            view = memoryview(buf)
             try:
-                data = stream.read(self.block_size)
+                n = stream.readinto(view[len(carry) :])
             except (OSError, EOFError, zlib.error) as exc:
                 self.error = f"corrupt gzip stream: {exc}"
-                data = b""
-            if not data:
+                n = 0
+            total = len(carry) + n
+            if n == 0:
                 if carry:
-                    yield carry
+                    ordinal += 1
+                    yield view[:total]
                 return
+            start = 0
             if skipping:
-                cut = data.find(b"\n")
+                cut = buf.find(b"\n", 0, total)
                 if cut < 0:
-                    self.oversized[lines + 1] += len(data)
+                    self.oversized[ordinal] += total
+                    carry = b""
                     continue
-                self.oversized[lines + 1] += cut
+                self.oversized[ordinal] += cut
                 skipping = False
-                data = b"\n" + data[cut + 1 :]
-            cut = data.rfind(b"\n")
+                # The newline stays, as a blank placeholder for the rejected line.
+                start = cut
+            cut = buf.rfind(b"\n", start, total)
             if cut < 0:
-                carry += data
+                carry = bytes(view[start:total])
                 if len(carry) > MAX_LINE_BYTES:
-                    # Keep the evidence counted, not the 2 GiB: the line becomes a reject.
-                    self.oversized[lines + 1] = len(carry)
+                    # Count the line as a reject without holding it all in memory.
+                    self.oversized[ordinal] = len(carry)
                     carry, skipping = b"", True
                 continue
-            block = carry + data[: cut + 1] if carry else data[: cut + 1]
-            carry = data[cut + 1 :]
-            lines += block.count(b"\n")
-            yield block
-
-
-class _Prefixed:
-    """Replays the already-read magic bytes before the rest of the file."""
-
-    def __init__(self, head: bytes, inner: _HashingFile):
-        self.head = head
-        self.inner = inner
-
-    def read(self, n: int = -1) -> bytes:
-        head, self.head = self.head, b""
-        if n is not None and n >= 0:
-            return head + self.inner.read(max(n - len(head), 0))
-        return head + self.inner.read()
-
-    def readable(self) -> bool:
-        return True
+            carry = bytes(view[cut + 1 : total])
+            ordinal += 1
+            yield view[start : cut + 1]
 
 
 @dataclass
 class Lines:
-    """The lines of one block: an Arrow string array (blank lines null) and their numbers."""
+    """The lines of one block as Arrow strings without their line ends, and their numbers.
+
+    `text` interleaves each line with its line end ("\n" or "\r\n"), so both views share the
+    block's memory with no copy: element 2i is line i, element 2i+1 its (null) line end. Blank
+    lines are null too.
+    """
 
     text: pa.Array
     numbers: np.ndarray
-    blank: int
+    valid: np.ndarray
+    offsets: np.ndarray
+    block: memoryview | bytes
+
+    @property
+    def blank(self) -> int:
+        return int(len(self.valid) - self.valid.sum())
+
+    def line_bytes(self, i: int) -> bytes:
+        """Return the bytes of the i-th line of the block, without its line end."""
+        return bytes(self.block[self.offsets[2 * i] : self.offsets[2 * i + 1]])
 
 
-def split_lines(block: bytes, first_line: int) -> Lines:
-    """Return the lines of a block of whole lines; each keeps its trailing newline bytes."""
+def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
+    """Return the lines of a block of whole lines (the last may lack its newline)."""
     buf = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(buf == 10)
-    ends = nl + 1
-    if len(block) and block[-1:] != b"\n":
-        ends = np.append(ends, len(block))
-    starts = np.empty_like(ends)
-    if len(ends):
-        starts[0] = 0
-        starts[1:] = ends[:-1]
-    content = ends - starts - (buf[ends - 1] == 10) if len(ends) else ends
-    if len(ends):
-        has_cr = (content > 0) & (buf[np.maximum(starts + content - 1, 0)] == 13)
-        content = content - has_cr
-    valid = content > 0
-    offsets = np.empty(len(ends) + 1, dtype=np.int32)
-    offsets[0] = 0
-    offsets[1:] = ends
+    ends = nl + 1  # where each line, with its line end, stops
+    if len(buf) and buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    n = len(ends)
+    starts = np.zeros(n, dtype=np.int64)
+    starts[1:] = ends[:-1]
+    content_end = ends.copy()
+    if n:
+        has_nl = buf[ends - 1] == 10
+        content_end -= has_nl
+        has_cr = (content_end > starts) & (buf[np.maximum(content_end - 1, 0)] == 13)
+        content_end -= has_cr
+    valid = content_end > starts
+    offsets = np.empty(2 * n + 1, dtype=np.int32)
+    offsets[0:-1:2] = starts
+    offsets[1::2] = content_end
+    offsets[-1] = len(buf)
+    mask = np.zeros(2 * n, dtype=bool)
+    mask[0::2] = valid
     text = pa.StringArray.from_buffers(
-        len(ends),
+        2 * n,
         pa.py_buffer(offsets),
         pa.py_buffer(block),
-        pa.array(valid, type=pa.bool_()).buffers()[1],
+        pa.array(mask, type=pa.bool_()).buffers()[1],
     )
-    numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
-    return Lines(text=text, numbers=numbers, blank=int(len(ends) - valid.sum()))
+    numbers = np.arange(first_line, first_line + n, dtype=np.int64)
+    return Lines(text=text, numbers=numbers, valid=valid, offsets=offsets, block=block)

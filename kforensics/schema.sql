@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     raw_bytes    BIGINT
 );
 
+-- Big JSON columns use zstd: faster to write and smaller than the default for long text.
 CREATE TABLE IF NOT EXISTS events (
     event_id          VARCHAR NOT NULL,
     audit_id          VARCHAR NOT NULL,
@@ -58,15 +59,15 @@ CREATE TABLE IF NOT EXISTS events (
     decision          VARCHAR,
     reason            VARCHAR,
     annotations       MAP(VARCHAR, VARCHAR),
-    request_object    JSON,
-    response_object   JSON,
+    request_object    JSON USING COMPRESSION zstd,
+    response_object   JSON USING COMPRESSION zstd,
     source_format     VARCHAR NOT NULL,
     source_file       VARCHAR NOT NULL,
     source_line       BIGINT NOT NULL,
     source_index      INTEGER,
     load_id           INTEGER NOT NULL,
-    raw               JSON NOT NULL,
-    envelope          JSON
+    raw               JSON USING COMPRESSION zstd NOT NULL,
+    envelope          JSON USING COMPRESSION zstd
 );
 
 -- One row per request: the final stage logged for each audit ID, for counts that must not double.
