@@ -81,29 +81,45 @@ def classify_line(text: str, line: int) -> list[Record]:
         if "\x00" in text:
             error += " (the line holds NUL bytes)"
         return [_reject(line, None, error)]
-    return classify_value(value, line, None, text)
+    return classify_value(value, line, text.encode("utf-8"))
 
 
-def classify_value(
-    value: Any, line: int, index: int | None, text: str | None = None
-) -> list[Record]:
-    """Return the records held by one parsed JSON value found at `line`."""
-    return _classify(value, line, index, text, 0)
+def classify_value(value: Any, line: int, data: bytes | None = None) -> list[Record]:
+    """Return the records held by one parsed JSON value (whose text is `data`) at `line`.
+
+    Elements of an event array get the line they start on and their own text, when `data` is
+    given.
+    """
+    if data is None or not _has_event_array(value):
+        return _classify(value, line, None, data.decode("utf-8") if data else None, 0)
+    spans = element_spans(data)
+    texts = [(line + ln - 1, minified(data[a:b])) for ln, a, b in spans]
+    return _classify(value, line, None, None, 0, texts)
+
+
+def _has_event_array(value: Any) -> bool:
+    if isinstance(value, list):
+        return True
+    return isinstance(value, dict) and any(
+        isinstance(_get_ci(value, k), list) for k in ("items", "records", "events")
+    )
 
 
 def _classify(
-    value: Any, line: int, index: int | None, text: str | None, depth: int
+    value: Any,
+    line: int,
+    index: int | None,
+    text: str | None,
+    depth: int,
+    texts: list[tuple[int, str]] | None = None,
 ) -> list[Record]:
+    """Classify one value; `texts` holds (line, text) of each element of its event array."""
     if depth > MAX_ENVELOPE_DEPTH:
         return [_reject(line, index, "envelopes nested too deeply")]
     if isinstance(value, list):
         if not value:
             return [_reject(line, index, "empty JSON array: no events")]
-        return [
-            rec
-            for i, item in enumerate(value)
-            for rec in _classify(item, line, i if index is None else index, None, depth + 1)
-        ]
+        return _children(value, line, index, depth, NATIVE, texts)
     if not isinstance(value, dict):
         return [_reject(line, index, f"not an audit event: a JSON {type(value).__name__}")]
     if "auditID" in value or value.get("kind") == "Event":
@@ -114,17 +130,17 @@ def _classify(
     if value.get("kind") == "EventList" or (isinstance(items, list) and "kind" in value):
         if not isinstance(items, list):
             return [_reject(line, index, "EventList without an items list")]
-        return _children(items, line, index, depth, EVENTLIST)
+        return _children(items, line, index, depth, EVENTLIST, texts)
     if "protoPayload" in value:
         return [_from_gke(value, line, index, text)]
     records = _get_ci(value, "records")
     if isinstance(records, list):
-        return _children(records, line, index, depth, AKS)
+        return _children(records, line, index, depth, AKS, texts)
     if _get_ci(value, "category") is not None and _get_ci(value, "properties") is not None:
         return [_from_aks(value, line, index)]
     events = value.get("events")
     if isinstance(events, list) and all(isinstance(e, dict) and "message" in e for e in events):
-        return _children(events, line, index, depth, EKS)
+        return _children(events, line, index, depth, EKS, texts)
     if isinstance(value.get("message"), str):
         envelope = {k: v for k, v in value.items() if k != "message"}
         return _from_eks_message(value["message"], envelope, line, index)
@@ -134,10 +150,20 @@ def _classify(
     ]
 
 
-def _children(items: list, line: int, index: int | None, depth: int, fmt: str) -> list[Record]:
+def _children(
+    items: list,
+    line: int,
+    index: int | None,
+    depth: int,
+    fmt: str,
+    texts: list[tuple[int, str]] | None = None,
+) -> list[Record]:
+    if texts is not None and len(texts) != len(items):
+        texts = None  # the scanner and the parser disagree: keep the parser's view
     out: list[Record] = []
     for i, item in enumerate(items):
-        for rec in _classify(item, line, i if index is None else index, None, depth + 1):
+        item_line, item_text = texts[i] if texts else (line, None)
+        for rec in _classify(item, item_line, i if index is None else index, item_text, depth + 1):
             if rec.fmt == NATIVE:
                 rec.fmt = fmt
             out.append(rec)
@@ -326,48 +352,59 @@ def _from_gke(entry: dict, line: int, index: int | None, text: str | None) -> Re
     return Record(line, index, GKE, event=_dumps(event), raw=raw)
 
 
-# --- multi-line documents ----------------------------------------------------------------------
+# --- element positions in JSON text -----------------------------------------------------------
 
-_TOKENS = re.compile(rb'"(?:[^"\\\n]|\\.)*"|[{}\[\]:,\n]')
+_TOKENS = re.compile(rb'"(?:[^"\\\n]|\\.)*"|[{}\[\]:,\n]|[^\s"{}\[\]:,]+')
+_MINIFY = re.compile(rb'"(?:[^"\\]|\\.)*"|[^\s"]+')
+_ENVELOPE_KEYS = {b"items", b"records", b"events"}
 
 
-def element_lines(data: bytes) -> list[int]:
-    """Return the 1-based line where each element of the document's event array starts.
+def element_spans(data: bytes) -> list[tuple[int, int, int]]:
+    """Return (line, start, end) of each element of the text's event array.
 
     The event array is the root array, or the `items` / `records` / `events` array of the root
-    object, the same containers `classify_value` unwraps.
+    object: the containers `classify_value` unwraps. Lines are 1-based; offsets are bytes.
     """
     line = 1
-    stack: list[str] = []  # 'o' object / 'a' array / 't' target array
+    stack: list[str] = []  # "o" object, "a" array, "t" the event array
     last_key: bytes | None = None
     prev: bytes | None = None
-    starts: list[int] = []
-    expecting_value = True
+    spans: list[tuple[int, int, int]] = []
+    current: tuple[int, int, int] | None = None  # line, start, depth of the open element
+    expecting = True
     for m in _TOKENS.finditer(data):
         tok = m.group()
         if tok == b"\n":
             line += 1
             continue
-        in_target = bool(stack) and stack[-1] == "t"
-        if in_target and expecting_value and tok not in (b"]", b","):
-            starts.append(line)
-            expecting_value = False
+        if stack and stack[-1] == "t" and expecting and tok not in (b"]", b","):
+            current = (line, m.start(), len(stack))
+            expecting = False
         if tok == b"{":
             stack.append("o")
         elif tok == b"[":
             root_list = not stack
-            key_list = len(stack) == 1 and stack[0] == "o" and last_key in _ENVELOPE_KEYS
+            key_list = stack == ["o"] and last_key in _ENVELOPE_KEYS
             stack.append("t" if root_list or key_list else "a")
-            expecting_value = True
+            expecting = True
         elif tok in (b"}", b"]"):
             if stack:
                 stack.pop()
         elif tok == b",":
-            expecting_value = True
+            expecting = True
         elif tok == b":":
             last_key = prev[1:-1].lower() if prev and prev.startswith(b'"') else None
+        if current is not None and len(stack) == current[2] and tok not in (b"{", b"["):
+            spans.append((current[0], current[1], m.end()))
+            current = None
         prev = tok
-    return starts
+    return spans
 
 
-_ENVELOPE_KEYS = {b"items", b"records", b"events"}
+def minified(text: bytes) -> str:
+    """Return JSON text without whitespace outside strings, escapes kept as written.
+
+    An event pretty-printed in an EventList then matches the same event logged as one line,
+    byte for byte, so the two count once.
+    """
+    return b"".join(_MINIFY.findall(text)).decode("utf-8")

@@ -19,6 +19,9 @@ from kforensics.progress import ByteProgress
 from kforensics.reader import MAX_LINE_BYTES, FileReader, Lines, discover, split_lines
 
 ARROW_BATCH_ROWS = 16384
+# DuckDB keeps written blocks cached up to its limit (80% of RAM by default): a load needs far
+# less, and the 2 GB budget for 10 million events must hold with the reader's blocks.
+LOAD_MEMORY_LIMIT = "1GB"
 
 # Raw text kept for a reject: enough to see what it was, never the 20 MB line.
 REJECT_RAW_CHARS = 4096
@@ -118,7 +121,7 @@ class _Loader:
             "WHERE problem IS NULL"
         )
         self.problem_sql = (
-            "SELECT source_line, source_index, problem, coalesce(raw, event_text) "  # noqa: S608
+            "SELECT source_line, source_index, problem, raw "  # noqa: S608
             f"FROM ({mapped_select('chunk')}) WHERE problem IS NOT NULL"
         )
 
@@ -188,7 +191,10 @@ class _Loader:
             stats.lines_read += 1
             self._oversized(stats, next_line, reader.oversized[last])
         if reader.error:
-            self.reject(stats, next_line, None, reader.error, None)
+            # The unreadable rest of the file counts as one line: its true count is unknowable.
+            stats.lines_read += 1
+            reason = f"{reader.error} (the rest of the file, from this line on, is unreadable)"
+            self.reject(stats, next_line, None, reason, None)
 
     def _oversized(self, stats: SourceStats, line: int, size: int) -> None:
         self.reject(stats, line, None, f"line longer than {MAX_LINE_BYTES} bytes ({size})", None)
@@ -267,11 +273,7 @@ class _Loader:
         value, error = formats.parse_text(data.decode("utf-8", errors="strict"))
         if error is not None:
             return False
-        records = formats.classify_value(value, 1, None)
-        starts = formats.element_lines(data)
-        for r in records:
-            if r.index is not None and r.index < len(starts):
-                r.line = starts[r.index]
+        records = formats.classify_value(value, 1, data)
         stats.lines_read = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         stats.blank_lines = sum(1 for ln in data.splitlines() if not ln.strip())
         self.records(records, stats, {})
@@ -358,6 +360,7 @@ def load(
     con = connect(case, read_only=False)
     try:
         con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
         create_schema(con)
         con.execute("BEGIN TRANSACTION")
         load_id = con.execute("SELECT nextval('load_seq')").fetchone()[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import os
 import queue
@@ -92,6 +91,66 @@ class _HashingFile:
 _DONE = object()
 
 
+class _Gunzip:
+    """Decompresses (multi-member) gzip for readinto; a corrupt stream ends it, keeping what
+    decoded cleanly before the damage and the reason in `error`."""
+
+    def __init__(self, raw: _HashingFile):
+        self.raw = raw
+        self.inflater = zlib.decompressobj(wbits=31)
+        self.pending = memoryview(b"")
+        self.eof = False
+        self.error: str | None = None
+
+    def readinto(self, view: memoryview) -> int:
+        n = 0
+        while n < len(view):
+            if len(self.pending):
+                k = min(len(self.pending), len(view) - n)
+                view[n : n + k] = self.pending[:k]
+                self.pending = self.pending[k:]
+                n += k
+                continue
+            if self.eof:
+                break
+            try:
+                self.pending = memoryview(self._inflate())
+            except zlib.error as exc:
+                # self.pending holds what decoded before the damage.
+                self.error, self.eof = f"corrupt gzip stream: {exc}", True
+        return n
+
+    def _inflate(self) -> bytes:
+        data = self.raw.read(1 << 18)
+        if not data:
+            self.eof = True
+            if not self.inflater.eof:
+                self.error = "corrupt gzip stream: the file ends inside a compressed block"
+            return b""
+        saved = self.inflater.copy()
+        try:
+            return self._feed(data)
+        except zlib.error:
+            # Replay the piece in small steps to keep every byte that decoded cleanly.
+            self.inflater = saved
+            out = []
+            for i in range(0, len(data), 256):
+                try:
+                    out.append(self._feed(data[i : i + 256]))
+                except zlib.error as exc:
+                    self.pending = memoryview(b"".join(out))
+                    raise exc from None
+            return b"".join(out)
+
+    def _feed(self, data: bytes) -> bytes:
+        out = [self.inflater.decompress(data)]
+        while self.inflater.eof and self.inflater.unused_data.strip(b"\x00"):
+            rest = self.inflater.unused_data
+            self.inflater = zlib.decompressobj(wbits=31)
+            out.append(self.inflater.decompress(rest))
+        return b"".join(out)
+
+
 @dataclass
 class FileReader:
     """Reads one file as blocks that end on a line boundary; records hash, size and errors.
@@ -148,12 +207,12 @@ class FileReader:
     def _produce(self) -> Iterator[memoryview]:
         with open(self.path, "rb") as fh:
             hasher = _HashingFile(fh, self.on_bytes)
+            stream = hasher
             if fh.peek(2)[:2] == GZIP_MAGIC:
                 self.compression = "gzip"
-                stream = gzip.GzipFile(fileobj=hasher, mode="rb")
-            else:
-                stream = hasher
+                stream = _Gunzip(hasher)
             yield from self._split(stream)
+            self.error = getattr(stream, "error", None)
             # Hash whatever a decoding error left unread, so sha256 is the file's.
             while hasher.read(1 << 20):
                 pass
@@ -168,11 +227,7 @@ class FileReader:
             buf = bytearray(self.block_size + len(carry))
             buf[: len(carry)] = carry
             view = memoryview(buf)
-            try:
-                n = stream.readinto(view[len(carry) :])
-            except (OSError, EOFError, zlib.error) as exc:
-                self.error = f"corrupt gzip stream: {exc}"
-                n = 0
+            n = stream.readinto(view[len(carry) :])
             total = len(carry) + n
             if n == 0:
                 if carry:

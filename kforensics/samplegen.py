@@ -1,4 +1,4 @@
-"""Deterministic generator of realistic Kubernetes audit logs: the sample incident and bench data."""
+"""Deterministic generator of realistic Kubernetes audit logs: the sample story and bench data."""
 
 from __future__ import annotations
 
@@ -52,29 +52,36 @@ _T0 = int(START.timestamp()) * _US
 _END = _T0 + 4 * 3600 * _US
 _K = "v1.29.2 (linux/amd64) kubernetes/4b8e819"
 _KUBECTL = f"kubectl/{_K}"
-RBAC, NET, COORD, AUTHZ = "rbac.authorization.k8s.io", "networking.k8s.io", "coordination.k8s.io", "authorization.k8s.io"
+RBAC, NET, COORD, AUTHZ = (
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "coordination.k8s.io",
+    "authorization.k8s.io",
+)
 _SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-# fmt: off
-_PODS = (  # ns, app, pod-template-hash, suffix, node, pod IP, service account, container, image, port
-    ("shop", "storefront", "7d4b9c", "x2k8p", "ip-10-0-1-12", "10.244.1.23", "storefront", "storefront",
-     "registry.acme.example/shop/storefront:1.14.2", 8080),
-    ("shop", "storefront", "7d4b9c", "q9w2m", "ip-10-0-1-13", "10.244.2.14", "storefront", "storefront",
-     "registry.acme.example/shop/storefront:1.14.2", 8080),
-    ("shop", "cart", "6b8f5d", "tr4nz", "ip-10-0-1-11", "10.244.0.27", "default", "cart",
-     "registry.acme.example/shop/cart:2.3.0", 8080),
-    ("payments", "payments-api", "5f6c8d", "7hjkq", "ip-10-0-1-13", "10.244.2.17", "payments-api", "api",
-     "registry.acme.example/payments/api:3.8.1", 8443),
-    ("payments", "payments-api", "5f6c8d", "m4xzt", "ip-10-0-1-11", "10.244.0.31", "payments-api", "api",
-     "registry.acme.example/payments/api:3.8.1", 8443),
-    ("monitoring", "prometheus", "7c9d8f", "lk2vw", "ip-10-0-1-11", "10.244.0.40", "prometheus",
-     "prometheus", "quay.io/prometheus/prometheus:v2.50.1", 9090),
-    ("kube-system", "coredns", "5d78c9869d", "8xq2n", "ip-10-0-1-11", "10.244.0.2", "coredns", "coredns",
-     "registry.k8s.io/coredns/coredns:v1.11.1", 8181),
-    ("kube-system", "coredns", "5d78c9869d", "h7v4k", "ip-10-0-1-12", "10.244.1.2", "coredns", "coredns",
-     "registry.k8s.io/coredns/coredns:v1.11.1", 8181),
-)
-# fmt: on
+# The application and DNS pods: ns, app, pod-template-hash, suffix, node, IP, service account,
+# container, port, image.
+_PODS = [
+    row.split()
+    for row in """
+    shop        storefront   7d4b9c     x2k8p ip-10-0-1-12 10.244.1.23 storefront   storefront 8080
+    shop        storefront   7d4b9c     q9w2m ip-10-0-1-13 10.244.2.14 storefront   storefront 8080
+    shop        cart         6b8f5d     tr4nz ip-10-0-1-11 10.244.0.27 default      cart       8080
+    payments    payments-api 5f6c8d     7hjkq ip-10-0-1-13 10.244.2.17 payments-api api        8443
+    payments    payments-api 5f6c8d     m4xzt ip-10-0-1-11 10.244.0.31 payments-api api        8443
+    monitoring  prometheus   7c9d8f     lk2vw ip-10-0-1-11 10.244.0.40 prometheus   prometheus 9090
+    kube-system coredns      5d78c9869d 8xq2n ip-10-0-1-11 10.244.0.2  coredns      coredns    8181
+    kube-system coredns      5d78c9869d h7v4k ip-10-0-1-12 10.244.1.2  coredns      coredns    8181
+    """.strip().splitlines()
+]
+_IMAGES = {
+    "storefront": "registry.acme.example/shop/storefront:1.14.2",
+    "cart": "registry.acme.example/shop/cart:2.3.0",
+    "payments-api": "registry.acme.example/payments/api:3.8.1",
+    "prometheus": "quay.io/prometheus/prometheus:v2.50.1",
+    "coredns": "registry.k8s.io/coredns/coredns:v1.11.1",
+}
 _NS_LABELS = {
     "shop": {"team": "storefront"},
     "payments": {"team": "payments", "trust": "high"},
@@ -128,7 +135,9 @@ BASIC_R = _crb("system:basic-user", "system:basic-user", _AUTHED)
 KCM_R = _crb(*["system:kube-controller-manager"] * 2, 'User "system:kube-controller-manager"')
 SCHED_R = _crb(*["system:kube-scheduler"] * 2, 'User "system:kube-scheduler"')
 COREDNS_R = _crb("system:coredns", "system:coredns", 'ServiceAccount "coredns/kube-system"')
-PROXY_R = _crb("kubeadm:node-proxier", "system:node-proxier", 'ServiceAccount "kube-proxy/kube-system"')
+PROXY_R = _crb(
+    "kubeadm:node-proxier", "system:node-proxier", 'ServiceAccount "kube-proxy/kube-system"'
+)
 PROM_R = _crb("prometheus", "prometheus", 'ServiceAccount "prometheus/monitoring"')
 CI_R = _crb("ci-deployer", "cluster-admin", 'ServiceAccount "deployer/ci"')
 ALICE_R = _crb("sre-admins", "cluster-admin", 'Group "oidc:sre"')
@@ -172,7 +181,7 @@ class _World:
     def __init__(self, seed: int) -> None:
         self.r = random.Random(f"kforensics-world-{seed}")
         self.uids: dict[tuple, str] = {}
-        self.pods = [_Pod(*row) for row in _PODS]
+        self.pods = [_Pod(*r[:8], _IMAGES[r[1]], int(r[8])) for r in _PODS]
         for p in self.pods:
             p.uid, p.cid = _uuid(self.r), f"{self.r.getrandbits(256):064x}"
             p.vol = "kube-api-access-" + "".join(self.r.choices(_NAME_CHARS, k=5))
@@ -187,7 +196,11 @@ class _World:
             "sched": (sched, cp, f"kube-scheduler/{_K}/leader-election"),
             "bind": (sched, cp, f"kube-scheduler/{_K}/scheduler"),
             "apiserver": (apiserver, ["::1"], f"kube-apiserver/{_K}"),
-            "prometheus": (self.sa("monitoring", "prometheus", prom), [prom.ip], "Prometheus/2.50.1"),
+            "prometheus": (
+                self.sa("monitoring", "prometheus", prom),
+                [prom.ip],
+                "Prometheus/2.50.1",
+            ),
             "helm": (self.sa("ci", "deployer"), ["192.0.2.50"], "Helm/3.14.2"),
             "ci": (self.sa("ci", "deployer"), ["192.0.2.50"], _KUBECTL),
             "alice": (
@@ -220,7 +233,11 @@ class _World:
             proxy = _Pod("kube-system", "kube-proxy", "", "", node, ip, "kube-proxy", "", "", 0)
             proxy.uid = _uuid(self.r)
             proxy.suffix = proxy.uid[:5]
-            a[f"proxy:{node}"] = (self.sa("kube-system", "kube-proxy", proxy), [ip], f"kube-proxy/{_K}")
+            a[f"proxy:{node}"] = (
+                self.sa("kube-system", "kube-proxy", proxy),
+                [ip],
+                f"kube-proxy/{_K}",
+            )
         for i, p in enumerate(self.pods[6:8]):
             ua = "coredns/v0.0.0 (linux/amd64) kubernetes/$Format"
             a[f"coredns:{i}"] = (self.sa("kube-system", "coredns", p), [p.ip], ua)
@@ -239,8 +256,15 @@ class _World:
 
     def sa(self, ns: str, name: str, pod: _Pod | None = None) -> dict:
         """A service-account user; bound pod tokens carry the pod in `extra`."""
-        u = {"username": f"system:serviceaccount:{ns}:{name}", "uid": self.uid("sa", ns, name)}
-        u["groups"] = ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]
+        u = {
+            "username": f"system:serviceaccount:{ns}:{name}",
+            "uid": self.uid("ServiceAccount", ns, name),
+        }
+        u["groups"] = [
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{ns}",
+            "system:authenticated",
+        ]
         if pod is not None:
             u["extra"] = {
                 "authentication.kubernetes.io/pod-name": [pod.name],
@@ -267,12 +291,24 @@ def _ref_args(uri: str) -> dict | None:
         if len(parts) > 2 and parts[2] not in ("status", "finalize"):
             parts = parts[2:]
     parts = [*parts, "", ""]
-    return {"resource": parts[0], "ns": ns, "name": parts[1], "group": group, "sub": parts[2], "v": version}
+    return {
+        "resource": parts[0],
+        "ns": ns,
+        "name": parts[1],
+        "group": group,
+        "sub": parts[2],
+        "v": version,
+    }
 
 
 def _ref(ra: dict, uid: str = "", rv: str = "") -> dict:
     r = {"resource": ra["resource"]}
-    for k, v in (("namespace", ra["ns"]), ("name", ra["name"]), ("uid", uid), ("apiGroup", ra["group"])):
+    for k, v in (
+        ("namespace", ra["ns"]),
+        ("name", ra["name"]),
+        ("uid", uid),
+        ("apiGroup", ra["group"]),
+    ):
         if v:
             r[k] = v
     r["apiVersion"] = ra["v"]
@@ -307,7 +343,9 @@ def _status(code: int, username: str, verb: str, ra: dict | None) -> dict:
         where = f'in the namespace "{ra["ns"]}"' if ra["ns"] else "at the cluster scope"
         head = f'{qual} "{name}"' if name else qual
         full = f"{res}/{sub}" if sub else res
-        msg = f'{head} is forbidden: User "{username}" cannot {verb} resource "{full}" in API group '
+        msg = (
+            f'{head} is forbidden: User "{username}" cannot {verb} resource "{full}" in API group '
+        )
         msg, reason = msg + f'"{group}" {where}', "Forbidden"
     return {"metadata": {}, "status": "Failure", "message": msg, "reason": reason} | {
         "details": details,
@@ -342,12 +380,20 @@ def _template(
     rs = None
     if verb == "watch" or code == 101:  # streaming responses also log ResponseStarted
         status = {"metadata": {}, "code": code if code == 101 else 200}
-        rs = head | {"stage": "ResponseStarted", "responseStatus": status} | times | {"annotations": a}
+        rs = (
+            head
+            | {"stage": "ResponseStarted", "responseStatus": status}
+            | times
+            | {"annotations": a}
+        )
     rc = head | {"stage": "ResponseComplete"}
     denied = code in (401, 403)
     if ra is not None and req is not None and verb in ("create", "update") and not denied:
         m = req.get("metadata", {})  # what audit.LogRequestObject copies into the objectRef
-        filled = ra | {"ns": ra["ns"] or m.get("namespace", ""), "name": ra["name"] or m.get("name", "")}
+        filled = ra | {
+            "ns": ra["ns"] or m.get("namespace", ""),
+            "name": ra["name"] or m.get("name", ""),
+        }
         rc["objectRef"] = _ref(filled, m.get("uid", ""), m.get("resourceVersion", ""))
     rc["responseStatus"] = _status(code, user["username"], verb, ra)
     if level != "Metadata" and req is not None and not denied:
@@ -396,7 +442,9 @@ def _meta(name: str = "", ns: str = "", **kw: object) -> dict:
     return m
 
 
-def _helm_meta(name: str, ns: str, release: str, labels: dict | None = None, rel_ns: str = "") -> dict:
+def _helm_meta(
+    name: str, ns: str, release: str, labels: dict | None = None, rel_ns: str = ""
+) -> dict:
     ann = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": rel_ns or ns}
     labels = (labels or {}) | {"app.kubernetes.io/managed-by": "Helm"}
     return _meta(name, ns, labels=labels, annotations=ann)
@@ -408,7 +456,9 @@ def _fields(d: dict) -> dict:
     for k, v in d.items():
         if isinstance(v, dict) and v:
             sub = _fields(v)
-            out[f"f:{k}"] = {".": {}, **sub} if k in ("labels", "annotations", "matchLabels") else sub
+            out[f"f:{k}"] = (
+                {".": {}, **sub} if k in ("labels", "annotations", "matchLabels") else sub
+            )
         elif isinstance(v, list) and v and all(isinstance(x, dict) and "name" in x for x in v):
             out[f"f:{k}"] = {f'k:{{"name":"{x["name"]}"}}': {".": {}, **_fields(x)} for x in v}
         else:
@@ -426,7 +476,9 @@ def _copy(obj: object) -> object:
     return orjson.loads(orjson.dumps(obj))
 
 
-def _persist(obj: dict, uid: str, t: int, manager: str, name: str = "", generation: int = 0) -> dict:
+def _persist(
+    obj: dict, uid: str, t: int, manager: str, name: str = "", generation: int = 0
+) -> dict:
     """The object as stored: server-set metadata and managedFields added."""
     o: dict = _copy(obj)  # type: ignore[assignment]
     m = o["metadata"]
@@ -450,21 +502,37 @@ def _persist(obj: dict, uid: str, t: int, manager: str, name: str = "", generati
 
 
 def _owner(kind: str, name: str, uid: str) -> dict:
-    ref = {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid}
+    ref = {
+        "apiVersion": "batch/v1" if kind == "Job" else "apps/v1",
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+    }
     return ref | {"controller": True, "blockOwnerDeletion": True}
 
 
 _TOLERATIONS = [
-    {"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+    {
+        "key": f"node.kubernetes.io/{k}",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    }
     for k in ("not-ready", "unreachable")
 ]
 _TERM = {"terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
 _TERM |= {"imagePullPolicy": "IfNotPresent"}
-_LIMITS = {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}
+_LIMITS = {
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+}
 
 
 def _api_vol(name: str) -> dict:
-    ns_item = {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
+    ns_item = {
+        "path": "namespace",
+        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+    }
     ca = {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
     sources = [
         {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
@@ -486,7 +554,11 @@ def _podspec(p: _Pod, admitted: bool = False, node: str = "") -> dict:
     if admitted:
         c["volumeMounts"] = [{"name": p.vol, "readOnly": True, "mountPath": _SA_MOUNT}]
     probe = {"httpGet": {"path": "/healthz", "port": p.port, "scheme": scheme}, "timeoutSeconds": 1}
-    c["readinessProbe"] = probe | {"periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+    c["readinessProbe"] = probe | {
+        "periodSeconds": 10,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
     s: dict = {"volumes": [_api_vol(p.vol)]} if admitted else {}
     s |= {"containers": [c | _TERM], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30}
     s |= {"dnsPolicy": "ClusterFirst", "serviceAccountName": p.sa, "serviceAccount": p.sa}
@@ -504,11 +576,20 @@ def _podspec(p: _Pod, admitted: bool = False, node: str = "") -> dict:
 def _pod_status(p: _Pod, t: int, host_ip: str) -> dict:
     kinds = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
     conds = [
-        {"type": k, "status": "True", "lastProbeTime": None, "lastTransitionTime": _sec(t - 4 * _US)}
+        {
+            "type": k,
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": _sec(t - 4 * _US),
+        }
         for k in kinds
     ]
     conds[2]["lastTransitionTime"] = conds[3]["lastTransitionTime"] = _sec(t)
-    cs = {"name": p.container, "state": {"running": {"startedAt": _sec(t - 2 * _US)}}, "lastState": {}}
+    cs = {
+        "name": p.container,
+        "state": {"running": {"startedAt": _sec(t - 2 * _US)}},
+        "lastState": {},
+    }
     cs |= {"ready": True, "restartCount": 0, "image": p.image}
     cs |= {"imageID": f"{p.image.rsplit(':', 1)[0]}@sha256:{p.cid[::-1]}"}
     cs |= {"containerID": f"containerd://{p.cid}", "started": True}
@@ -526,13 +607,17 @@ def _status_patch(uid: str, status: dict) -> dict:
 
 
 def _pod_objects(w: _World, p: _Pod, t: int) -> tuple[dict, dict, dict, dict]:
-    """(create request, created pod, status patch, running pod) for a ReplicaSet pod created at t."""
-    owner = _owner("ReplicaSet", p.rs, w.uid("rs", p.ns, p.rs))
+    """(create request, created pod, status patch, running pod) for a pod created at t."""
+    kind = "Job" if p.ns == "ci" else "ReplicaSet"
+    owner = _owner(kind, p.rs, w.uid(kind, p.ns, p.rs))
     labels = {"app": p.app, "pod-template-hash": p.hash}
     meta = _meta(ns=p.ns, gen=f"{p.rs}-", labels=labels, ownerReferences=[owner])
     req = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": _podspec(p), "status": {}}
     created = _persist(req, p.uid, t, "kube-controller-manager", name=p.name)
-    created["spec"], created["status"] = _podspec(p, True), {"phase": "Pending", "qosClass": "Burstable"}
+    created["spec"], created["status"] = (
+        _podspec(p, True),
+        {"phase": "Pending", "qosClass": "Burstable"},
+    )
     t_run = t + 6 * _US
     status = _pod_status(p, t_run, NODES[p.node])
     patch = _status_patch(p.uid, status)
@@ -546,16 +631,30 @@ def _pod_objects(w: _World, p: _Pod, t: int) -> tuple[dict, dict, dict, dict]:
 
 def _binding(name: str, ns: str, uid: str, node: str) -> dict:
     target = {"kind": "Node", "name": node}
-    return {"kind": "Binding", "apiVersion": "v1", "metadata": _meta(name, ns, uid=uid), "target": target}
+    return {
+        "kind": "Binding",
+        "apiVersion": "v1",
+        "metadata": _meta(name, ns, uid=uid),
+        "target": target,
+    }
 
 
 def _deployment(p: _Pod, replicas: int, release: str) -> dict:
     tmpl = {"metadata": {"creationTimestamp": None, "labels": {"app": p.app}}, "spec": _podspec(p)}
-    rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    rolling = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
     spec = {"replicas": replicas, "selector": {"matchLabels": {"app": p.app}}, "template": tmpl}
     spec |= {"strategy": rolling, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600}
     meta = _helm_meta(p.app, p.ns, release, {"app": p.app})
-    return {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": meta, "spec": spec, "status": {}}
+    return {
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": meta,
+        "spec": spec,
+        "status": {},
+    }
 
 
 def _replicaset(w: _World, p: _Pod, replicas: int) -> dict:
@@ -563,7 +662,7 @@ def _replicaset(w: _World, p: _Pod, replicas: int) -> dict:
     prefix = "deployment.kubernetes.io/"
     ann = {f"{prefix}desired-replicas": str(replicas), f"{prefix}max-replicas": str(replicas + 1)}
     ann[f"{prefix}revision"] = "1"
-    owner = _owner("Deployment", p.app, w.uid("deploy", p.ns, p.app))
+    owner = _owner("Deployment", p.app, w.uid("Deployment", p.ns, p.app))
     meta = _meta(p.rs, p.ns, labels=labels, annotations=ann, ownerReferences=[owner])
     tmpl = {"metadata": {"creationTimestamp": None, "labels": labels}, "spec": _podspec(p)}
     spec = {"replicas": replicas, "selector": {"matchLabels": labels}, "template": tmpl}
@@ -607,7 +706,12 @@ def _netpols() -> list[dict]:
         ("payments", "allow-from-trusted", "payments", trusted),
     ]
     return [
-        {"kind": "NetworkPolicy", "apiVersion": f"{NET}/v1", "metadata": _helm_meta(n, ns, rel), "spec": s}
+        {
+            "kind": "NetworkPolicy",
+            "apiVersion": f"{NET}/v1",
+            "metadata": _helm_meta(n, ns, rel),
+            "spec": s,
+        }
         for ns, n, rel, s in specs
     ]
 
@@ -619,7 +723,10 @@ def _rbac(kind: str, name: str, body: dict, release: str = "", ns: str = "") -> 
 
 def _to_sa(role: str, sa_ns: str, sa: str) -> dict:
     subjects = [{"kind": "ServiceAccount", "name": sa, "namespace": sa_ns}]
-    return {"subjects": subjects, "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role}}
+    return {
+        "subjects": subjects,
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+    }
 
 
 _OPS_RULES = [
@@ -631,7 +738,9 @@ _OPS_RULES = [
 _REVIEWS = ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]
 _BASIC_RULES = [{"verbs": ["create"], "apiGroups": [AUTHZ], "resources": _REVIEWS}]
 _PUBLIC = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*"]
-_NONRES_RULES = [{"verbs": ["get"], "nonResourceURLs": [*_PUBLIC, "/readyz", "/version", "/version/"]}]
+_NONRES_RULES = [
+    {"verbs": ["get"], "nonResourceURLs": [*_PUBLIC, "/readyz", "/version", "/version/"]}
+]
 
 
 def _review(kind: str, spec: dict, status: dict) -> dict:
@@ -671,10 +780,734 @@ def _endpointslice(w: _World, p: _Pod) -> dict:
     ready = {"ready": True, "serving": True, "terminating": False}
     eps = [
         {"addresses": [q.ip], "conditions": ready}
-        | {"targetRef": {"kind": "Pod", "namespace": q.ns, "name": q.name, "uid": q.uid}, "nodeName": q.node}
+        | {
+            "targetRef": {"kind": "Pod", "namespace": q.ns, "name": q.name, "uid": q.uid},
+            "nodeName": q.node,
+        }
         for q in w.apps
         if q.app == p.app
     ]
     ports = [{"name": "http", "protocol": "TCP", "port": p.port}]
     head = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1", "metadata": meta}
     return head | {"addressType": "IPv4", "endpoints": eps, "ports": ports}
+
+
+def _debug_spec(p: _Pod, admitted: bool, node: str = "") -> dict:
+    """The attacker's privileged pod: host PID/network namespaces and the node's / mounted."""
+    mounts = [{"name": "host", "mountPath": "/host"}]
+    vols = [{"name": "host", "hostPath": {"path": "/", "type": ""}}]
+    if admitted:
+        mounts.append({"name": p.vol, "readOnly": True, "mountPath": _SA_MOUNT})
+        vols.append(_api_vol(p.vol))
+    c = {"name": p.container, "image": p.image, "command": ["sleep", "infinity"], "resources": {}}
+    c |= {"volumeMounts": mounts} | _TERM | {"securityContext": {"privileged": True}}
+    s = {"volumes": vols, "containers": [c], "restartPolicy": "Always"}
+    s |= {"terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst"}
+    s["nodeSelector"] = {"kubernetes.io/hostname": p.node}
+    if admitted:
+        s |= {"serviceAccountName": "default", "serviceAccount": "default"}
+    if node:
+        s["nodeName"] = node
+    s |= {"hostNetwork": True, "hostPID": True, "securityContext": {}}
+    s |= {"schedulerName": "default-scheduler", "tolerations": [{"operator": "Exists"}]}
+    if admitted:
+        s["priority"] = 0
+    s["enableServiceLinks"] = True
+    if admitted:
+        s["preemptionPolicy"] = "PreemptLowerPriority"
+    return s
+
+
+# ---------------------------------------------------------------- background traffic
+
+_CREATE_Q = "?fieldManager=kubectl-create&fieldValidation=Strict"
+_PROXY_SEL = "%21service.kubernetes.io%2Fheadless%2C%21service.kubernetes.io%2Fservice-proxy-name"
+
+
+class _Templates:
+    """Weighted request templates (cumulative weights for bisect)."""
+
+    def __init__(self, w: _World) -> None:
+        self.w, self.tmpls, self.cum, self.total = w, [], [], 0.0
+
+    def add(
+        self, weight: float, actor: str, verb: str, uri: str, reason: str, **kw: object
+    ) -> None:
+        """Add a request template with a relative weight."""
+        self.tmpls.append(_template(self.w.actors[actor], verb, uri, reason, **kw))
+        self.total += weight
+        self.cum.append(self.total)
+
+    def watch(self, weight: float, actor: str, path: str, reason: str, query: str = "") -> None:
+        """Add a watch that runs for its timeoutSeconds."""
+        r = self.w.r
+        secs = r.randint(300, 599)
+        q = f"allowWatchBookmarks=true{query}&resourceVersion={r.randint(1_700_000, 1_840_000)}"
+        uri = f"{path}?{q}&timeout={secs // 60}m{secs % 60}s&timeoutSeconds={secs}&watch=true"
+        self.add(weight, actor, "watch", uri, reason, ms=(secs * 1000, secs * 1000))
+
+
+def _bg_templates(w: _World, story: bool) -> _Templates:
+    """Benign traffic of controllers, kubelets, add-ons, CI and humans; bench adds pod churn."""
+    T = _Templates(w)
+    add, watch = T.add, T.watch
+    for lease, actor, reason in (
+        ("kube-controller-manager", "kcm", KCM_R),
+        ("kube-scheduler", "sched", SCHED_R),
+    ):
+        uri = f"/apis/{COORD}/v1/namespaces/kube-system/leases/{lease}?timeout=5s"
+        req = _lease(lease, "kube-system", w.uid("lease", lease))
+        add(1.0, actor, "get", uri, reason, ms=(0.6, 2.5))
+        add(1.0, actor, "update", uri, reason, req=req, ms=(2, 7))
+    lease = "apiserver-" + w.uid("apiserver-lease").replace("-", "")[:26]
+    req = _lease(lease, "kube-system", w.uid("lease", lease))
+    add(
+        0.6,
+        "apiserver",
+        "update",
+        f"/apis/{COORD}/v1/namespaces/kube-system/leases/{lease}",
+        "",
+        req=req,
+    )
+    for path in ("/api", "/apis"):
+        add(
+            0.4,
+            "ctl:generic-garbage-collector",
+            "get",
+            f"{path}?timeout=32s",
+            DISCOVERY_R,
+            ms=(0.5, 3),
+        )
+    for node in NODES:
+        k, req = f"kubelet:{node}", _lease(node, "kube-node-lease", w.uid("lease", node))
+        uri = f"/apis/{COORD}/v1/namespaces/kube-node-lease/leases/{node}?timeout=10s"
+        add(1.0, k, "update", uri, "", req=req, ms=(2, 9))
+        add(0.3, k, "get", f"/api/v1/nodes/{node}?resourceVersion=0&timeout=10s", "", ms=(0.5, 2))
+        watch(0.03, k, "/api/v1/pods", "", f"&fieldSelector=spec.nodeName%3D{node}")
+        watch(0.03, k, "/api/v1/nodes", "", f"&fieldSelector=metadata.name%3D{node}")
+        if not story:  # the story sends node heartbeats on a schedule instead
+            uri = f"/api/v1/nodes/{node}/status?timeout=10s"
+            add(0.2, k, "patch", uri, "", req=_node_patch(_T0), ms=(4, 12))
+    for p in w.apps:
+        k = f"kubelet:{p.node}"
+        add(0.12, k, "get", p.path, "", ms=(0.5, 2))
+        ca = "&fieldSelector=metadata.name%3Dkube-root-ca.crt"
+        watch(0.015, k, f"/api/v1/namespaces/{p.ns}/configmaps", "", ca)
+        for _ in range(3):
+            event = {
+                "metadata": {"name": f"{p.name}.{w.r.getrandbits(64):016x}", "namespace": p.ns}
+            }
+            uri = f"/api/v1/namespaces/{p.ns}/events"
+            add(0.03, k, "create", uri, "", code=201, req=event, ms=(1, 4))
+        if not story:
+            _, _, patch, running = _pod_objects(w, p, _T0)
+            add(0.015, k, "patch", f"{p.path}/status", "", req=patch, resp=running, ms=(5, 15))
+    for i in range(2):
+        for path in (
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            "/api/v1/services",
+            "/api/v1/namespaces",
+        ):
+            watch(0.02, f"coredns:{i}", path, COREDNS_R)
+    for node in NODES:
+        path = "/apis/discovery.k8s.io/v1/endpointslices"
+        watch(0.02, f"proxy:{node}", path, PROXY_R, f"&labelSelector={_PROXY_SEL}")
+    for res in ("pods", "services", "endpoints"):
+        add(
+            0.12,
+            "prometheus",
+            "list",
+            f"/api/v1/{res}?limit=500&resourceVersion=0",
+            PROM_R,
+            ms=(3, 18),
+        )
+        watch(0.01, "prometheus", f"/api/v1/{res}", PROM_R)
+    for p in (w.pods[0], w.pods[3]):
+        sl = _endpointslice(w, p)
+        uri = f"/apis/discovery.k8s.io/v1/namespaces/{p.ns}/endpointslices/{sl['metadata']['name']}"
+        add(
+            0.08,
+            "ctl:endpointslice-controller",
+            "update",
+            uri,
+            _ctl_r("endpointslice-controller"),
+            req=sl,
+        )
+    uri = "/api/v1/namespaces/shop/secrets?labelSelector=name%3Dstorefront%2Cowner%3Dhelm"
+    add(0.05, "helm", "list", uri, CI_R)
+    add(0.05, "ci", "get", "/apis/apps/v1/namespaces/shop/deployments/cart", CI_R)
+    cart = w.apps[2]
+    dep = _deployment(cart, 1, "storefront")
+    dep = _persist(dep, w.uid("Deployment", "shop", "cart"), _T0 + 250 * _US, "helm", generation=1)
+    ann = {"ci.acme.example/pipeline": "shop-nightly", "ci.acme.example/run": "8841"}
+    dep["metadata"]["annotations"] |= ann
+    uri = "/apis/apps/v1/namespaces/shop/deployments/cart?fieldManager=kubectl-annotate"
+    add(
+        0.03, "ci", "patch", uri, CI_R, req={"metadata": {"annotations": ann}}, resp=dep, ms=(6, 20)
+    )
+    cm = {"metadata": {"name": "storefront-flags", "namespace": "shop"}}
+    add(
+        0.03,
+        "ci",
+        "create",
+        f"/api/v1/namespaces/shop/configmaps{_CREATE_Q}",
+        CI_R,
+        code=201,
+        req=cm,
+    )
+    for actor, reason, pods, x in (
+        ("alice", ALICE_R, w.apps[:5], 1.0),
+        ("bob", BOB_R, w.apps[:3], 0.8),
+    ):
+        for p in pods:
+            add(
+                0.03 * x,
+                actor,
+                "list",
+                f"/api/v1/namespaces/{p.ns}/pods?limit=500",
+                reason,
+                ms=(2, 9),
+            )
+            add(0.02 * x, actor, "get", p.path, reason)
+            uri = f"{p.path}/log?container={p.container}&tailLines=200"
+            add(0.02 * x, actor, "get", uri, reason, ms=(20, 120))
+            sel = f"involvedObject.name%3D{p.name}%2CinvolvedObject.namespace%3D{p.ns}"
+            uri = f"/api/v1/namespaces/{p.ns}/events?fieldSelector={sel}&limit=500"
+            add(0.01 * x, actor, "list", uri, reason)
+        add(0.01, actor, "get", "/api?timeout=32s", DISCOVERY_R)
+    add(0.006, "bob", "list", "/api/v1/namespaces/payments/secrets?limit=500", "", code=403)
+    add(0.006, "bob", "list", "/api/v1/namespaces/kube-system/pods?limit=500", "", code=403)
+    if not story:  # bench-only churn: short-lived CI job pods with full pod specs
+        r, image, ctl = w.r, "ghcr.io/acme/builder:2026.03", "ctl:job-controller"
+        for _ in range(32):
+            sfx, node = "".join(r.choices(_NAME_CHARS, k=5)), r.choice(list(NODES))
+            ip = f"10.244.{r.randint(0, 2)}.{r.randint(100, 250)}"
+            p = _Pod("ci", "build", "job", sfx, node, ip, "deployer", "build", image, 8080)
+            p.uid, p.vol, p.cid = _uuid(r), f"kube-api-access-{sfx}", f"{r.getrandbits(256):064x}"
+            req, created, patch, running = _pod_objects(w, p, _T0)
+            kw = {"code": 201, "req": req, "resp": created, "ms": (8, 25)}
+            add(0.005, ctl, "create", "/api/v1/namespaces/ci/pods", _ctl_r("job-controller"), **kw)
+            binding = _binding(p.name, "ci", p.uid, p.node)
+            add(0.005, "bind", "create", f"{p.path}/binding", SCHED_R, code=201, req=binding)
+            add(0.005, f"kubelet:{node}", "patch", f"{p.path}/status", "", req=patch, resp=running)
+    return T
+
+
+def _stream(
+    T: _Templates, rng: random.Random, t: int, gap_us: float
+) -> Iterator[tuple[int, int, dict]]:
+    """Endless time-ordered (stage_us, request_us, event) tuples from weighted templates."""
+    heap: list = []
+    seq = 0
+    tmpls, cum, total = T.tmpls, T.cum, T.total
+    rand, expo, bits, lam = rng.random, rng.expovariate, rng.getrandbits, 1.0 / gap_us
+    while True:
+        t += int(expo(lam)) + 1
+        while heap and heap[0][0] <= t:
+            us, _, t0, ev = heappop(heap)
+            yield us, t0, ev
+        rr, rs, rc, lo, span = tmpls[bisect(cum, rand() * total)]
+        h = f"{bits(128):032x}"
+        aid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+        a = _ts(t)
+        yield t, t, rr | {"auditID": aid, "requestReceivedTimestamp": a, "stageTimestamp": a}
+        dur = lo + int(rand() * span)
+        if rs is not None:
+            t1 = t + min(dur // 20, 4000) + 1
+            heappush(heap, (t1, seq, t, _stamp(rs, aid, a, _ts(t1))))
+            seq += 1
+        heappush(heap, (t + dur, seq, t, _stamp(rc, aid, a, _ts(t + dur))))
+        seq += 1
+
+
+def background_events(n: int, seed: int, start: datetime, mean_gap: float = 0.02) -> Iterator[dict]:
+    """Lazily yield n benign events in log order (nested dicts are shared: treat as read-only)."""
+    T = _bg_templates(_World(seed), story=False)
+    t = int(start.timestamp() * _US)
+    for _, _, ev in islice(_stream(T, random.Random(seed), t, mean_gap * _US), n):
+        yield ev
+
+
+def write_native_lines(path: Path, n: int, seed: int = 1) -> int:
+    """Write n background events as JSON lines (gzip if *.gz); return uncompressed bytes written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with path.open("wb") as raw:
+        gz = path.name.endswith(".gz")
+        f = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
+            if gz
+            else raw
+        )
+        buf: list[bytes] = []
+        for ev in background_events(n, seed, START):
+            buf.append(native_line(ev))
+            if len(buf) == 8192:
+                written += f.write(b"".join(buf))
+                buf.clear()
+        written += f.write(b"".join(buf))
+        if gz:
+            f.close()
+    return written
+
+
+# ---------------------------------------------------------------- the story
+
+_PROBES = (  # what the attacker tries first with curl; all are denied
+    "/api/v1/namespaces",
+    "/api/v1/pods",
+    "/api/v1/namespaces/kube-system/pods",
+    "/api/v1/namespaces/shop/pods",
+    "/api/v1/nodes",
+    "/api/v1/nodes/ip-10-0-1-12",
+    "/apis/apps/v1/deployments",
+    "/api/v1/services",
+    "/api/v1/namespaces/kube-system/configmaps",
+    "/api/v1/serviceaccounts",
+    f"/apis/{RBAC}/v1/clusterroles",
+    f"/apis/{RBAC}/v1/clusterrolebindings",
+    f"/apis/{RBAC}/v1/roles",
+    f"/apis/{NET}/v1/networkpolicies",
+    "/apis/apps/v1/daemonsets",
+    "/api/v1/namespaces/shop/pods/storefront-7d4b9c-x2k8p/log",
+)
+_SSAR_PROBES = (
+    {"namespace": "payments", "verb": "create", "resource": "pods", "subresource": "exec"},
+    {"verb": "list", "resource": "secrets"},
+    {"verb": "create", "group": RBAC, "resource": "clusterrolebindings"},
+)
+_STOLEN = (
+    ("payments", "payments-db-credentials", 200),
+    ("payments", "stripe-api-key", 200),
+    ("payments", "db-password", 404),
+    ("kube-system", "etcd-backup-s3", 200),
+    ("kube-system", "bootstrap-token-9xk2lm", 200),
+)
+_RELEASES = (("storefront", "shop"), ("payments", "payments"), ("prometheus", "monitoring"))
+
+
+class _Story:
+    """Builds the sample story: setup, background, and the incident."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.w = _World(seed)
+        self.events: list[tuple[int, int, dict]] = []
+        self.steps: list[dict] = []
+        self.objs: dict[str, dict] = {}
+        self.cur: dict = {}
+        self.last = ""
+
+    def req(self, t: int, actor: str, verb: str, uri: str, reason: str, **kw: object) -> str:
+        """Emit one request received at t (µs); return its auditID."""
+        ms: tuple = kw.pop("ms", (2, 15))  # type: ignore[assignment]
+        tp = _template(self.w.actors[actor], verb, uri, reason, **kw)  # type: ignore[arg-type]
+        self.last = aid = _uuid(self.rng)
+        dur = int(self.rng.uniform(*ms) * 1000)
+        for us, ev in _emit(tp, aid, t + self.rng.randint(0, 999), dur):
+            self.events.append((us, len(self.events), ev))
+        return aid
+
+    def create(
+        self,
+        t: int,
+        actor: str,
+        reason: str,
+        obj: dict,
+        manager: str,
+        query: str = "",
+        generation: int = 0,
+        spec: dict | None = None,
+    ) -> dict:
+        """POST a named object; return it as stored (spec overrides the stored spec)."""
+        m, api, kind = obj["metadata"], obj["apiVersion"], obj["kind"]
+        res = "networkpolicies" if kind == "NetworkPolicy" else kind.lower() + "s"
+        ns = m.get("namespace", "")
+        uri = f"/apis/{api}" if "/" in api else f"/api/{api}"
+        uri += f"/namespaces/{ns}/{res}{query}" if ns else f"/{res}{query}"
+        stored = _persist(obj, self.w.uid(kind, ns, m["name"]), t, manager, generation=generation)
+        if spec is not None:
+            stored["spec"] = spec
+        self.req(t, actor, "create", uri, reason, code=201, req=obj, resp=stored)
+        self.objs[f"{res}/{ns}/{m['name']}"] = stored
+        return stored
+
+    def rollout(self, t: int, pods: list[_Pod]) -> None:
+        """What controllers, the scheduler and kubelets do after a Deployment is created."""
+        w, p = self.w, pods[0]
+        rs = _replicaset(w, p, len(pods))
+        reason, manager = _ctl_r("deployment-controller"), "kube-controller-manager"
+        self.create(t + 30_000, "ctl:deployment-controller", reason, rs, manager, generation=1)
+        for i, q in enumerate(pods):
+            tc = t + 70_000 + i * 9_000
+            req, created, patch, running = _pod_objects(w, q, tc)
+            uri, reason = f"/api/v1/namespaces/{q.ns}/pods", _ctl_r("replicaset-controller")
+            self.req(
+                tc,
+                "ctl:replicaset-controller",
+                "create",
+                uri,
+                reason,
+                code=201,
+                req=req,
+                resp=created,
+                ms=(6, 14),
+            )
+            binding = _binding(q.name, q.ns, q.uid, q.node)
+            self.req(
+                tc + 25_000, "bind", "create", f"{q.path}/binding", SCHED_R, code=201, req=binding
+            )
+            self.req(
+                tc + 6 * _US,
+                f"kubelet:{q.node}",
+                "patch",
+                f"{q.path}/status",
+                "",
+                req=patch,
+                resp=running,
+                ms=(5, 12),
+            )
+
+    def setup(self) -> None:
+        """08:00-08:08: alice creates namespaces and the CI identity; CI installs three charts."""
+        t = _at(8, 0, 4.2)
+        for ns, labels in _NS_LABELS.items():
+            labels = labels | {"kubernetes.io/metadata.name": ns}  # set by defaulting
+            obj = {"kind": "Namespace", "apiVersion": "v1", "metadata": _meta(ns, labels=labels)}
+            obj |= {"spec": {}, "status": {"phase": "Active"}}
+            fin = {"finalizers": ["kubernetes"]}
+            self.create(t, "alice", ALICE_R, obj, "kubectl-create", _CREATE_Q, spec=fin)
+            for i, (ctl, kind, name) in enumerate(
+                (
+                    ("root-ca-cert-publisher", "ConfigMap", "kube-root-ca.crt"),
+                    ("service-account-controller", "ServiceAccount", "default"),
+                )
+            ):
+                obj = {"kind": kind, "apiVersion": "v1", "metadata": _meta(name, ns)}
+                manager = "kube-controller-manager"
+                self.create(t + 40_000 + i * 7_000, f"ctl:{ctl}", _ctl_r(ctl), obj, manager)
+            t += int(self.rng.uniform(0.3, 0.9) * _US)
+        t = _at(8, 0, 41.7)
+        sa = {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": _meta("deployer", "ci")}
+        self.create(t, "alice", ALICE_R, sa, "kubectl-create", _CREATE_Q)
+        crb = _rbac("ClusterRoleBinding", "ci-deployer", _to_sa("cluster-admin", "ci", "deployer"))
+        self.create(t + 2 * _US, "alice", ALICE_R, crb, "kubectl-create", _CREATE_Q)
+        t = _at(8, 2, 10.3)
+        for release, ns in _RELEASES:
+            t = self.helm_install(t, release, ns) + 95 * _US
+        for i in range(48):  # kubelet node-status heartbeats every five minutes
+            for j, node in enumerate(NODES):
+                tn = _at(8, 3) + i * 300 * _US + j * 71 * _US + self.rng.randint(0, 900_000)
+                uri = f"/api/v1/nodes/{node}/status?timeout=10s"
+                self.req(tn, f"kubelet:{node}", "patch", uri, "", req=_node_patch(tn), ms=(4, 11))
+
+    def helm_install(self, t: int, release: str, ns: str) -> int:
+        """`helm install` by the CI deployer; returns the time it finished."""
+        w = self.w
+        sel = f"?labelSelector=name%3D{release}%2Cowner%3Dhelm"
+        self.req(t, "helm", "list", f"/api/v1/namespaces/{ns}/secrets{sel}", CI_R)
+        name = f"sh.helm.release.v1.{release}.v1"
+        rel = {"kind": "Secret", "apiVersion": "v1", "metadata": _meta(name, ns)}
+        self.create(t + 90_000, "helm", CI_R, rel, "helm", "?fieldManager=helm")
+        apps: dict[str, list[_Pod]] = {}
+        for p in w.apps:
+            if p.ns == ns:
+                apps.setdefault(p.app, []).append(p)
+        objs = [o for o in _netpols() if o["metadata"]["namespace"] == ns]
+        if release == "payments":
+            for name in ("payments-db-credentials", "stripe-api-key"):
+                objs.append({"kind": "Secret", "apiVersion": "v1", "metadata": _meta(name, ns)})
+        for pods in apps.values():
+            if pods[0].sa != "default":
+                meta = _helm_meta(pods[0].sa, ns, release)
+                objs.append({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": meta})
+        if release == "storefront":
+            body = _to_sa("storefront-ops", "shop", "storefront")
+            objs.append(_rbac("ClusterRole", "storefront-ops", {"rules": _OPS_RULES}, release, ns))
+            objs.append(_rbac("ClusterRoleBinding", "storefront-ops", body, release, ns))
+        objs += [_service(pods[0], release) for pods in apps.values()]
+        objs += [_deployment(pods[0], len(pods), release) for pods in apps.values()]
+        t += 400_000
+        for obj in objs:
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            gen = 1 if kind in ("Deployment", "NetworkPolicy") else 0
+            spec = None
+            if kind == "Service":
+                ip = f"10.96.{self.rng.randint(20, 250)}.{self.rng.randint(2, 250)}"
+                spec = _service(apps[name][0], release, ip)["spec"]
+            self.create(t, "helm", CI_R, obj, "helm", "?fieldManager=helm", gen, spec)
+            if kind == "Deployment":
+                self.rollout(t, apps[name])
+            t += int(self.rng.uniform(0.05, 0.4) * _US)
+        return t
+
+    def background(self, gap_s: float) -> None:
+        """Merge the benign template stream over the four hours."""
+        T = _bg_templates(self.w, story=True)
+        for us, t0, ev in _stream(T, self.rng, _T0 + 500_000, gap_s * _US):
+            if us > _END + 900 * _US:
+                break
+            if t0 <= _END:
+                self.events.append((us, len(self.events), ev))
+
+    def step(self, name: str, verb: str, resource: str, ns: str | None, obj: str | None) -> None:
+        """Start recording an incident step."""
+        self.cur = {"step": name, "actor": ATTACKER, "verb": verb, "resource": resource}
+        self.cur |= {"namespace": ns, "name": obj, "audit_ids": [], "related_audit_ids": []}
+        self.steps.append(self.cur)
+
+    def act(
+        self,
+        t: int,
+        verb: str,
+        uri: str,
+        code: int = 200,
+        reason: str = "",
+        actor: str = "attacker",
+        related: bool = False,
+        **kw: object,
+    ) -> None:
+        """An attacker request, recorded in the current step."""
+        aid = self.req(t, actor, verb, uri, reason, code=code, **kw)
+        self.cur["related_audit_ids" if related else "audit_ids"].append(aid)
+
+    def incident(self) -> None:
+        """10:28-10:53: the storefront service-account token is abused from its pod."""
+        w, rng, authz = self.w, self.rng, f"/apis/{AUTHZ}/v1"
+        self.step("discovery", "list", "*", None, None)
+        t = _at(10, 28, 41.31)
+        self.act(t, "get", "/api", 200, DISCOVERY_R, "curl", related=True)
+        empty = {"resourceRules": None, "nonResourceRules": None, "incomplete": False}
+        rules = {"resourceRules": _BASIC_RULES + _OPS_RULES, "nonResourceRules": _NONRES_RULES}
+        ssrr = [_review("SelfSubjectRulesReview", {"namespace": "shop"}, s) for s in (empty, rules)]
+        ssrr[1]["status"]["incomplete"] = False
+        t += 3_200_000
+        uri = f"{authz}/selfsubjectrulesreviews"
+        self.act(t, "create", uri, 201, BASIC_R, "curl", req=ssrr[0], resp=ssrr[1])
+        for uri in _PROBES:
+            t += int(rng.uniform(2.5, 7.5) * _US)
+            verb = "get" if _ref_args(uri)["name"] else "list"  # type: ignore[index]
+            self.act(t, verb, uri, 403, actor="curl", ms=(0.6, 2))
+        for attrs in _SSAR_PROBES:
+            t += int(rng.uniform(3, 6) * _US)
+            rq, rp = _ssar(attrs, OPS_R)
+            uri = f"{authz}/selfsubjectaccessreviews"
+            self.act(t, "create", uri, 201, BASIC_R, "curl", req=rq, resp=rp)
+        t = _at(10, 31, 12.48)  # the attacker has fetched a kubectl binary
+        for path in ("/api", "/apis"):
+            self.act(t, "get", f"{path}?timeout=32s", 200, DISCOVERY_R, related=True)
+            t += 41_000
+        uri = f"{authz}/selfsubjectrulesreviews"
+        self.act(t + 2 * _US, "create", uri, 201, BASIC_R, req=ssrr[0], resp=ssrr[1])
+        for res in ("pods", "namespaces", "nodes"):
+            t += int(rng.uniform(8, 20) * _US)
+            self.act(t, "list", f"/api/v1/{res}?limit=500", 403, ms=(0.6, 2))
+
+        self.step("exec", "create", "pods/exec", "payments", w.pods[3].name)
+        t = _at(10, 33, 5.72)
+        imds = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+        token = ["cat", f"{_SA_MOUNT}/token"]
+        for p, cmd, secs in (
+            (w.pods[1], ["env"], 0.9),
+            (w.pods[3], token, 1.3),
+            (w.pods[3], ["curl", "-s", imds], 2.6),
+        ):
+            self.act(t, "get", p.path, 200, OPS_R, related=True)
+            self.act(
+                t + 60_000, "create", _exec_uri(p, cmd), 101, OPS_R, ms=(secs * 1e3, secs * 1.3e3)
+            )
+            t += int(rng.uniform(40, 75) * _US)
+
+        self.step("secret-theft", "get", "secrets", None, None)
+        t = _at(10, 36, 30.05)
+        self.act(t, "list", "/api/v1/secrets?limit=500", 200, OPS_R, ms=(8, 20))
+        for ns, name, code in _STOLEN:
+            t += int(rng.uniform(9, 25) * _US)
+            self.act(t, "get", f"/api/v1/namespaces/{ns}/secrets/{name}", code, OPS_R)
+
+        self.step("rbac-escalation", "create", "clusterrolebindings", None, "storefront-admin")
+        t = _at(10, 40, 12.9)
+        body = _to_sa("cluster-admin", "shop", "storefront")
+        crb = _rbac("ClusterRoleBinding", "storefront-admin", body)
+        self.create(t, "attacker", OPS_R, crb, "kubectl-create", _CREATE_Q)
+        self.cur["audit_ids"].append(self.last)
+        rq, rp = _ssar({"namespace": "shop", "verb": "*", "resource": "*"}, ADMIN_R)
+        uri = f"{authz}/selfsubjectaccessreviews"
+        self.act(t + 17 * _US, "create", uri, 201, BASIC_R, related=True, req=rq, resp=rp)
+
+        self.step("privileged-pod", "create", "pods", "kube-system", "node-debugger")
+        self.privileged_pod(_at(10, 43, 5.4))
+
+        self.step("netpol-delete", "delete", "networkpolicies", "payments", "default-deny")
+        uid = self.objs["networkpolicies/payments/default-deny"]["metadata"]["uid"]
+        opts = {
+            "kind": "DeleteOptions",
+            "apiVersion": "meta.k8s.io/v1",
+            "propagationPolicy": "Background",
+        }
+        details = {"name": "default-deny", "group": NET, "kind": "networkpolicies", "uid": uid}
+        done = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+        uri = f"/apis/{NET}/v1/namespaces/payments/networkpolicies/default-deny"
+        done["details"] = details
+        self.act(_at(10, 47, 40.2), "delete", uri, 200, ADMIN_R, req=opts, resp=done, ms=(5, 12))
+
+        self.step("namespace-label", "patch", "namespaces", "shop", "shop")
+        t = _at(10, 49, 15.6)
+        self.act(t, "get", "/api/v1/namespaces/shop", 200, ADMIN_R, related=True)
+        t += 50_000
+        patch = {"metadata": {"labels": {"trust": "high"}}}
+        ns_obj: dict = _copy(self.objs["namespaces//shop"])  # type: ignore[assignment]
+        meta = ns_obj["metadata"]
+        meta["labels"] = dict(sorted((meta["labels"] | {"trust": "high"}).items()))
+        meta["resourceVersion"] = _rv(t)
+        meta["managedFields"].append(_mf("kubectl-label", t, "v1", _fields(patch)))
+        uri = "/api/v1/namespaces/shop?fieldManager=kubectl-label"
+        self.act(t, "patch", uri, 200, ADMIN_R, req=patch, resp=ns_obj, ms=(4, 9))
+
+        self.step("delete-events", "deletecollection", "events", "shop", None)
+        t = _at(10, 52, 31.4)
+        for ns in ("shop", "kube-system"):
+            uri = f"/api/v1/namespaces/{ns}/events"
+            self.act(t, "deletecollection", uri, 200, ADMIN_R, ms=(20, 60))
+            t += int(rng.uniform(6, 14) * _US)
+
+    def privileged_pod(self, t: int) -> None:
+        """Step 5: a privileged, host-namespace pod with / mounted; then a shell on the node."""
+        w, node = self.w, "ip-10-0-1-12"
+        image = "docker.io/library/alpine:3.19"
+        p = _Pod(
+            "kube-system",
+            "node-debugger",
+            "",
+            "",
+            node,
+            NODES[node],
+            "default",
+            "debugger",
+            image,
+            0,
+        )
+        p.uid, p.cid = w.uid("pod", p.name), f"{self.rng.getrandbits(256):064x}"
+        p.vol = "kube-api-access-" + "".join(self.rng.choices(_NAME_CHARS, k=5))
+        meta = _meta(p.name, p.ns, labels={"run": p.name})
+        pod = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": _debug_spec(p, False)}
+        pod["status"] = {}
+        stored = _persist(pod, p.uid, t, "kubectl-create")
+        stored["spec"], stored["status"] = (
+            _debug_spec(p, True),
+            {"phase": "Pending", "qosClass": "BestEffort"},
+        )
+        ann = {"pod-security.kubernetes.io/enforce-policy": "privileged:latest"}
+        uri = f"/api/v1/namespaces/kube-system/pods{_CREATE_Q}"
+        self.act(t, "create", uri, 201, ADMIN_R, req=pod, resp=stored, ann=ann, ms=(9, 18))
+        binding = _binding(p.name, p.ns, p.uid, node)
+        self.req(t + 31_000, "bind", "create", f"{p.path}/binding", SCHED_R, code=201, req=binding)
+        t_run = t + 7 * _US
+        status = _pod_status(p, t_run, p.ip) | {"qosClass": "BestEffort"}
+        running: dict = _copy(stored)  # type: ignore[assignment]
+        running["metadata"]["resourceVersion"] = _rv(t_run)
+        running["spec"], running["status"] = _debug_spec(p, True, node), status
+        patch = _status_patch(p.uid, status)
+        self.req(t_run, f"kubelet:{node}", "patch", f"{p.path}/status", "", req=patch, resp=running)
+        cmd = ["chroot", "/host", "sh", "-c", "cat /etc/kubernetes/kubelet.conf; crictl ps"]
+        uri = _exec_uri(p, cmd)
+        self.act(t + 74 * _US, "create", uri, 101, ADMIN_R, related=True, ms=(3100, 3600))
+
+
+@lru_cache(maxsize=4)
+def _build(seed: int) -> tuple[tuple[bytes, ...], str]:
+    """Run the story once: (native lines in log order, incident steps as JSON)."""
+    st = _Story(seed)
+    st.setup()
+    st.incident()
+    st.background(gap_s=9.0)
+    st.events.sort(key=lambda e: (e[0], e[1]))
+    lines, received = [], {}
+    for _, _, ev in st.events:
+        ref = ev.get("objectRef")
+        if ev["verb"] == "update" and ref and ev["stage"] == "ResponseComplete":
+            rv = _rv(epoch_us(ev["requestReceivedTimestamp"]) - 1000)  # the version the client read
+            ev = ev | {"objectRef": ref | {"resourceVersion": rv}}
+        received.setdefault(ev["auditID"], ev["requestReceivedTimestamp"])
+        lines.append(native_line(ev))
+    for s in st.steps:
+        s["time"] = min(received[a] for a in s["audit_ids"])
+    return tuple(lines), json.dumps(st.steps)
+
+
+def story_events(seed: int = 7) -> list[dict]:
+    """The whole sample story as native audit.k8s.io/v1 Event dicts, in log order."""
+    return [orjson.loads(line) for line in _build(seed)[0]]
+
+
+def incident_steps(seed: int = 7) -> list[dict]:
+    """The attack steps: step, actor, verb, resource, namespace, name, audit ids, time."""
+    return json.loads(_build(seed)[1])
+
+
+# ---------------------------------------------------------------- data/samples
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as g:
+            g.write(data)
+        data = buf.getvalue()
+    path.write_bytes(data)
+    return path
+
+
+def _jsonl(rows: list) -> bytes:
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
+
+
+def write_samples(out: Path, seed: int = 7) -> list[Path]:
+    """Write data/samples (native, eks, gke, aks) for the story; return the files written."""
+    out, lines, events = Path(out), _build(seed)[0], story_events(seed)
+    stamps = [e["stageTimestamp"] for e in events]
+
+    def window(start: str, end: str) -> list[dict]:
+        return events[
+            bisect_left(stamps, f"2026-03-14T{start}") : bisect_left(stamps, f"2026-03-14T{end}")
+        ]
+
+    cut = bisect_left(stamps, "2026-03-14T09:30:00")
+    overlap = 20  # the newer file repeats the older file's tail, as after an overlapping rotation
+    first = next(i for i, e in enumerate(events) if e["user"]["username"] == ATTACKER)
+    items = events[first : first + 50]
+    eventlist = {
+        "kind": "EventList",
+        "apiVersion": "audit.k8s.io/v1",
+        "metadata": {},
+        "items": items,
+    }
+    eks_filter = to_eks_filter_events(window("10:25:00", "10:55:00"))
+    export = "".join(to_eks_export_line(e) + "\n" for e in events).encode()
+    gke = sorted((g for g in map(to_gke_entry, events) if g), key=lambda g: g["timestamp"])
+    hour = window("10:00:00", "11:00:00")  # one hourly PT1H blob
+    aks = [to_aks_record(e) for e in hour]
+    admin = [to_aks_record(e, log_as_object=True) for e in hour if e["verb"] in WRITE_VERBS]
+    n, eks, gcp, az = out / "native", out / "eks", out / "gke", out / "aks"
+    return [
+        _write(n / ROTATED, b"".join(lines[:cut])),
+        _write(n / "audit.log", b"".join(lines[cut - overlap :])),
+        _write(n / "webhook-eventlist.json", json.dumps(eventlist, indent=2).encode() + b"\n"),
+        _write(eks / "kube-apiserver-audit.export.log.gz", export),
+        _write(eks / "filter-log-events.json", json.dumps(eks_filter, indent=4).encode() + b"\n"),
+        _write(
+            gcp / "cloudaudit_activity.jsonl.gz",
+            _jsonl([g for g in gke if "activity" in g["logName"]]),
+        ),
+        _write(
+            gcp / "cloudaudit_data_access.jsonl.gz",
+            _jsonl([g for g in gke if "data_access" in g["logName"]]),
+        ),
+        _write(
+            az / "insights-logs-kube-audit.json",
+            _jsonl([{"records": aks[i : i + 100]} for i in range(0, len(aks), 100)]),
+        ),
+        _write(az / "kube-audit-admin.jsonl", _jsonl(admin)),
+    ]

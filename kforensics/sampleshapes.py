@@ -68,7 +68,7 @@ def _ms(ts: str) -> int:
 
 
 def to_eks_export_line(ev: dict) -> str:
-    """One line of a CloudWatch Logs export to S3: `<ISO8601 ms timestamp> <event JSON>` (no newline)."""
+    """A CloudWatch Logs export-to-S3 line: `<ISO8601 ms timestamp> <event JSON>`, no newline."""
     return f"{ev['stageTimestamp'][:23]}Z {_message(ev)}"
 
 
@@ -134,7 +134,7 @@ def _gke_typed(obj: object) -> object:
 
 
 def to_gke_entry(ev: dict) -> dict | None:
-    """Cloud Logging LogEntry for a ResponseComplete event; None for other stages or non-resource URLs."""
+    """Cloud Logging LogEntry for a ResponseComplete event (None for other stages, non-resource)."""
     ref = ev.get("objectRef")
     if ev.get("stage") != "ResponseComplete" or not ref or not ref.get("resource"):
         return None
@@ -189,7 +189,7 @@ def to_gke_entry(ev: dict) -> dict | None:
 
 
 def to_aks_record(ev: dict, log_as_object: bool = False, category: str | None = None) -> dict:
-    """Azure diagnostic-settings record; category defaults to kube-audit-admin when log_as_object."""
+    """Azure diagnostic-settings record (category kube-audit-admin when log_as_object)."""
     if category is None:
         category = "kube-audit-admin" if log_as_object else "kube-audit"
     return {

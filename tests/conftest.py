@@ -1,0 +1,71 @@
+"""Shared fixtures: a case path, a reader for it, and the shared corpora (skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from kforensics import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "corpus"
+SAMPLES = ROOT / "data" / "samples"
+
+
+@pytest.fixture
+def case_path(tmp_path: Path) -> Path:
+    return tmp_path / "case.duckdb"
+
+
+@pytest.fixture
+def con(case_path: Path):
+    """Open the case read-only once a test has loaded it: `con()` returns the connection."""
+    opened = []
+
+    def open_case():
+        c = connect(case_path)
+        opened.append(c)
+        return c
+
+    yield open_case
+    for c in opened:
+        c.close()
+
+
+def corpus(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (the shared corpora sit beside the repository in CI)")
+    return path
+
+
+def event(audit_id: str = "a1", **over) -> dict:
+    """A native audit.k8s.io/v1 event as the kube-apiserver logs it, with fields overridden."""
+    ev = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": audit_id,
+        "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/shop/pods/web-1",
+        "verb": "get",
+        "user": {"username": "alice", "groups": ["dev", "system:authenticated"]},
+        "sourceIPs": ["203.0.113.10"],
+        "userAgent": "kubectl/v1.29.2",
+        "objectRef": {"resource": "pods", "namespace": "shop", "name": "web-1", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": "2026-03-14T10:00:00.000001Z",
+        "stageTimestamp": "2026-03-14T10:00:00.002001Z",
+        "annotations": {
+            "authorization.k8s.io/decision": "allow",
+            "authorization.k8s.io/reason": 'RBAC: allowed by RoleBinding "dev/shop"',
+        },
+    }
+    ev.update(over)
+    return ev
+
+
+def jsonl(*events: dict) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)

@@ -1,0 +1,173 @@
+"""Bad input: every line ends up as an event, a duplicate, a blank or a reject with a reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import orjson
+import pytest
+
+from kforensics import load
+from tests.conftest import event, jsonl
+
+GOOD = orjson.dumps(event("good-1"))
+
+
+def accounted(con, result) -> None:
+    """Assert the per-file invariant and that reject and event lines never overlap."""
+    for s in result.sources:
+        assert s.lines_read == s.events_loaded + s.duplicates + s.rejected + s.blank_lines, s
+        assert s.records == s.events_loaded + s.duplicates + s.rejected, s
+    c = con()
+    ev = {r[0] for r in c.execute("SELECT source_line FROM events").fetchall()}
+    rj = {r[0] for r in c.execute("SELECT source_line FROM rejects").fetchall()}
+    assert not ev & rj
+
+
+CASES = {
+    "truncated JSON": (b'{"kind":"Event","auditID":"t1","stage":"Resp', "invalid JSON"),
+    "not JSON": (b"I0314 10:00:00.000000 1 httplog.go:132] GET /healthz", "invalid JSON"),
+    "code as a word": (
+        orjson.dumps(event("w1", responseStatus={"code": "four-oh-four"})),
+        "responseStatus.code is not an HTTP status code: \"four-oh-four\"",
+    ),
+    "sourceIPs as a string": (
+        orjson.dumps(event("w2", sourceIPs="10.0.0.1")),
+        "sourceIPs is not a list of strings",
+    ),
+    "groups as a number": (
+        orjson.dumps(event("w3", user={"username": "u", "groups": 7})),
+        "user.groups is not a list of strings",
+    ),
+    "timestamp garbage": (
+        orjson.dumps(event("w4", requestReceivedTimestamp="yesterday")),
+        "requestReceivedTimestamp is not a timestamp: yesterday",
+    ),
+    "no timestamp at all": (
+        orjson.dumps({"auditID": "w5", "stage": "ResponseComplete", "verb": "get"}),
+        "no timestamp",
+    ),
+    "annotations not strings": (
+        orjson.dumps(event("w6", annotations=["a"])),
+        "annotations is not an object of strings",
+    ),
+    "NUL bytes": (GOOD[:20] + b"\x00\x00" + GOOD[20:], "NUL bytes"),
+    "invalid UTF-8": (GOOD[:30] + b"\xff\xfe" + GOOD[30:], "invalid UTF-8"),
+    "JSON scalar": (b"42", "not an audit event: a JSON int"),
+    "JSON null": (b"null", "not an audit event: a JSON NoneType"),
+    "empty array": (b"[]", "empty JSON array"),
+    "object of another kind": (b'{"kind": 0}', "not an audit event"),
+    "two objects on a line": (GOOD + b" " + GOOD, "invalid JSON"),
+    "empty auditID": (orjson.dumps(event("")), "no auditID"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_bad_line_is_a_reject_with_file_line_and_reason(tmp_path, case_path, con, name):
+    bad, reason = CASES[name]
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(event("before")) + bad + b"\n" + jsonl(event("after")))
+    result = load(case_path, [log])
+    accounted(con, result)
+    assert (result.events_loaded, result.rejected) == (2, 1)
+    row = con().execute("SELECT source_file, source_line, reason, raw FROM rejects").fetchone()
+    assert row[:2] == (str(log), 2)
+    assert reason in row[2]
+    assert row[3] is not None
+
+
+def test_crlf_bom_blank_and_whitespace_lines(tmp_path, case_path, con):
+    log = tmp_path / "audit.log"
+    body = b"\xef\xbb\xbf" + GOOD + b"\r\n\r\n   \n\t\r\n" + orjson.dumps(event("good-2")) + b"\r\n"
+    log.write_bytes(body)
+    result = load(case_path, [log])
+    accounted(con, result)
+    s = result.sources[0]
+    assert (s.lines_read, s.events_loaded, s.blank_lines, s.rejected) == (5, 2, 3, 0)
+    raws = [r[0] for r in con().execute("SELECT raw FROM events ORDER BY source_line").fetchall()]
+    assert all(not r.endswith("\r") and not r.startswith("\ufeff") for r in raws)
+    lines = con().execute("SELECT source_line FROM events ORDER BY 1").fetchall()
+    assert lines == [(1,), (5,)]
+
+
+def test_empty_file_reads_nothing(tmp_path, case_path):
+    log = tmp_path / "empty.log"
+    log.write_bytes(b"")
+    result = load(case_path, [log])
+    assert (result.sources[0].lines_read, result.anything_read) == (0, False)
+
+
+def test_last_line_without_newline_is_read(tmp_path, case_path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(GOOD + b"\n" + orjson.dumps(event("last")))
+    assert load(case_path, [log]).events_loaded == 2
+
+
+def test_twenty_megabyte_lines(tmp_path, case_path, con):
+    big_event = orjson.dumps(event("big", requestObject={"data": {"blob": "x" * 20_000_000}}))
+    big_garbage = b"y" * 20_000_000
+    log = tmp_path / "audit.log"
+    log.write_bytes(big_event + b"\n" + big_garbage + b"\n" + GOOD + b"\n")
+    result = load(case_path, [log])
+    accounted(con, result)
+    assert (result.events_loaded, result.rejected) == (2, 1)
+    raw, size = con().execute("SELECT raw, raw_bytes FROM rejects").fetchone()
+    assert (len(raw), size) == (4096, 20_000_000)
+
+
+def test_corrupt_gzip_keeps_what_was_readable_and_says_where_it_broke(tmp_path, case_path, con):
+    events = [event(f"z{i}", requestURI=f"/api/v1/x{i}") for i in range(2000)]
+    data = bytearray(gzip.compress(jsonl(*events)))
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
+    log = tmp_path / "audit.log.2.gz"
+    log.write_bytes(bytes(data))
+    result = load(case_path, [log])
+    accounted(con, result)
+    s = result.sources[0]
+    assert 0 < s.events_loaded < 2000
+    reasons = [r[0] for r in con().execute("SELECT reason FROM rejects").fetchall()]
+    assert any("corrupt gzip stream" in r for r in reasons)
+
+
+def test_truncated_gzip(tmp_path, case_path, con):
+    data = gzip.compress(jsonl(*(event(f"t{i}") for i in range(500))))
+    log = tmp_path / "audit.log.gz"
+    log.write_bytes(data[: len(data) - 100])
+    result = load(case_path, [log])
+    accounted(con, result)
+    assert result.sources[0].events_loaded > 0
+    assert result.rejected >= 1
+
+
+def test_deep_nesting_is_loaded_or_rejected_never_a_crash(tmp_path, case_path, con):
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    nested = GOOD[:-1] + b',"requestObject":' + deep + b"}"
+    log = tmp_path / "audit.log"
+    log.write_bytes(nested + b"\n" + b"[" * 100000 + b"\n" + GOOD + b"\n")
+    result = load(case_path, [log])
+    accounted(con, result)
+    assert result.sources[0].lines_read == 3
+
+
+def test_duplicate_lines_are_counted_not_loaded_twice(tmp_path, case_path, con):
+    log = tmp_path / "audit.log"
+    log.write_bytes(GOOD + b"\n" + GOOD + b"\n" + GOOD + b"\n")
+    result = load(case_path, [log])
+    accounted(con, result)
+    assert (result.events_loaded, result.duplicates) == (1, 2)
+
+
+def test_mixed_bad_file_accounts_for_every_line(tmp_path, case_path, con):
+    lines = [GOOD] + [bad for bad, _ in CASES.values()] + [b"", GOOD, b"   "]
+    lines += [orjson.dumps(event(f"m{i}")) for i in range(50)]
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    result = load(case_path, [log])
+    accounted(con, result)
+    s = result.sources[0]
+    assert (s.lines_read, s.events_loaded, s.duplicates, s.rejected, s.blank_lines) == (
+        len(lines), 51, 1, len(CASES), 2,
+    )  # fmt: skip
+    summary = json.dumps(result.to_dict())
+    assert "invalid JSON" in summary
