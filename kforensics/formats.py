@@ -54,6 +54,11 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _minify_str(text: str) -> str:
+    """Return embedded JSON text without insignificant whitespace (see `minified`)."""
+    return minified(text.encode("utf-8")) if any(c in text for c in " \t\r\n") else text
+
+
 def _reject(line: int, index: int | None, reason: str) -> Record:
     return Record(line=line, index=index, fmt="", reason=reason)
 
@@ -188,7 +193,7 @@ def _from_eks_message(message: str, envelope: dict, line: int, index: int | None
         return [_reject(line, index, f"EKS record whose message is not JSON: {error}")]
     if not isinstance(value, dict) or not ("auditID" in value or value.get("kind") == "Event"):
         return [_reject(line, index, "EKS record whose message is not an audit event")]
-    return [Record(line, index, EKS, event=message, envelope=_dumps(envelope))]
+    return [Record(line, index, EKS, event=_minify_str(message), envelope=_dumps(envelope))]
 
 
 def _from_aks(record: dict, line: int, index: int | None) -> Record:
@@ -204,7 +209,7 @@ def _from_aks(record: dict, line: int, index: int | None) -> Record:
         value, error = parse_text(log)
         if error is not None:
             return _reject(line, index, f"AKS properties.log is not JSON: {error}")
-        event_text = log
+        event_text = _minify_str(log)
     elif isinstance(log, dict):
         value, event_text = log, _dumps(log)
     else:
@@ -219,13 +224,19 @@ def _from_aks(record: dict, line: int, index: int | None) -> Record:
 _VERSION = re.compile(r"^v\d+(?:(?:alpha|beta)\d+)?$")
 
 
+# Built-in API groups named without the k8s.io suffix.
+_LEGACY_GROUPS = {"apps", "batch", "autoscaling", "policy", "extensions"}
+
+
 def _group_from_method(labels: list[str]) -> str:
     """Return the API group for the reversed-DNS prefix of a GKE methodName."""
     if labels[:2] == ["io", "k8s"]:
         rest = labels[2:]
         if rest == ["core"] or not rest:
             return ""
-        return ".".join(reversed(rest)) + ("" if len(rest) == 1 else ".k8s.io")
+        if len(rest) == 1 and rest[0] in _LEGACY_GROUPS:
+            return rest[0]
+        return ".".join(reversed(rest)) + ".k8s.io"
     return ".".join(reversed(labels))
 
 
@@ -311,7 +322,8 @@ def gke_to_native(entry: dict) -> dict:
         "resource": r.get("resource") or m.get("resource"),
         "namespace": r.get("namespace"),
         "name": r.get("name"),
-        "apiGroup": m.get("apiGroup") if m.get("apiGroup") is not None else r.get("apiGroup"),
+        # resourceName spells the group out; the methodName only reverses it.
+        "apiGroup": r.get("apiGroup") if r.get("apiGroup") is not None else m.get("apiGroup"),
         "apiVersion": m.get("apiVersion"),
         "subresource": m.get("subresource") or r.get("subresource"),
     }

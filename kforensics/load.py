@@ -328,7 +328,7 @@ def _load_file(loader: _Loader, path: Path, progress: ByteProgress) -> SourceSta
     else:
         loader.lines(_Replay(reader, itertools.chain([first] if first else [], blocks)), stats)
     stats.sha256, stats.bytes, stats.compression = reader.sha256, reader.bytes, reader.compression
-    stats.format = "+".join(sorted(stats.formats)) or "unknown"
+    stats.format = "+".join(sorted(f for f, n in stats.formats.items() if n)) or "unknown"
     loader.flush_rejects()
     return stats
 

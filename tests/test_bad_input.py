@@ -30,7 +30,7 @@ CASES = {
     "not JSON": (b"I0314 10:00:00.000000 1 httplog.go:132] GET /healthz", "invalid JSON"),
     "code as a word": (
         orjson.dumps(event("w1", responseStatus={"code": "four-oh-four"})),
-        "responseStatus.code is not an HTTP status code: \"four-oh-four\"",
+        'responseStatus.code is not an HTTP status code: "four-oh-four"',
     ),
     "sourceIPs as a string": (
         orjson.dumps(event("w2", sourceIPs="10.0.0.1")),

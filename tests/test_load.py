@@ -19,19 +19,24 @@ def test_native_event_maps_onto_canonical_columns(tmp_path, case_path, con):
     log = tmp_path / "audit.log"
     log.write_bytes(jsonl(event("a1", impersonatedUser={"username": "system:admin"})))
     load(case_path, [log])
-    row = con().execute(
-        "SELECT audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
-        "impersonated_user, source_ips, user_agent, resource, subresource, namespace, name, "
-        "api_group, api_version, request_uri, code, decision, reason, source_format, "
-        "source_file, source_line, source_index FROM events"
-    ).fetchone()
+    row = (
+        con()
+        .execute(
+            "SELECT audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
+            "impersonated_user, source_ips, user_agent, resource, subresource, namespace, name, "
+            "api_group, api_version, request_uri, code, decision, reason, source_format, "
+            "source_file, source_line, source_index FROM events"
+        )
+        .fetchone()
+    )
     assert row == (
         "a1", "ResponseComplete", "Metadata",
         datetime(2026, 3, 14, 10, 0, 0, 1, tzinfo=UTC),
         datetime(2026, 3, 14, 10, 0, 0, 2001, tzinfo=UTC),
         "get", "alice", ["dev", "system:authenticated"], "system:admin", ["203.0.113.10"],
         "kubectl/v1.29.2", "pods", None, "shop", "web-1", None, "v1",
-        "/api/v1/namespaces/shop/pods/web-1", 200, "allow", 'RBAC: allowed by RoleBinding "dev/shop"',
+        "/api/v1/namespaces/shop/pods/web-1", 200, "allow",
+        'RBAC: allowed by RoleBinding "dev/shop"',
         "native", str(log), 1, None,
     )  # fmt: skip
 
@@ -41,9 +46,11 @@ def test_raw_event_keeps_every_field_and_objects_are_json(tmp_path, case_path, c
     log = tmp_path / "audit.log"
     log.write_bytes(jsonl(event("a1", requestObject=pod, futureField={"x": [1, 2]})))
     load(case_path, [log])
-    raw, hostpid, future = con().execute(
-        "SELECT raw, request_object->>'$.spec.hostPID', raw->'$.futureField' FROM events"
-    ).fetchone()
+    raw, hostpid, future = (
+        con()
+        .execute("SELECT raw, request_object->>'$.spec.hostPID', raw->'$.futureField' FROM events")
+        .fetchone()
+    )
     assert json.loads(raw)["futureField"] == {"x": [1, 2]}
     assert hostpid == "true"
     assert json.loads(future) == {"x": [1, 2]}
@@ -107,7 +114,9 @@ def test_reloading_adds_nothing(tmp_path, case_path, con):
     assert (again.events_loaded, again.duplicates) == (0, 5)
     c = con()
     assert c.execute("SELECT count(*) FROM events").fetchone() == (5,)
-    assert c.execute("SELECT load_id, events_loaded, duplicates FROM sources ORDER BY 1").fetchall() == [
+    assert c.execute(
+        "SELECT load_id, events_loaded, duplicates FROM sources ORDER BY 1"
+    ).fetchall() == [
         (1, 5, 0),
         (2, 0, 5),
     ]
@@ -159,9 +168,13 @@ def test_eventlist_document_cites_the_line_each_event_starts_on(tmp_path, case_p
     expected = [i + 1 for i, ln in enumerate(text) if ln == "    {"]
     result = load(case_path, [path])
     assert result.events_loaded == 3
-    rows = con().execute(
-        "SELECT source_line, source_index, source_format FROM events ORDER BY source_index"
-    ).fetchall()
+    rows = (
+        con()
+        .execute(
+            "SELECT source_line, source_index, source_format FROM events ORDER BY source_index"
+        )
+        .fetchall()
+    )
     assert rows == [(expected[0], 0, "eventlist"), (expected[1], 1, "eventlist"),
                     (expected[2], 2, "eventlist")]  # fmt: skip
 
@@ -182,7 +195,9 @@ def test_eventlist_on_one_line_and_json_array(tmp_path, case_path, con):
 def test_eventlist_items_duplicate_the_same_events_logged_as_lines(tmp_path, case_path):
     events = [event("x1", userAgent="<b>&amp;"), event("x2")]
     (tmp_path / "audit.log").write_bytes(jsonl(*events))
-    (tmp_path / "hook.json").write_text(json.dumps({"kind": "EventList", "items": events}, indent=1))
+    (tmp_path / "hook.json").write_text(
+        json.dumps({"kind": "EventList", "items": events}, indent=1)
+    )
     result = load(case_path, [tmp_path / "audit.log", tmp_path / "hook.json"])
     assert (result.events_loaded, result.duplicates) == (2, 2)
 
