@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import click
+import duckdb
 import orjson
 from rich.console import Console
 from rich.table import Table
 
+from kforensics.case import CaseError, connect
 from kforensics.load import LoadResult, load
 from kforensics.reader import InputError
 
@@ -44,6 +46,8 @@ def load_cmd(paths: tuple[str, ...], case: Path, as_json: bool, progress: bool |
         result = load(case, list(paths), progress=progress, arguments=sys.argv[1:])
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -83,3 +87,52 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
             "(clients can set Audit-ID; see the audit_id_collisions view)",
             markup=False,
         )
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option(
+    "--case",
+    "case",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB case file (opened read-only).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--max-rows", default=50, show_default=True, help="Rows to show as a table.")
+def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
+    """Run a read-only SQL QUERY against CASE (tables events, sources, rejects, loads;
+    views requests, audit_id_collisions)."""
+    try:
+        con = connect(case)
+    except CaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        rel = con.sql(query)
+        if rel is None:
+            return
+        if fmt == "table":
+            rel.show(max_rows=max_rows, max_width=1_000_000)
+        else:
+            columns = rel.columns
+            rows = rel.fetchall()
+            if fmt == "jsonl":
+                for row in rows:
+                    click.echo(orjson.dumps(dict(zip(columns, row, strict=True)), default=str))
+            else:
+                import csv
+
+                writer = csv.writer(sys.stdout)
+                writer.writerow(columns)
+                writer.writerows(rows)
+    except duckdb.Error as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from exc
+    finally:
+        con.close()
