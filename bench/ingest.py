@@ -1,0 +1,148 @@
+"""Ingest benchmark: `kforensics load` against bare DuckDB `read_json`, same file, one run.
+
+    python bench/ingest.py [--events 1000000] [--data bench/data] [--gzip] [--readme]
+
+Generates N native audit events (cached by N and seed), warms the page cache, then times, in
+this process and back to back:
+
+* baseline: `CREATE TABLE AS SELECT * FROM read_json(file, explicit columns)` into a new
+  DuckDB file (JSON objects as JSON columns, DuckDB's own parallel reader, nothing else);
+* kforensics: `kforensics.load(case, [file])` into a new case (line accounting, validation,
+  raw events kept, dedupe, atomic commit).
+
+Prints both times, the ratio, and the peak resident memory of each phase (sampled from
+/proc/self/status every 20 ms). Targets (issue 2): ratio at most 1.5; peak memory under 2 GB
+for 10 million events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kforensics import load  # noqa: E402
+from kforensics.samplegen import write_native_lines  # noqa: E402
+
+BASELINE_COLUMNS = {
+    "kind": "VARCHAR",
+    "apiVersion": "VARCHAR",
+    "level": "VARCHAR",
+    "auditID": "VARCHAR",
+    "stage": "VARCHAR",
+    "requestURI": "VARCHAR",
+    "verb": "VARCHAR",
+    "user": "STRUCT(username VARCHAR, groups VARCHAR[])",
+    "impersonatedUser": "STRUCT(username VARCHAR)",
+    "sourceIPs": "VARCHAR[]",
+    "userAgent": "VARCHAR",
+    "objectRef": "STRUCT(resource VARCHAR, namespace VARCHAR, name VARCHAR, apiGroup VARCHAR, "
+    "apiVersion VARCHAR, subresource VARCHAR)",
+    "responseStatus": "STRUCT(code INTEGER)",
+    "requestObject": "JSON",
+    "responseObject": "JSON",
+    "requestReceivedTimestamp": "TIMESTAMPTZ",
+    "stageTimestamp": "TIMESTAMPTZ",
+    "annotations": "MAP(VARCHAR, VARCHAR)",
+}
+
+
+class PeakRSS:
+    """Samples this process's resident memory; `peak` is the highest seen while running."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+def baseline(path: Path, db: Path) -> None:
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE events AS SELECT * FROM read_json($path, format = 'newline_delimited', "
+        "columns = $columns)",
+        {"path": str(path), "columns": BASELINE_COLUMNS},
+    )
+    con.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
+    ap.add_argument("--gzip", action="store_true", help="also time a gzipped copy")
+    args = ap.parse_args()
+
+    args.data.mkdir(parents=True, exist_ok=True)
+    path = args.data / f"audit-{args.events}-{args.seed}.log"
+    if not path.exists():
+        t = time.perf_counter()
+        write_native_lines(path, args.events, seed=args.seed)
+        print(f"generated {args.events:,} events in {time.perf_counter() - t:.1f}s")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:  # warm the page cache for both contenders
+        while fh.read(1 << 24):
+            pass
+
+    results = {}
+    for name, run in (
+        ("duckdb read_json", lambda db: baseline(path, db)),
+        ("kforensics load", lambda db: load(db, [path], progress=False)),
+    ):
+        db = args.data / f"bench-{name.split()[0]}.duckdb"
+        db.unlink(missing_ok=True)
+        with PeakRSS() as mem:
+            t = time.perf_counter()
+            out = run(db)
+            seconds = time.perf_counter() - t
+        results[name] = (seconds, mem.peak, db.stat().st_size)
+        if out is not None:
+            assert out.events_loaded == args.events, out.to_dict()
+        db.unlink()
+
+    base = results["duckdb read_json"][0]
+    print(f"input: {args.events:,} events, {size / 1e6:,.0f} MB, {os.cpu_count()} cores")
+    print(f"{'':18}{'seconds':>9}{'events/s':>12}{'peak RSS':>11}{'case size':>11}")
+    for name, (seconds, peak, db_size) in results.items():
+        print(
+            f"{name:18}{seconds:9.2f}{args.events / seconds:12,.0f}"
+            f"{peak / 2**20:9,.0f}MB{db_size / 2**20:9,.0f}MB"
+        )
+    ratio = results["kforensics load"][0] / base
+    print(f"ratio kforensics/baseline: {ratio:.2f} (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
