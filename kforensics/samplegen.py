@@ -424,7 +424,7 @@ def _emit(tp: tuple, aid: str, t0: int, dur: int) -> list[tuple[int, dict]]:
 
 
 def _meta(name: str = "", ns: str = "", **kw: object) -> dict:
-    """ObjectMeta in API field order; kw: generateName, uid, resourceVersion, generation, ..."""
+    """ObjectMeta in API field order; kw: gen (generateName), uid, created, labels, ..."""
     m: dict = {}
     for k, v in (("name", name), ("generateName", kw.get("gen")), ("namespace", ns)):
         if v:
@@ -435,7 +435,7 @@ def _meta(name: str = "", ns: str = "", **kw: object) -> dict:
     m["creationTimestamp"] = kw.get("created")  # null in requests, as Go clients send it
     for k in ("labels", "annotations"):
         if kw.get(k):
-            m[k] = dict(sorted(kw[k].items()))  # type: ignore[attr-defined]
+            m[k] = dict(sorted(kw[k].items()))
     for k in ("ownerReferences", "managedFields"):
         if kw.get(k):
             m[k] = kw[k]
@@ -480,7 +480,7 @@ def _persist(
     obj: dict, uid: str, t: int, manager: str, name: str = "", generation: int = 0
 ) -> dict:
     """The object as stored: server-set metadata and managedFields added."""
-    o: dict = _copy(obj)  # type: ignore[assignment]
+    o: dict = _copy(obj)
     m = o["metadata"]
     mm = {k: v for k, v in m.items() if k in ("labels", "annotations", "ownerReferences")}
     body = {k: v for k, v in o.items() if k not in ("kind", "apiVersion", "metadata", "status")}
@@ -621,7 +621,7 @@ def _pod_objects(w: _World, p: _Pod, t: int) -> tuple[dict, dict, dict, dict]:
     t_run = t + 6 * _US
     status = _pod_status(p, t_run, NODES[p.node])
     patch = _status_patch(p.uid, status)
-    running: dict = _copy(created)  # type: ignore[assignment]
+    running: dict = _copy(created)
     running["metadata"]["resourceVersion"] = _rv(t_run)
     fields = _fields({"status": patch["status"]})
     running["metadata"]["managedFields"].append(_mf("kubelet", t_run, "v1", fields, "status"))
@@ -1101,8 +1101,8 @@ class _Story:
 
     def req(self, t: int, actor: str, verb: str, uri: str, reason: str, **kw: object) -> str:
         """Emit one request received at t (µs); return its auditID."""
-        ms: tuple = kw.pop("ms", (2, 15))  # type: ignore[assignment]
-        tp = _template(self.w.actors[actor], verb, uri, reason, **kw)  # type: ignore[arg-type]
+        ms: tuple = kw.pop("ms", (2, 15))
+        tp = _template(self.w.actors[actor], verb, uri, reason, **kw)
         self.last = aid = _uuid(self.rng)
         dur = int(self.rng.uniform(*ms) * 1000)
         for us, ev in _emit(tp, aid, t + self.rng.randint(0, 999), dur):
@@ -1245,10 +1245,14 @@ class _Story:
     def background(self, gap_s: float) -> None:
         """Merge the benign template stream over the four hours."""
         T = _bg_templates(self.w, story=True)
+        ready = _at(8, 6, 30)  # the applications, their users and CI exist from here on
+        apps = {"shop", "payments", "monitoring", "ci", "alice@example.com", "bob@example.com"}
         for us, t0, ev in _stream(T, self.rng, _T0 + 500_000, gap_s * _US):
             if us > _END + 900 * _US:
                 break
-            if t0 <= _END:
+            ns = ev.get("objectRef", {}).get("namespace")
+            who = ev["user"]["username"].removeprefix("system:serviceaccount:").split(":")[0]
+            if t0 <= _END and (t0 >= ready or (ns not in apps and who not in apps)):
                 self.events.append((us, len(self.events), ev))
 
     def step(self, name: str, verb: str, resource: str, ns: str | None, obj: str | None) -> None:
@@ -1287,7 +1291,7 @@ class _Story:
         self.act(t, "create", uri, 201, BASIC_R, "curl", req=ssrr[0], resp=ssrr[1])
         for uri in _PROBES:
             t += int(rng.uniform(2.5, 7.5) * _US)
-            verb = "get" if _ref_args(uri)["name"] else "list"  # type: ignore[index]
+            verb = "get" if _ref_args(uri)["name"] else "list"
             self.act(t, verb, uri, 403, actor="curl", ms=(0.6, 2))
         for attrs in _SSAR_PROBES:
             t += int(rng.uniform(3, 6) * _US)
@@ -1357,7 +1361,7 @@ class _Story:
         self.act(t, "get", "/api/v1/namespaces/shop", 200, ADMIN_R, related=True)
         t += 50_000
         patch = {"metadata": {"labels": {"trust": "high"}}}
-        ns_obj: dict = _copy(self.objs["namespaces//shop"])  # type: ignore[assignment]
+        ns_obj: dict = _copy(self.objs["namespaces//shop"])
         meta = ns_obj["metadata"]
         meta["labels"] = dict(sorted((meta["labels"] | {"trust": "high"}).items()))
         meta["resourceVersion"] = _rv(t)
@@ -1405,7 +1409,7 @@ class _Story:
         self.req(t + 31_000, "bind", "create", f"{p.path}/binding", SCHED_R, code=201, req=binding)
         t_run = t + 7 * _US
         status = _pod_status(p, t_run, p.ip) | {"qosClass": "BestEffort"}
-        running: dict = _copy(stored)  # type: ignore[assignment]
+        running: dict = _copy(stored)
         running["metadata"]["resourceVersion"] = _rv(t_run)
         running["spec"], running["status"] = _debug_spec(p, True, node), status
         patch = _status_patch(p.uid, status)
@@ -1460,6 +1464,11 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+def _go_escape(text: str) -> bytes:
+    """Escape &, <, > inside JSON strings as Go's encoding/json does (they occur only there)."""
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e").encode()
+
+
 def _jsonl(rows: list) -> bytes:
     return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
 
@@ -1494,7 +1503,7 @@ def write_samples(out: Path, seed: int = 7) -> list[Path]:
     return [
         _write(n / ROTATED, b"".join(lines[:cut])),
         _write(n / "audit.log", b"".join(lines[cut - overlap :])),
-        _write(n / "webhook-eventlist.json", json.dumps(eventlist, indent=2).encode() + b"\n"),
+        _write(n / "webhook-eventlist.json", _go_escape(json.dumps(eventlist, indent=2)) + b"\n"),
         _write(eks / "kube-apiserver-audit.export.log.gz", export),
         _write(eks / "filter-log-events.json", json.dumps(eks_filter, indent=4).encode() + b"\n"),
         _write(
