@@ -54,6 +54,26 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# Go's encoding/json, which writes the API server's logs, escapes these even inside strings.
+_GO_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_GO_ESCAPE_TABLE = str.maketrans(_GO_ESCAPES)
+
+
+def go_json(value: Any) -> str:
+    """Return compact JSON as the API server writes it (Go escaping), for a parsed event.
+
+    An event that reaches us as an object (AKS `properties.log`, EventList items re-encoded)
+    then hashes like the same event logged as text.
+    """
+    return _dumps(value).translate(_GO_ESCAPE_TABLE)
+
+
 def _minify_str(text: str) -> str:
     """Return embedded JSON text without insignificant whitespace (see `minified`)."""
     return minified(text.encode("utf-8")) if any(c in text for c in " \t\r\n") else text
@@ -130,7 +150,7 @@ def _classify(
     if "auditID" in value or value.get("kind") == "Event":
         # A native event the fast path could not map (BOM, odd whitespace, wrong types):
         # the SQL mapping decides and gives the reason.
-        return [Record(line, index, NATIVE, event=text if text is not None else _dumps(value))]
+        return [Record(line, index, NATIVE, event=text if text is not None else go_json(value))]
     items = value.get("items")
     if value.get("kind") == "EventList" or (isinstance(items, list) and "kind" in value):
         if not isinstance(items, list):
@@ -211,7 +231,7 @@ def _from_aks(record: dict, line: int, index: int | None) -> Record:
             return _reject(line, index, f"AKS properties.log is not JSON: {error}")
         event_text = _minify_str(log)
     elif isinstance(log, dict):
-        value, event_text = log, _dumps(log)
+        value, event_text = log, go_json(log)
     else:
         return _reject(line, index, "AKS record without properties.log")
     if not isinstance(value, dict) or "auditID" not in value:
@@ -273,7 +293,8 @@ def parse_gke_resource_name(name: str) -> dict[str, str | None]:
     if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) != 2:
         out["namespace"], rest = rest[1], rest[2:]
     elif len(rest) == 2 and rest[0] == "namespaces":
-        out["resource"], out["name"] = "namespaces", rest[1]
+        # The API server's objectRef for a Namespace names it as its own namespace too.
+        out["resource"], out["name"], out["namespace"] = "namespaces", rest[1], rest[1]
         return out
     if rest:
         out["resource"] = rest[0]

@@ -162,10 +162,16 @@ def test_gke_resource_names():
         "subresource": "exec",
     }  # fmt: skip
     assert parse_gke_resource_name("core/v1/namespaces/shop") == {
-        "apiGroup": "", "namespace": None, "resource": "namespaces", "name": "shop",
+        "apiGroup": "", "namespace": "shop", "resource": "namespaces", "name": "shop",
         "subresource": None,
     }  # fmt: skip
     assert parse_gke_resource_name("rbac.authorization.k8s.io/v1/clusterroles/x")["name"] == "x"
+
+
+def go_style(ev: dict) -> str:
+    """The event as the API server writes it: compact, with Go's HTML-safe escapes."""
+    text = orjson.dumps(ev).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def aks_record(ev: dict, as_object: bool = False) -> dict:
@@ -175,7 +181,7 @@ def aks_record(ev: dict, as_object: bool = False) -> dict:
         "MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/AKS",
         "category": "kube-audit",
         "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
-        "properties": {"log": ev if as_object else json.dumps(ev), "stream": "stdout",
+        "properties": {"log": ev if as_object else go_style(ev), "stream": "stdout",
                        "pod": "kube-apiserver-1"},
     }  # fmt: skip
 
