@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: demo test lint lab samples bench clean
+.PHONY: demo test lint lab samples bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@mkdir -p $(OUT) && rm -f $(OUT)/demo.duckdb
 	$(BIN)/kforensics load data/samples/native --case $(OUT)/demo.duckdb
-	@echo "case: $(OUT)/demo.duckdb"
+	$(BIN)/kforensics sql --case $(OUT)/demo.duckdb \
+	  "SELECT username, count(*) AS requests, count(*) FILTER (code >= 400) AS denied \
+	   FROM requests GROUP BY 1 ORDER BY 2 DESC LIMIT 8"
+	@echo
+	@echo "case:    $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 
 test: $(STAMP)
 	$(BIN)/ruff check kforensics tests bench
@@ -29,10 +34,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format kforensics tests bench
 
 samples: $(STAMP)
-	$(BIN)/kforensics sample --out data/samples
+	$(BIN)/kforensics sample data/samples
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+docs: $(STAMP)
+	$(BIN)/python -m kforensics.docs
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet jupyterlab

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -59,14 +60,21 @@ def load_cmd(paths: tuple[str, ...], case: Path, as_json: bool, progress: bool |
 
 def print_summary(result: LoadResult, console: Console | None = None) -> None:
     """Print the load summary: one row per file, totals, and the reasons for rejects."""
-    console = console or Console(soft_wrap=True)
-    table = Table(title=f"load {result.load_id} into {result.case}", title_justify="left")
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)
+    paths = [s.path for s in result.sources]
+    base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    title = f"load {result.load_id} into {result.case}" + (f", files under {base}/" if base else "")
+    table = Table(title=title, title_justify="left")
     for col in ("file", "format", "lines", "records", "loaded", "duplicates", "rejected"):
         left = col in ("file", "format")
         table.add_column(col, justify="left" if left else "right", overflow="fold")
     for s in result.sources:
+        name = os.path.relpath(s.path, base) if base else s.path
         table.add_row(
-            s.path, s.format, f"{s.lines_read:,}", f"{s.records:,}", f"{s.events_loaded:,}",
+            name, s.format, f"{s.lines_read:,}", f"{s.records:,}", f"{s.events_loaded:,}",
             f"{s.duplicates:,}", f"{s.rejected:,}",
         )  # fmt: skip
     table.add_row(
@@ -136,3 +144,27 @@ def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
         raise click.ClickException(str(exc).splitlines()[0]) from exc
     finally:
         con.close()
+
+
+@main.command("sample")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option(
+    "--background",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Instead of the story, write N benign background events to OUT/audit.log.",
+)
+def sample_cmd(out: Path, seed: int, background: int | None) -> None:
+    """Write the synthetic sample story (native, EKS, GKE and AKS shapes) to OUT."""
+    from kforensics import samplegen
+
+    if background is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "audit.log"
+        size = samplegen.write_native_lines(path, background, seed=seed)
+        click.echo(f"{path}: {background:,} events, {size:,} bytes")
+        return
+    for path in samplegen.write_samples(out, seed=seed):
+        click.echo(path)
