@@ -173,7 +173,7 @@ class _Loader:
                     "event": pa.nulls(2 * n, pa.string()),
                     "raw": pa.nulls(2 * n, pa.string()),
                     "envelope": pa.nulls(2 * n, pa.string()),
-                    "source_format": pa.array(np.full(2 * n, formats.NATIVE, dtype=object)),
+                    "source_format": pa.nulls(2 * n, pa.string()),  # NULL means native
                 },
                 schema=CHUNK_SCHEMA,
             )

@@ -71,7 +71,7 @@ def mapped_select(chunk: str) -> str:
     `chunk` is a table or view with: source_line BIGINT, source_index INTEGER, line VARCHAR
     (the line as read, without its line end), event VARCHAR (native event JSON when
     it differs from line, else NULL), raw VARCHAR (what to keep as raw when it differs from
-    the event, else NULL), envelope VARCHAR, source_format VARCHAR.
+    the event, else NULL), envelope VARCHAR, source_format VARCHAR (NULL: native).
     """
     # try(): a line that is not JSON must become a reject, and a failed statement would
     # abort the load's transaction.
@@ -103,7 +103,7 @@ def mapped_select(chunk: str) -> str:
         annotations,
         e.requestObject AS request_object,
         e.responseObject AS response_object,
-        source_format,
+        coalesce(source_format, 'native') AS source_format,
         source_line,
         source_index,
         coalesce(raw, event_text) AS raw,
