@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,12 +151,11 @@ class _Loader:
         stats.rejected += 1
         stats.records += new
 
-    def lines(self, reader: FileReader, stats: SourceStats) -> None:
+    def lines(self, reader: FileReader, blocks: Iterable[Lines], stats: SourceStats) -> None:
         """Load a line-oriented file (native JSON lines, or one envelope per line)."""
         next_line = 1
         ordinal = -1
-        for ordinal, block in enumerate(reader.blocks()):
-            lines = split_lines(block, next_line)
+        for ordinal, lines in enumerate(blocks):
             n = len(lines.numbers)
             if ordinal in reader.oversized:
                 self._oversized(stats, next_line, reader.oversized[ordinal])
@@ -319,31 +319,18 @@ def _looks_like_document(block) -> bool:
 def _load_file(loader: _Loader, path: Path, progress: ByteProgress) -> SourceStats:
     stats = SourceStats(path=str(path))
     reader = FileReader(path, on_bytes=progress.advance)
-    blocks = reader.blocks()
-    first = next(blocks, b"")
-    if _looks_like_document(first):
-        data = b"".join([first, *blocks])
+    blocks = reader.lines()
+    first = next(blocks, None)
+    if first is not None and _looks_like_document(first.block):
+        data = b"".join([first.block, *(b.block for b in blocks)])
         if not loader.document(data, stats):
-            loader.lines(_Replay(reader, [data]), stats)
+            loader.lines(reader, [split_lines(data, 1)], stats)
     else:
-        loader.lines(_Replay(reader, itertools.chain([first] if first else [], blocks)), stats)
+        loader.lines(reader, itertools.chain([first] if first else [], blocks), stats)
     stats.sha256, stats.bytes, stats.compression = reader.sha256, reader.bytes, reader.compression
     stats.format = "+".join(sorted(f for f, n in stats.formats.items() if n)) or "unknown"
     loader.flush_rejects()
     return stats
-
-
-class _Replay:
-    """A FileReader whose blocks were partly consumed already (for sniffing the format)."""
-
-    def __init__(self, reader: FileReader, blocks):
-        self._reader, self._blocks = reader, blocks
-
-    def blocks(self):
-        yield from self._blocks
-
-    def __getattr__(self, name):
-        return getattr(self._reader, name)
 
 
 def load(

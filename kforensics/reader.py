@@ -172,15 +172,31 @@ class FileReader:
 
     def blocks(self) -> Iterator[memoryview]:
         """Yield blocks of whole lines (the last may lack its newline); set `error` on failure."""
+        return self._threaded(self._produce())
+
+    def lines(self) -> Iterator[Lines]:
+        """Yield the file's lines block by block, split in the reading thread."""
+
+        def split() -> Iterator[Lines]:
+            next_line = 1
+            for block in self._produce():
+                lines = split_lines(block, next_line)
+                next_line += len(lines.numbers)
+                yield lines
+
+        return self._threaded(split())
+
+    def _threaded(self, items: Iterator) -> Iterator:
+        """Run the producer `items` in a thread, a block or two ahead of the consumer."""
         q: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def produce() -> None:
             try:
-                for block in self._produce():
+                for item in items:
                     while not stop.is_set():
                         try:
-                            q.put(block, timeout=0.1)
+                            q.put(item, timeout=0.1)
                             break
                         except queue.Full:
                             continue

@@ -76,3 +76,13 @@ def test_the_incident_in_gke_maps_to_what_gke_keeps_of_the_native_rows(cases):
     gke = select(cases["gke"][0], GKE_COMMON)
     assert len(gke) == len(incident_ids()) == len(native)
     assert gke == native
+
+
+def test_committed_samples_are_what_the_generator_writes(tmp_path):
+    from kforensics.samplegen import write_samples
+
+    written = write_samples(tmp_path, seed=7)
+    assert written
+    for path in written:
+        committed = SAMPLES / path.relative_to(tmp_path)
+        assert committed.read_bytes() == path.read_bytes(), committed
