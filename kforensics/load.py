@@ -131,11 +131,10 @@ class _Loader:
         # DuckDB scans one Arrow batch per thread: small batches keep every core busy.
         chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=ARROW_BATCH_ROWS))
         params = {"file": stats.path, "load": self.load_id}
-        self.con.register("chunk", chunk)
-        try:
-            count = self.con.execute(self.insert_sql, params).fetchone()[0]
-        finally:
-            self.con.unregister("chunk")
+        # `chunk` in the SQL is this local variable (a DuckDB replacement scan). Not
+        # con.register(): a view registered inside a transaction pins its Arrow data until
+        # commit, which made memory grow with the input.
+        count = self.con.execute(self.insert_sql, params).fetchone()[0]
         stats.events_loaded += count
         return count
 
@@ -258,11 +257,7 @@ class _Loader:
         inserted = self._insert(chunk, stats)
         failed: set[tuple[int, int | None]] = set()
         if inserted < len(events):
-            self.con.register("chunk", chunk)
-            try:
-                problems = self.con.execute(self.problem_sql).fetchall()
-            finally:
-                self.con.unregister("chunk")
+            problems = self.con.execute(self.problem_sql).fetchall()  # reads local `chunk`
             for line, index, problem, raw in problems:
                 failed.add((line, index))
                 self.reject(stats, line, index, problem, raw, new=False)
@@ -283,7 +278,7 @@ class _Loader:
         if not self.rejects:
             return
         cols = list(zip(*self.rejects, strict=True))
-        table = pa.table(
+        reject_chunk = pa.table(  # noqa: F841 (read by the INSERT below: a replacement scan)
             {
                 "load_id": pa.array(cols[0], pa.int32()),
                 "source_file": pa.array(cols[1], pa.string()),
@@ -294,9 +289,7 @@ class _Loader:
                 "raw_bytes": pa.array(cols[6], pa.int64()),
             }
         )
-        self.con.register("reject_chunk", table)
         self.con.execute("INSERT INTO rejects BY NAME SELECT * FROM reject_chunk")
-        self.con.unregister("reject_chunk")
         self.rejects.clear()
 
 
@@ -417,42 +410,41 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 def _remove_duplicates(con: duckdb.DuckDBPyConnection, load_id: int, sources: list) -> None:
     """Delete this load's events already in the case (or seen earlier in this load)."""
-    order = pa.table({"source_file": [s.path for s in sources], "seq": list(range(len(sources)))})
-    con.register("file_order", order)
-    try:
-        had_events = con.execute(
-            "SELECT count(*) > 0 FROM events WHERE load_id < $id", {"id": load_id}
-        ).fetchone()[0]
-        scope = (
-            "WHERE event_id IN (SELECT event_id FROM events WHERE load_id = $id)"
-            if had_events
-            else "WHERE load_id = $id"
+    # Read by the query below as a replacement scan (see _Loader._insert).
+    file_order = pa.table(  # noqa: F841
+        {"source_file": [s.path for s in sources], "seq": list(range(len(sources)))}
+    )
+    had_events = con.execute(
+        "SELECT count(*) > 0 FROM events WHERE load_id < $id", {"id": load_id}
+    ).fetchone()[0]
+    scope = (
+        "WHERE event_id IN (SELECT event_id FROM events WHERE load_id = $id)"
+        if had_events
+        else "WHERE load_id = $id"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE dup AS
+        WITH repeated AS (
+            SELECT event_id FROM events {scope} GROUP BY event_id HAVING count(*) > 1
         )
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE dup AS
-            WITH repeated AS (
-                SELECT event_id FROM events {scope} GROUP BY event_id HAVING count(*) > 1
-            )
-            SELECT rid, source_file FROM (
-                SELECT e.rowid AS rid, e.source_file, e.load_id,
-                       row_number() OVER (
-                           PARTITION BY e.event_id
-                           ORDER BY e.load_id, o.seq, e.source_line, e.source_index
-                       ) AS rn
-                FROM events e
-                JOIN repeated USING (event_id)
-                LEFT JOIN file_order o ON e.load_id = $id AND o.source_file = e.source_file
-            ) WHERE rn > 1 AND load_id = $id
-            """,  # noqa: S608 (scope is one of two constant strings)
-            {"id": load_id},
-        )
-        counts = dict(con.execute("SELECT source_file, count(*) FROM dup GROUP BY 1").fetchall())
-        if counts:
-            con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM dup)")
-        con.execute("DROP TABLE dup")
-    finally:
-        con.unregister("file_order")
+        SELECT rid, source_file FROM (
+            SELECT e.rowid AS rid, e.source_file, e.load_id,
+                   row_number() OVER (
+                       PARTITION BY e.event_id
+                       ORDER BY e.load_id, o.seq, e.source_line, e.source_index
+                   ) AS rn
+            FROM events e
+            JOIN repeated USING (event_id)
+            LEFT JOIN file_order o ON e.load_id = $id AND o.source_file = e.source_file
+        ) WHERE rn > 1 AND load_id = $id
+        """,  # noqa: S608 (scope is one of two constant strings)
+        {"id": load_id},
+    )
+    counts = dict(con.execute("SELECT source_file, count(*) FROM dup GROUP BY 1").fetchall())
+    if counts:
+        con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM dup)")
+    con.execute("DROP TABLE dup")
     for s in sources:
         n = counts.get(s.path, 0)
         s.duplicates += n
