@@ -101,7 +101,9 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
-    ap.add_argument("--gzip", action="store_true", help="also time a gzipped copy")
+    ap.add_argument(
+        "--readme", action="store_true", help="write the figures into README.md's bench section"
+    )
     args = ap.parse_args()
 
     args.data.mkdir(parents=True, exist_ok=True)
@@ -132,16 +134,40 @@ def main() -> int:
         db.unlink()
 
     base = results["duckdb read_json"][0]
-    print(f"input: {args.events:,} events, {size / 1e6:,.0f} MB, {os.cpu_count()} cores")
-    print(f"{'':18}{'seconds':>9}{'events/s':>12}{'peak RSS':>11}{'case size':>11}")
+    ratio = results["kforensics load"][0] / base
+    lines = [
+        f"input: {args.events:,} events, {size / 1e6:,.0f} MB, {os.cpu_count()} cores, "
+        f"DuckDB {duckdb.__version__}",
+        f"{'':18}{'seconds':>9}{'events/s':>12}{'peak RSS':>11}{'case size':>11}",
+    ]
     for name, (seconds, peak, db_size) in results.items():
-        print(
+        lines.append(
             f"{name:18}{seconds:9.2f}{args.events / seconds:12,.0f}"
             f"{peak / 2**20:9,.0f}MB{db_size / 2**20:9,.0f}MB"
         )
-    ratio = results["kforensics load"][0] / base
-    print(f"ratio kforensics/baseline: {ratio:.2f} (target <= 1.5)")
+    lines.append(f"ratio kforensics/baseline: {ratio:.2f} (target <= 1.5)")
+    print("\n".join(lines))
+    if args.readme:
+        update_readme(args.events, "\n".join(lines))
     return 0
+
+
+def update_readme(events: int, figures: str) -> None:
+    """Replace this run's block (by event count) in the README's bench section."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- BEGIN bench -->\n", "<!-- END bench -->"
+    head, rest = text.split(begin, 1)
+    body, tail = rest.split(end, 1)
+    blocks = [
+        b for b in body.split("```\n") if b.strip() and not b.startswith(f"$ bench {events:,}")
+    ]
+    blocks.append(
+        f"$ bench {events:,} events: python bench/ingest.py --events {events}\n{figures}\n"
+    )
+    blocks.sort(key=lambda b: int(b.split()[2].replace(",", "")))
+    body = "".join(f"```\n{b}```\n" for b in blocks)
+    readme.write_text(head + begin + body + end + tail)
 
 
 if __name__ == "__main__":
