@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from kforensics import formats
+from kforensics import reader as reader_module
 from kforensics.case import connect, create_schema
 from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
-from kforensics.reader import MAX_LINE_BYTES, FileReader, Lines, discover, split_lines
+from kforensics.reader import FileReader, Lines, discover, split_lines
 
 ARROW_BATCH_ROWS = 16384
 # DuckDB keeps written blocks cached up to its limit (80% of RAM by default): a load needs far
@@ -111,6 +112,25 @@ class LoadResult:
         }
 
 
+def _native_chunk(lines: Lines) -> pa.Table:
+    """Return a block's lines as a chunk for the mapping (line ends and blanks are null rows)."""
+    n = len(lines.numbers)
+    line_numbers = np.zeros(2 * n, dtype=np.int64)
+    line_numbers[0::2] = lines.numbers
+    return pa.table(
+        {
+            "source_line": line_numbers,
+            "source_index": pa.nulls(2 * n, pa.int32()),
+            "line": lines.text,
+            "event": pa.nulls(2 * n, pa.string()),
+            "raw": pa.nulls(2 * n, pa.string()),
+            "envelope": pa.nulls(2 * n, pa.string()),
+            "source_format": pa.nulls(2 * n, pa.string()),  # NULL means native
+        },
+        schema=CHUNK_SCHEMA,
+    )
+
+
 class _Loader:
     def __init__(self, con: duckdb.DuckDBPyConnection, load_id: int):
         self.con = con
@@ -150,43 +170,47 @@ class _Loader:
         stats.rejected += 1
         stats.records += new
 
-    def lines(self, reader: FileReader, blocks: Iterable[Lines], stats: SourceStats) -> None:
-        """Load a line-oriented file (native JSON lines, or one envelope per line)."""
-        next_line = 1
-        ordinal = -1
-        for ordinal, lines in enumerate(blocks):
-            n = len(lines.numbers)
-            if ordinal in reader.oversized:
-                self._oversized(stats, next_line, reader.oversized[ordinal])
-                lines.blank -= 1
-            next_line += n
-            stats.lines_read += n
-            stats.blank_lines += lines.blank
-            line_numbers = np.zeros(2 * n, dtype=np.int64)
-            line_numbers[0::2] = lines.numbers
-            chunk = pa.table(
-                {
-                    "source_line": line_numbers,
-                    "source_index": pa.nulls(2 * n, pa.int32()),
-                    "line": lines.text,
-                    "event": pa.nulls(2 * n, pa.string()),
-                    "raw": pa.nulls(2 * n, pa.string()),
-                    "envelope": pa.nulls(2 * n, pa.string()),
-                    "source_format": pa.nulls(2 * n, pa.string()),  # NULL means native
-                },
-                schema=CHUNK_SCHEMA,
-            )
-            try:
-                inserted = self._insert(chunk, stats)
-            except duckdb.InvalidInputException:
-                # Invalid UTF-8 somewhere in the block: take it line by line.
-                inserted = 0
-            stats.formats[formats.NATIVE] += inserted
-            stats.records += inserted
-            if inserted < n - lines.blank:
-                self._leftovers(lines, stats, inserted > 0)
-        last = len(reader.oversized) and max(reader.oversized)
-        if reader.oversized and last not in range(ordinal + 1):
+    def lines(
+        self,
+        reader: FileReader,
+        blocks: Iterable[Lines],
+        again: Callable[[], Iterable[Lines]],
+        stats: SourceStats,
+    ) -> None:
+        """Load a line-oriented file (native JSON lines, or one envelope per line).
+
+        Pass 1 streams every line through one INSERT: DuckDB maps the native events. Lines it
+        did not take (envelopes, bad lines) are read again from `again()` in pass 2.
+        """
+        index: list[tuple[int, np.ndarray]] = []  # first line and non-blank mask of each block
+        position = {"next_line": 1, "blocks": 0}
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for ordinal, lines in enumerate(blocks):
+                n, first = len(lines.numbers), position["next_line"]
+                blank = lines.blank
+                if ordinal in reader.oversized:
+                    self._oversized(stats, first, reader.oversized[ordinal])
+                    blank -= 1
+                    lines.valid[0] = False  # the placeholder is not a line to map
+                position["next_line"] += n
+                position["blocks"] = ordinal + 1
+                stats.lines_read += n
+                stats.blank_lines += blank
+                index.append((first, lines.valid))
+                yield from _native_chunk(lines).to_batches(max_chunksize=ARROW_BATCH_ROWS)
+
+        # `chunk` in the SQL is this local variable (a DuckDB replacement scan). Not
+        # con.register(): a view registered inside a transaction pins its data until commit.
+        chunk = pa.RecordBatchReader.from_batches(CHUNK_SCHEMA, batches())  # noqa: F841
+        params = {"file": stats.path, "load": self.load_id}
+        inserted = self.con.execute(self.insert_sql, params).fetchone()[0]
+        stats.events_loaded += inserted
+        stats.formats[formats.NATIVE] += inserted
+        stats.records += inserted
+        next_line = position["next_line"]
+        last = max(reader.oversized, default=-1)
+        if last >= position["blocks"]:  # the file ended inside an oversized line
             stats.lines_read += 1
             self._oversized(stats, next_line, reader.oversized[last])
         if reader.error:
@@ -194,44 +218,48 @@ class _Loader:
             stats.lines_read += 1
             reason = f"{reader.error} (the rest of the file, from this line on, is unreadable)"
             self.reject(stats, next_line, None, reason, None)
+        nonblank = sum(int(valid.sum()) for _, valid in index)
+        if inserted < nonblank:
+            self._leftovers(index, again, stats)
 
     def _oversized(self, stats: SourceStats, line: int, size: int) -> None:
-        self.reject(stats, line, None, f"line longer than {MAX_LINE_BYTES} bytes ({size})", None)
+        limit = reader_module.MAX_LINE_BYTES
+        self.reject(stats, line, None, f"line longer than {limit} bytes ({size:,} bytes)", None)
 
-    def _leftovers(self, lines: Lines, stats: SourceStats, some_inserted: bool) -> None:
-        """Route the lines the fast path did not take to the envelope parsers or to rejects."""
-        numbers = lines.numbers[lines.valid]
-        if some_inserted:
-            done = self.con.execute(
-                "SELECT source_line FROM events WHERE load_id = $load AND source_file = $file "
-                "AND source_line BETWEEN $lo AND $hi",
-                {
-                    "load": self.load_id,
-                    "file": stats.path,
-                    "lo": int(lines.numbers[0]),
-                    "hi": int(lines.numbers[-1]),
-                },
-            ).fetchnumpy()["source_line"]
-            numbers = numbers[~np.isin(numbers, done)]
-        if not len(numbers):
-            return
-        first = int(lines.numbers[0])
-        records: list[formats.Record] = []
-        raw_text: dict[int, str] = {}
-        for ln in numbers.tolist():
-            i = ln - first
-            data = lines.line_bytes(i)
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self.reject(stats, ln, None, f"invalid UTF-8 at byte {exc.start}", data)
-                continue
-            if not text.strip():
-                stats.blank_lines += 1
-                continue
-            raw_text[ln] = text
-            records.extend(formats.classify_line(text, ln))
-        self.records(records, stats, raw_text)
+    def _leftovers(
+        self,
+        index: list[tuple[int, np.ndarray]],
+        again: Callable[[], Iterable[Lines]],
+        stats: SourceStats,
+    ) -> None:
+        """Pass 2: route the lines pass 1 did not take to the envelope parsers or to rejects."""
+        wanted = np.concatenate([first + np.flatnonzero(valid) for first, valid in index])
+        done = self.con.execute(
+            "SELECT source_line FROM events WHERE load_id = $load AND source_file = $file",
+            {"load": self.load_id, "file": stats.path},
+        ).fetchnumpy()["source_line"]
+        wanted = np.setdiff1d(wanted, done, assume_unique=True)
+        for lines in again():
+            if not len(wanted):
+                break
+            first, n = int(lines.numbers[0]), len(lines.numbers)
+            here = wanted[: np.searchsorted(wanted, first + n)]
+            wanted = wanted[len(here) :]
+            records: list[formats.Record] = []
+            raw_text: dict[int, str] = {}
+            for ln in here.tolist():
+                data = lines.line_bytes(ln - first)
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.reject(stats, ln, None, f"invalid UTF-8 at byte {exc.start}", data)
+                    continue
+                if not text.strip():
+                    stats.blank_lines += 1
+                    continue
+                raw_text[ln] = text
+                records.extend(formats.classify_line(text, ln))
+            self.records(records, stats, raw_text)
 
     def records(self, records: list[formats.Record], stats: SourceStats, raw_text: dict) -> None:
         """Map unwrapped records through the shared SQL; reject what it cannot take."""
@@ -317,9 +345,14 @@ def _load_file(loader: _Loader, path: Path, progress: ByteProgress) -> SourceSta
     if first is not None and _looks_like_document(first.block):
         data = b"".join([first.block, *(b.block for b in blocks)])
         if not loader.document(data, stats):
-            loader.lines(reader, [split_lines(data, 1)], stats)
+            loader.lines(reader, [split_lines(data, 1)], lambda: [split_lines(data, 1)], stats)
     else:
-        loader.lines(reader, itertools.chain([first] if first else [], blocks), stats)
+        loader.lines(
+            reader,
+            itertools.chain([first] if first else [], blocks),
+            lambda: FileReader(path).lines(),
+            stats,
+        )
     stats.sha256, stats.bytes, stats.compression = reader.sha256, reader.bytes, reader.compression
     stats.format = "+".join(sorted(f for f, n in stats.formats.items() if n)) or "unknown"
     loader.flush_rejects()

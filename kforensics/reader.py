@@ -161,7 +161,7 @@ class FileReader:
 
     path: Path
     on_bytes: Callable[[int], None] | None = None
-    block_size: int = BLOCK_SIZE
+    block_size: int | None = None  # BLOCK_SIZE
     compression: str = "none"
     sha256: str = ""
     bytes: int = 0
@@ -239,8 +239,9 @@ class FileReader:
         carry = b""
         skipping = False  # inside a line longer than MAX_LINE_BYTES: drop it up to its newline
         ordinal = 0  # blocks yielded so far
+        block_size = self.block_size or BLOCK_SIZE
         while True:
-            buf = bytearray(self.block_size + len(carry))
+            buf = bytearray(block_size + len(carry))
             buf[: len(carry)] = carry
             view = memoryview(buf)
             n = stream.readinto(view[len(carry) :])
@@ -280,7 +281,7 @@ class Lines:
 
     `text` interleaves each line with its line end ("\n" or "\r\n"), so both views share the
     block's memory with no copy: element 2i is line i, element 2i+1 its (null) line end. Blank
-    lines are null too.
+    lines, and lines that are not valid UTF-8, are null too; `valid` marks the non-blank lines.
     """
 
     text: pa.Array
@@ -296,6 +297,23 @@ class Lines:
     def line_bytes(self, i: int) -> bytes:
         """Return the bytes of the i-th line of the block, without its line end."""
         return bytes(self.block[self.offsets[2 * i] : self.offsets[2 * i + 1]])
+
+
+def _utf8_lines(block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Return which lines are valid UTF-8 (DuckDB must never see a line that is not)."""
+    ok = np.ones(len(starts), dtype=bool)
+    if not len(block) or np.frombuffer(block, dtype=np.uint8).max() < 0x80:
+        return ok  # ASCII, the common case: no need to decode
+    try:
+        str(block, "utf-8")
+    except UnicodeDecodeError:
+        view = memoryview(block)
+        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            try:
+                str(view[a:b], "utf-8")
+            except UnicodeDecodeError:
+                ok[i] = False
+    return ok
 
 
 def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
@@ -320,7 +338,7 @@ def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
     offsets[1::2] = content_end
     offsets[-1] = len(buf)
     mask = np.zeros(2 * n, dtype=bool)
-    mask[0::2] = valid
+    mask[0::2] = valid & _utf8_lines(block, starts, content_end)
     text = pa.StringArray.from_buffers(
         2 * n,
         pa.py_buffer(offsets),

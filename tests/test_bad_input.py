@@ -171,3 +171,32 @@ def test_mixed_bad_file_accounts_for_every_line(tmp_path, case_path, con):
     )  # fmt: skip
     summary = json.dumps(result.to_dict())
     assert "invalid JSON" in summary
+
+
+def test_line_over_the_size_limit_is_rejected_unread(tmp_path, case_path, con, monkeypatch):
+    monkeypatch.setattr("kforensics.reader.MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr("kforensics.reader.BLOCK_SIZE", 256)
+    huge = orjson.dumps(event("huge", requestObject={"x": "y" * 5000}))
+    log = tmp_path / "audit.log"
+    log.write_bytes(GOOD + b"\n" + huge + b"\n" + orjson.dumps(event("next")) + b"\n" + huge)
+    result = load(case_path, [log])
+    accounted(con, result)
+    s = result.sources[0]
+    assert (s.lines_read, s.events_loaded, s.rejected) == (4, 2, 2)
+    rows = con().execute("SELECT source_line, reason FROM rejects ORDER BY 1").fetchall()
+    assert [r[0] for r in rows] == [2, 4]
+    assert all(r[1].startswith("line longer than 1000 bytes") for r in rows)
+
+
+def test_invalid_utf8_among_many_good_lines(tmp_path, case_path, con):
+    lines = [orjson.dumps(event(f"u{i}", userAgent="kubectl/é")) for i in range(5000)]
+    lines[2500] = lines[2500].replace("é".encode(), b"\xe9")  # Latin-1, not UTF-8
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    result = load(case_path, [log])
+    accounted(con, result)
+    assert (result.events_loaded, result.rejected) == (4999, 1)
+    assert con().execute("SELECT source_line, reason FROM rejects").fetchone() == (
+        2501,
+        "invalid UTF-8 at byte " + str(lines[2500].index(b"\xe9")),
+    )
