@@ -20,7 +20,7 @@ from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
 from kforensics.reader import FileReader, Lines, discover, split_lines
 
-ARROW_BATCH_ROWS = 16384
+ARROW_BATCH_ROWS = 262144
 # DuckDB keeps written blocks cached up to its limit (80% of RAM by default): a load needs far
 # less, and the 2 GB budget for 10 million events must hold with the reader's blocks.
 LOAD_MEMORY_LIMIT = "1GB"
@@ -421,8 +421,8 @@ def load(
             {"id": load_id},
         ).fetchall()
         collisions = con.execute(
-            "SELECT count(*) FROM audit_id_collisions c WHERE EXISTS (SELECT 1 FROM events e "
-            "WHERE e.load_id = $id AND e.audit_id = c.audit_id)",
+            "SELECT count(*) FROM (SELECT audit_id, stage FROM events WHERE audit_id IN "
+            "(SELECT audit_id FROM events WHERE load_id = $id) GROUP BY ALL HAVING count(*) > 1)",
             {"id": load_id},
         ).fetchone()[0]
         con.execute("COMMIT")
