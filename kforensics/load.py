@@ -20,7 +20,8 @@ from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
 from kforensics.reader import FileReader, Lines, discover, split_lines
 
-ARROW_BATCH_ROWS = 262144
+# Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
+ARROW_BATCH_ROWS = 65536
 # DuckDB keeps written blocks cached up to its limit (80% of RAM by default): a load needs far
 # less, and the 2 GB budget for 10 million events must hold with the reader's blocks.
 LOAD_MEMORY_LIMIT = "1GB"
