@@ -17,6 +17,13 @@ from kforensics.load import LoadResult, load
 from kforensics.reader import InputError
 
 
+def case_option(help: str):
+    """Return the --case option every command takes."""
+    return click.option(
+        "--case", "case", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kforensics")
 def main() -> None:
@@ -25,13 +32,7 @@ def main() -> None:
 
 @main.command("load")
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--case",
-    "case",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="DuckDB case file to create or add to.",
-)
+@case_option("DuckDB case file to create or add to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--progress/--no-progress",
@@ -99,13 +100,7 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
 
 @main.command("sql")
 @click.argument("query")
-@click.option(
-    "--case",
-    "case",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="DuckDB case file (opened read-only).",
-)
+@case_option("DuckDB case file (opened read-only).")
 @click.option(
     "--format",
     "fmt",
