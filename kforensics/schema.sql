@@ -89,3 +89,24 @@ SELECT audit_id, stage, count(*) AS events, list(event_id ORDER BY event_id) AS 
 FROM events
 GROUP BY audit_id, stage
 HAVING count(*) > 1;
+
+-- What the last `kforensics detect` found: one row per rule and subject, with its evidence.
+CREATE TABLE IF NOT EXISTS findings (
+    finding_id   VARCHAR NOT NULL,
+    rule_id      VARCHAR NOT NULL,
+    title        VARCHAR NOT NULL,
+    level        VARCHAR NOT NULL,
+    attack       VARCHAR[] NOT NULL,
+    tactics      VARCHAR[] NOT NULL,
+    first_seen   TIMESTAMPTZ NOT NULL,
+    last_seen    TIMESTAMPTZ NOT NULL,
+    actor        VARCHAR,
+    source_ips   VARCHAR[] NOT NULL,
+    namespace    VARCHAR,
+    resource     VARCHAR,
+    name         VARCHAR,
+    count        BIGINT NOT NULL,
+    evidence     STRUCT(event_id VARCHAR, audit_id VARCHAR, source_file VARCHAR,
+                        source_line BIGINT)[] NOT NULL,
+    detected_at  TIMESTAMPTZ NOT NULL
+);

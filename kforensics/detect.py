@@ -1,0 +1,279 @@
+"""Running the rules over a case: hits, exceptions, and findings that cite their evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from kforensics.case import connect, create_schema
+from kforensics.evtable import prepare
+from kforensics.rules import SUBJECT_FIELDS, Rule
+
+# Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
+EXCEPTION_FIELDS = {
+    "actor": "h.actor",
+    "source_ip": "h.source_ip",
+    "namespace": "h.namespace",
+    "resource": "h.resource",
+    "name": "h.name",
+    "verb": "ev.verb",
+    "subresource": "ev.subresource",
+    "user_agent": "ev.user_agent",
+    "user_group": None,  # any of the user's groups
+    "image": None,  # every container image repository
+}
+
+
+class ExceptionsError(Exception):
+    """An exceptions file that cannot be used: the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Exception_:
+    """One exception: a rule and field patterns (glob) that all must match to drop a hit."""
+
+    rule_id: str
+    fields: tuple[tuple[str, tuple[str, ...]], ...]
+    reason: str = ""
+
+
+def load_exceptions(path: Path) -> list[Exception_]:
+    """Return the exceptions in a YAML file: {rule id: [{field: pattern(s), reason: ...}]}."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ExceptionsError(f"{path}: not readable YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ExceptionsError(f"{path}: expected a mapping of rule id to a list of entries")
+    out = []
+    for rule_id, entries in doc.items():
+        if not isinstance(entries, list):
+            raise ExceptionsError(f"{path}: {rule_id}: expected a list of entries")
+        for n, entry in enumerate(entries, 1):
+            if not isinstance(entry, dict):
+                raise ExceptionsError(f"{path}: {rule_id} entry {n}: expected a mapping")
+            reason = str(entry.get("reason", ""))
+            fields = []
+            for key, value in entry.items():
+                if key == "reason":
+                    continue
+                if key not in EXCEPTION_FIELDS:
+                    allowed = ", ".join(EXCEPTION_FIELDS)
+                    raise ExceptionsError(
+                        f"{path}: {rule_id} entry {n}: unknown field {key!r} (use {allowed})"
+                    )
+                values = value if isinstance(value, list) else [value]
+                if not values or not all(isinstance(v, str | int) for v in values):
+                    raise ExceptionsError(f"{path}: {rule_id} entry {n}: {key} needs strings")
+                fields.append((key, tuple(str(v) for v in values)))
+            if not fields:
+                raise ExceptionsError(f"{path}: {rule_id} entry {n}: no field to match")
+            out.append(Exception_(str(rule_id), tuple(fields), reason))
+    return out
+
+
+def _exception_sql(exc: Exception_, params: dict) -> str:
+    """Return a condition true when a hit matches the exception; patterns go to params."""
+    parts = []
+    for key, patterns in exc.fields:
+        names = []
+        for pattern in patterns:
+            name = f"p{len(params)}"
+            params[name] = pattern
+            names.append(name)
+        if key == "image":
+            any_of = " OR ".join(f"x GLOB ${n}" for n in names)
+            parts.append(
+                f"(len(ev.image_repos) > 0 AND list_bool_and(list_transform(ev.image_repos, "
+                f"lambda x: {any_of})))"
+            )
+        elif key == "user_group":
+            any_of = " OR ".join(f"g GLOB ${n}" for n in names)
+            parts.append(
+                f"coalesce(list_bool_or(list_transform(ev.user_groups, lambda g: {any_of})), false)"
+            )
+        else:
+            col = EXCEPTION_FIELDS[key]
+            parts.append("(" + " OR ".join(f"{col} GLOB ${n}" for n in names) + ")")
+    return "(" + " AND ".join(parts) + ")"
+
+
+@dataclass
+class Finding:
+    """What a rule found about one subject, with every event behind it."""
+
+    finding_id: str
+    rule_id: str
+    title: str
+    level: str
+    attack: list[str]
+    tactics: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    actor: str | None
+    source_ips: list[str]
+    namespace: str | None
+    resource: str | None
+    name: str | None
+    count: int
+    evidence: list[dict]
+
+    def to_json(self) -> dict:
+        """Return the finding in the JSON lines contract other tools consume."""
+        return {
+            "rule_id": self.rule_id,
+            "title": self.title,
+            "level": self.level,
+            "attack": self.attack,
+            "tactics": self.tactics,
+            "first_seen": self.first_seen.isoformat().replace("+00:00", "Z"),
+            "last_seen": self.last_seen.isoformat().replace("+00:00", "Z"),
+            "actor": self.actor,
+            "source_ips": self.source_ips,
+            "namespace": self.namespace,
+            "resource": self.resource,
+            "name": self.name,
+            "count": self.count,
+            "evidence": self.evidence,
+        }
+
+
+class RuleSQLError(Exception):
+    """A rule whose SQL does not run: the message names the rule file."""
+
+
+def _hits(con: duckdb.DuckDBPyConnection, rule: Rule, exceptions: list[Exception_]) -> None:
+    """Add the rule's hits (after exceptions) to the temp table hits."""
+    try:
+        probe = f"SELECT * FROM ({rule.sql}) LIMIT 0"  # noqa: S608 (the rule's own SQL)
+        columns = [d[0] for d in con.execute(probe).description]
+    except duckdb.Error as exc:
+        raise RuleSQLError(f"{rule.path}: {str(exc).splitlines()[0]}") from exc
+    if "event_id" not in columns:
+        raise RuleSQLError(f"{rule.path}: the SQL must return event_id")
+    subject = ", ".join(
+        f"coalesce(r.{f}, ev.{f}) AS {f}" if f in columns else f"ev.{f}" for f in SUBJECT_FIELDS
+    )
+    key = " || '|' || ".join(f"coalesce(h.{f}, '')" for f in rule.group_by)
+    params: dict = {"rule": rule.id}
+    mine = [e for e in exceptions if e.rule_id == rule.id]
+    excluded = " OR ".join(_exception_sql(e, params) for e in mine) or "false"
+    sql = f"""
+        INSERT INTO hits
+        SELECT DISTINCT $rule, h.event_id, h.actor, h.source_ip, h.namespace, h.resource, h.name,
+               {key}
+        FROM (SELECT r.event_id, {subject} FROM ({rule.sql}) r JOIN ev USING (event_id)) h
+        JOIN ev USING (event_id)
+        WHERE NOT ({excluded})
+    """  # noqa: S608 (rule SQL is the rule's; fields come from a fixed list; values are bound)
+    try:
+        con.execute(sql, params)
+    except duckdb.Error as exc:
+        raise RuleSQLError(f"{rule.path}: {str(exc).splitlines()[0]}") from exc
+
+
+_GROUP = """
+SELECT
+    substr(md5(h.rule_id || '|' || h.gkey), 1, 16) AS finding_id,
+    h.rule_id,
+    min(ev.ts) AS first_seen,
+    max(ev.ts) AS last_seen,
+    CASE WHEN count(DISTINCT h.actor) = 1 THEN any_value(h.actor) END AS actor,
+    list_sort(list_distinct(list(h.source_ip))) AS source_ips,
+    CASE WHEN count(DISTINCT h.namespace) = 1 THEN any_value(h.namespace) END AS namespace,
+    CASE WHEN count(DISTINCT h.resource) = 1 THEN any_value(h.resource) END AS resource,
+    CASE WHEN count(DISTINCT h.name) = 1 THEN any_value(h.name) END AS name,
+    count(*) AS count,
+    list({'event_id': ev.event_id, 'audit_id': ev.audit_id, 'source_file': ev.source_file,
+          'source_line': ev.source_line}
+         ORDER BY ev.ts, ev.source_file, ev.source_line) AS evidence
+FROM hits h JOIN ev USING (event_id)
+GROUP BY h.rule_id, h.gkey
+"""
+
+
+def run_rules(
+    con: duckdb.DuckDBPyConnection, rules: list[Rule], exceptions: list[Exception_] = ()
+) -> list[Finding]:
+    """Return the findings of rules over the prepared `ev` table, most severe first."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, event_id VARCHAR, actor VARCHAR, "
+        "source_ip VARCHAR, namespace VARCHAR, resource VARCHAR, name VARCHAR, gkey VARCHAR)"
+    )
+    for rule in rules:
+        _hits(con, rule, list(exceptions))
+    by_id = {r.id: r for r in rules}
+    findings = []
+    for row in con.execute(_GROUP).fetchall():
+        (fid, rule_id, first, last, actor, ips, ns, resource, name, count, evidence) = row
+        rule = by_id[rule_id]
+        findings.append(
+            Finding(
+                fid,
+                rule_id,
+                rule.title,
+                rule.level,
+                list(rule.techniques),
+                list(rule.tactics),
+                first,
+                last,
+                actor,
+                [ip for ip in ips if ip],
+                ns,
+                resource,
+                name,
+                count,
+                evidence,
+            )  # fmt: skip
+        )
+    findings.sort(key=lambda f: (-by_id[f.rule_id].severity, f.first_seen, f.rule_id, f.finding_id))
+    return findings
+
+
+def _store(con: duckdb.DuckDBPyConnection, findings: list[Finding], at: datetime) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM findings")
+        for f in findings:
+            con.execute(
+                "INSERT INTO findings VALUES ($id, $rule, $title, $level, $attack, $tactics, "
+                "$first, $last, $actor, $ips, $ns, $resource, $name, $count, $evidence, $at)",
+                {
+                    "id": f.finding_id, "rule": f.rule_id, "title": f.title, "level": f.level,
+                    "attack": f.attack, "tactics": f.tactics, "first": f.first_seen,
+                    "last": f.last_seen, "actor": f.actor, "ips": f.source_ips,
+                    "ns": f.namespace, "resource": f.resource, "name": f.name,
+                    "count": f.count, "evidence": f.evidence, "at": at,
+                },
+            )  # fmt: skip
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def detect(
+    case: str | Path,
+    rules: list[Rule],
+    *,
+    exceptions: list[Exception_] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    store: bool = True,
+) -> list[Finding]:
+    """Run rules over the case (between since and until); store and return the findings."""
+    con = connect(case, read_only=not store)
+    try:
+        if store:
+            create_schema(con)  # a case loaded by an older version may lack `findings`
+        prepare(con, since, until)
+        findings = run_rules(con, rules, exceptions)
+        if store:
+            _store(con, findings, datetime.now(UTC))
+        return findings
+    finally:
+        con.close()

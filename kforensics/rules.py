@@ -1,0 +1,169 @@
+"""Detection rules as data: one YAML file per rule, validated before anything runs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LEVELS = ("info", "low", "medium", "high", "critical")
+STATUSES = ("stable", "test", "experimental", "deprecated")
+DEFAULT_STATUSES = ("stable", "test")
+# MITRE ATT&CK tactics (Enterprise and Containers matrices), as Sigma spells them in tags.
+TACTICS = (
+    "reconnaissance", "resource-development", "initial-access", "execution", "persistence",
+    "privilege-escalation", "defense-evasion", "credential-access", "discovery",
+    "lateral-movement", "collection", "command-and-control", "exfiltration", "impact",
+)  # fmt: skip
+# What a finding is about; rules choose which of these make two events the same finding.
+SUBJECT_FIELDS = ("actor", "source_ip", "namespace", "resource", "name")
+DEFAULT_GROUP_BY = ("actor", "namespace", "resource", "name")
+
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_TECHNIQUE = re.compile(r"^T\d{4}(?:\.\d{3})?$")
+REQUIRED = ("id", "title", "description", "level", "status", "attack", "sql", "tests")
+
+
+class RuleError(Exception):
+    """A rule file that is not a valid rule: the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One detection: metadata, a DuckDB SQL body over `ev`, and its own test events."""
+
+    id: str
+    title: str
+    description: str
+    level: str
+    status: str
+    techniques: tuple[str, ...]
+    tactics: tuple[str, ...]
+    sql: str
+    path: Path
+    references: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    falco: tuple[str, ...] = ()
+    sigma: tuple[str, ...] = ()
+    tests: dict[str, list[dict]] = field(default_factory=dict, compare=False)
+
+    @property
+    def severity(self) -> int:
+        """Return the level's rank: 0 for info up to 4 for critical."""
+        return LEVELS.index(self.level)
+
+
+def builtin_dir() -> Path:
+    """Return the folder of the rules that ship with kforensics."""
+    return Path(str(resources.files("kforensics").joinpath("rules")))
+
+
+def _strings(value: Any, what: str, path: Path) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise RuleError(f"{path}: {what} must be a list of strings")
+    return tuple(value)
+
+
+def parse_rule(path: Path) -> Rule:
+    """Return the rule in a YAML file, or raise RuleError saying what is wrong with it."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RuleError(f"{path}: not readable YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise RuleError(f"{path}: a rule is a YAML mapping")
+    missing = [k for k in REQUIRED if k not in doc]
+    if missing:
+        raise RuleError(f"{path}: missing {', '.join(missing)}")
+    unknown = set(doc) - set(REQUIRED) - {
+        "references", "falsepositives", "group_by", "falco", "sigma", "author", "date",
+    }  # fmt: skip
+    if unknown:
+        raise RuleError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
+    rule_id = doc["id"]
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise RuleError(f"{path}: id must be lowercase words joined by '-'")
+    if rule_id != path.stem:
+        raise RuleError(f"{path}: id {rule_id!r} differs from the file name")
+    if doc["level"] not in LEVELS:
+        raise RuleError(f"{path}: level must be one of {', '.join(LEVELS)}")
+    if doc["status"] not in STATUSES:
+        raise RuleError(f"{path}: status must be one of {', '.join(STATUSES)}")
+    attack = doc["attack"]
+    if not isinstance(attack, dict):
+        raise RuleError(f"{path}: attack must map techniques and tactics")
+    techniques = _strings(attack.get("techniques"), "attack.techniques", path)
+    tactics = _strings(attack.get("tactics"), "attack.tactics", path)
+    if not techniques or not tactics:
+        raise RuleError(f"{path}: attack needs at least one technique and one tactic")
+    bad = [t for t in techniques if not _TECHNIQUE.match(t)]
+    if bad:
+        raise RuleError(f"{path}: not ATT&CK technique IDs: {', '.join(bad)}")
+    bad = [t for t in tactics if t not in TACTICS]
+    if bad:
+        raise RuleError(f"{path}: not ATT&CK tactics: {', '.join(bad)}")
+    group_by = _strings(doc.get("group_by"), "group_by", path) or DEFAULT_GROUP_BY
+    bad = [g for g in group_by if g not in SUBJECT_FIELDS]
+    if bad:
+        raise RuleError(f"{path}: group_by takes {', '.join(SUBJECT_FIELDS)}, not {bad}")
+    if not isinstance(doc["sql"], str) or not doc["sql"].strip():
+        raise RuleError(f"{path}: sql must be a SELECT over ev")
+    tests = doc["tests"]
+    if (
+        not isinstance(tests, dict)
+        or set(tests) != {"match", "no_match"}
+        or not all(isinstance(tests[k], list) and tests[k] for k in tests)
+        or not all(isinstance(e, dict) for k in tests for e in tests[k])
+    ):
+        raise RuleError(f"{path}: tests needs non-empty match and no_match lists of events")
+    for what in ("title", "description"):
+        if not isinstance(doc[what], str) or not doc[what].strip():
+            raise RuleError(f"{path}: {what} must be text")
+    return Rule(
+        id=rule_id,
+        title=doc["title"].strip(),
+        description=" ".join(doc["description"].split()),
+        level=doc["level"],
+        status=doc["status"],
+        techniques=techniques,
+        tactics=tactics,
+        sql=doc["sql"].strip().rstrip(";"),
+        path=path,
+        references=_strings(doc.get("references"), "references", path),
+        falsepositives=_strings(doc.get("falsepositives"), "falsepositives", path),
+        group_by=group_by,
+        falco=_strings(doc.get("falco"), "falco", path),
+        sigma=_strings(doc.get("sigma"), "sigma", path),
+        tests=tests,
+    )
+
+
+def load_rules(
+    extra_dirs: list[Path] | tuple[Path, ...] = (),
+    *,
+    statuses: tuple[str, ...] | None = DEFAULT_STATUSES,
+    builtin: bool = True,
+) -> list[Rule]:
+    """Return the built-in rules plus those in extra_dirs, filtered by status, sorted by id.
+
+    A user rule with the id of a built-in rule replaces it (that is how a team tunes one).
+    """
+    dirs = ([builtin_dir()] if builtin else []) + [Path(d) for d in extra_dirs]
+    by_id: dict[str, Rule] = {}
+    for folder in dirs:
+        if not folder.is_dir():
+            raise RuleError(f"{folder}: no such rules folder")
+        for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+            rule = parse_rule(path)
+            by_id[rule.id] = rule
+    rules = sorted(by_id.values(), key=lambda r: r.id)
+    if statuses is not None:
+        rules = [r for r in rules if r.status in statuses]
+    return rules

@@ -1,0 +1,104 @@
+"""Checking a rule against its own match / no-match events, through the real loader."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from kforensics.case import connect
+from kforensics.detect import run_rules
+from kforensics.evtable import prepare
+from kforensics.load import load
+from kforensics.rules import Rule
+
+T0 = datetime(2026, 3, 14, 10, 0, 0, tzinfo=UTC)
+
+BASE_EVENT = {
+    "kind": "Event",
+    "apiVersion": "audit.k8s.io/v1",
+    "level": "RequestResponse",
+    "stage": "ResponseComplete",
+    "verb": "get",
+    "user": {"username": "alice@example.com", "groups": ["oidc:sre", "system:authenticated"]},
+    "sourceIPs": ["203.0.113.10"],
+    "userAgent": "kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819",
+    "responseStatus": {"metadata": {}, "code": 200},
+    "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+}
+
+
+def _uri(ref: dict) -> str:
+    group, version = ref.get("apiGroup"), ref.get("apiVersion", "v1")
+    path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if ref.get("namespace") and ref.get("resource") != "namespaces":
+        path += f"/namespaces/{ref['namespace']}"
+    path += f"/{ref.get('resource', '')}"
+    if ref.get("name"):
+        path += f"/{ref['name']}"
+    if ref.get("subresource"):
+        path += f"/{ref['subresource']}"
+    return path
+
+
+def expand(item: dict, tag: str) -> list[dict]:
+    """Return the native events of one test item (an event, or {sequence: [...]}).
+
+    An event is merged onto BASE_EVENT (top-level keys replace). `x-offset-seconds` shifts its
+    time from T0; `x-repeat: N` with `x-every-seconds: S` makes N copies S seconds apart.
+    """
+    events = item["sequence"] if "sequence" in item else [item]
+    out = []
+    for i, partial in enumerate(events):
+        partial = dict(partial)
+        offset = float(partial.pop("x-offset-seconds", i))
+        repeat = int(partial.pop("x-repeat", 1))
+        every = float(partial.pop("x-every-seconds", 1))
+        for j in range(repeat):
+            ev = {**BASE_EVENT, **partial}
+            ev.setdefault("auditID", f"{tag}-{i}-{j}")
+            if "objectRef" in ev:
+                ev.setdefault("requestURI", _uri(ev["objectRef"]))
+            ev.setdefault("requestURI", "/api/v1/namespaces/default/pods")
+            t = T0 + timedelta(seconds=offset + j * every)
+            ev.setdefault("requestReceivedTimestamp", t.isoformat().replace("+00:00", "Z"))
+            ev.setdefault(
+                "stageTimestamp",
+                (t + timedelta(milliseconds=3)).isoformat().replace("+00:00", "Z"),
+            )
+            out.append(ev)
+    return out
+
+
+def run_item(rule: Rule, item: dict, tag: str, workdir: Path) -> tuple[list[str], list]:
+    """Load one test item into a fresh case; return its audit IDs and the rule's findings."""
+    events = expand(item, tag)
+    log = workdir / f"{tag}.log"
+    log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    case = workdir / f"{tag}.duckdb"
+    result = load(case, [log])
+    if result.rejected:
+        raise ValueError(f"{rule.path}: test event rejected: {result.reject_reasons}")
+    con = connect(case)
+    try:
+        prepare(con)
+        return [e["auditID"] for e in events], run_rules(con, [rule])
+    finally:
+        con.close()
+
+
+def check_rule(rule: Rule) -> list[str]:
+    """Return the problems found by running the rule on its test events (empty: all good)."""
+    problems = []
+    with tempfile.TemporaryDirectory(prefix=f"kf-{rule.id}-") as tmp:
+        for kind in ("match", "no_match"):
+            for n, item in enumerate(rule.tests[kind], 1):
+                ids, findings = run_item(rule, item, f"{kind}-{n}", Path(tmp))
+                cited = {e["audit_id"] for f in findings for e in f.evidence}
+                if kind == "match" and not cited & set(ids):
+                    problems.append(f"{rule.id}: match event {n} did not fire")
+                if kind == "no_match" and findings:
+                    problems.append(f"{rule.id}: no_match event {n} fired")
+    return problems
