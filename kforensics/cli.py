@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -11,10 +12,13 @@ import duckdb
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kforensics.case import CaseError, connect
+from kforensics.detect import ExceptionsError, RuleSQLError, detect, load_exceptions
 from kforensics.load import LoadResult, load
 from kforensics.reader import InputError
+from kforensics.rules import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
 
 
 def case_option(help: str):
@@ -75,7 +79,7 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
     for s in result.sources:
         name = os.path.relpath(s.path, base) if base else s.path
         table.add_row(
-            name, s.format, f"{s.lines_read:,}", f"{s.records:,}", f"{s.events_loaded:,}",
+            _plain(name), s.format, f"{s.lines_read:,}", f"{s.records:,}", f"{s.events_loaded:,}",
             f"{s.duplicates:,}", f"{s.rejected:,}",
         )  # fmt: skip
     table.add_row(
@@ -87,7 +91,7 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
     if result.reject_reasons:
         console.print("rejected (see the rejects table for file and line):", markup=False)
         for reason, n in result.reject_reasons[:10]:
-            console.print(f"  {n:>8,}  {reason}", markup=False, highlight=False)
+            console.print(Text(f"  {n:>8,}  ") + _plain(reason), highlight=False)
         if len(result.reject_reasons) > 10:
             console.print(f"  ... {len(result.reject_reasons) - 10} more reasons", markup=False)
     if result.collisions:
@@ -163,3 +167,102 @@ def sample_cmd(out: Path, seed: int, background: int | None) -> None:
         return
     for path in samplegen.write_samples(out, seed=seed):
         click.echo(path)
+
+
+def _when(value: str | None) -> datetime | None:
+    """Return an ISO 8601 time as an aware datetime (naive means UTC)."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@main.command("detect")
+@case_option("DuckDB case file (findings are stored in it, table `findings`).")
+@click.option(
+    "--rules",
+    "rule_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder of extra rules (YAML); a rule with a built-in id replaces it.",
+)
+@click.option(
+    "--exceptions",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML file: rule id -> entries of field patterns that drop a hit.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    default=",".join(DEFAULT_STATUSES),
+    show_default=True,
+    help="Comma-separated rule statuses to run (stable,test,experimental,deprecated).",
+)
+@click.option("--since", help="Only events at or after this time (ISO 8601, UTC if no zone).")
+@click.option("--until", help="Only events before this time.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="Output: a table, or one JSON finding per line.",
+)
+def detect_cmd(
+    case: Path,
+    rule_dirs: tuple[Path, ...],
+    exceptions: Path | None,
+    statuses: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
+    """Run the detection rules over CASE; print and store the findings."""
+    wanted = tuple(s.strip() for s in statuses.split(",") if s.strip())
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
+    try:
+        rules = load_rules(list(rule_dirs), statuses=wanted)
+        excs = load_exceptions(exceptions) if exceptions else []
+        findings = detect(case, rules, exceptions=excs, since=_when(since), until=_when(until))
+    except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if fmt == "jsonl":
+        for f in findings:
+            click.echo(orjson.dumps(f.to_json()).decode())
+        return
+    print_findings(findings, len(rules))
+
+
+def _plain(value: object) -> Text:
+    """Return a table cell that shows log text literally: no markup, control bytes escaped."""
+    text = "" if value is None else str(value)
+    return Text(text.translate(_CONTROL))
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": ""}
+
+
+def print_findings(findings: list, rules_run: int, console: Console | None = None) -> None:
+    """Print findings as a table, most severe first."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
+    table = Table(title=f"{len(findings)} findings from {rules_run} rules", title_justify="left")
+    for col in ("level", "rule", "actor", "target", "count", "first seen", "evidence"):
+        table.add_column(col, overflow="fold", justify="right" if col == "count" else "left")
+    for f in findings:
+        target = "/".join(x for x in (f.namespace, f.resource, f.name) if x)
+        first = f.evidence[0]
+        table.add_row(
+            Text(f.level, style=LEVEL_STYLE[f.level]), _plain(f.rule_id), _plain(f.actor),
+            _plain(target), str(f.count), f.first_seen.strftime("%Y-%m-%d %H:%M:%S"),
+            _plain(f"{os.path.basename(first['source_file'])}:{first['source_line']}"),
+        )  # fmt: skip
+    console.print(table)

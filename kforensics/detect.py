@@ -230,7 +230,17 @@ def run_rules(
                 evidence,
             )  # fmt: skip
         )
-    findings.sort(key=lambda f: (-by_id[f.rule_id].severity, f.first_seen, f.rule_id, f.finding_id))
+    findings.sort(
+        key=lambda f: (
+            -by_id[f.rule_id].severity,
+            f.first_seen,
+            f.rule_id,
+            f.actor or "",
+            f.namespace or "",
+            f.name or "",
+            f.finding_id,
+        )  # fmt: skip
+    )
     return findings
 
 
