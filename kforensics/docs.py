@@ -29,7 +29,24 @@ def cli_help() -> str:
     return "\n\n".join(out) + "\n"
 
 
-GENERATORS = {"kforensics --help": cli_help}
+def rules_table() -> str:
+    """Return the table of built-in rules, as Markdown."""
+    from kforensics.rules import load_rules
+
+    rows = [
+        "| rule | level | status | ATT&CK | tactics | what it finds | equivalent of |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in load_rules(statuses=None):
+        equivalents = [f"Falco: {n}" for n in r.falco] + [f"Sigma: {n}" for n in r.sigma]
+        rows.append(
+            f"| `{r.id}` | {r.level} | {r.status} | {', '.join(r.techniques)} | "
+            f"{', '.join(r.tactics)} | {r.title} | {'; '.join(equivalents)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+GENERATORS = {"kforensics --help": cli_help, "rules": rules_table}
 
 
 def render(text: str) -> str:

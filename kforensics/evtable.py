@@ -61,16 +61,27 @@ CREATE OR REPLACE TEMP MACRO jget(j, p) AS json_extract(j, p);
 """
 
 # Which requests rules see: the last stage logged for each request (a request is one audit ID
-# from one user for one URI: a spoofed, colliding audit ID stays a request of its own).
+# from one user for one URI: a spoofed, colliding audit ID stays a request of its own). Anti-joins
+# rather than a window over every event: most requests end in ResponseComplete.
 _REQUESTS = """
-SELECT * EXCLUDE (raw, envelope) FROM events
-WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
-QUALIFY row_number() OVER (
-    PARTITION BY audit_id, username, request_uri
-    ORDER BY CASE stage WHEN 'RequestReceived' THEN 0 WHEN 'ResponseStarted' THEN 1
-                        WHEN 'ResponseComplete' THEN 2 WHEN 'Panic' THEN 3 ELSE -1 END DESC,
-             stage_ts DESC NULLS LAST, event_id
-) = 1
+WITH w AS (
+    SELECT * EXCLUDE (raw, envelope) FROM events
+    WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+),
+later AS (SELECT audit_id, username, request_uri, stage FROM w WHERE stage <> 'RequestReceived')
+SELECT * FROM w WHERE stage NOT IN ('RequestReceived', 'ResponseStarted')
+UNION ALL
+SELECT * FROM w e WHERE stage = 'ResponseStarted' AND NOT EXISTS (
+    SELECT 1 FROM later l
+    WHERE l.stage <> 'ResponseStarted' AND l.audit_id = e.audit_id
+      AND l.username IS NOT DISTINCT FROM e.username
+      AND l.request_uri IS NOT DISTINCT FROM e.request_uri)
+UNION ALL
+SELECT * FROM w e WHERE stage = 'RequestReceived' AND NOT EXISTS (
+    SELECT 1 FROM later l
+    WHERE l.audit_id = e.audit_id
+      AND l.username IS NOT DISTINCT FROM e.username
+      AND l.request_uri IS NOT DISTINCT FROM e.request_uri)
 """
 
 _EV = f"""
