@@ -266,3 +266,50 @@ def print_findings(findings: list, rules_run: int, console: Console | None = Non
             _plain(f"{os.path.basename(first['source_file'])}:{first['source_line']}"),
         )  # fmt: skip
     console.print(table)
+
+
+@main.command("rules")
+@click.option(
+    "--rules",
+    "rule_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder of extra rules (YAML), as for detect.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Run each rule's own match / no-match events through the loader and engine.",
+)
+def rules_cmd(rule_dirs: tuple[Path, ...], check: bool) -> None:
+    """List the detection rules (all statuses); with --check, test them on their own events."""
+    from kforensics.ruletest import check_rule
+
+    try:
+        rules = load_rules(list(rule_dirs), statuses=None)
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    table = Table(title=f"{len(rules)} rules", title_justify="left")
+    for col in ("rule", "level", "status", "ATT&CK", "title"):
+        table.add_column(col, overflow="fold")
+    problems: list[str] = []
+    for r in rules:
+        table.add_row(
+            _plain(r.id), Text(r.level, style=LEVEL_STYLE[r.level]), r.status,
+            ", ".join(r.techniques), _plain(r.title),
+        )  # fmt: skip
+        if check:
+            try:
+                problems += check_rule(r)
+            except (ValueError, RuleSQLError) as exc:
+                problems.append(str(exc))
+    Console(width=None if Console().is_terminal else 160).print(table)
+    if check:
+        for p in problems:
+            click.echo(f"FAIL {p}", err=True)
+        click.echo(
+            f"{len(rules) - len({p.split(':')[0] for p in problems})} of {len(rules)} "
+            "rules pass their own tests"
+        )
+        if problems:
+            sys.exit(1)

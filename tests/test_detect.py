@@ -165,3 +165,15 @@ def test_detect_on_a_case_from_before_findings_existed(tmp_path, case_path, priv
     with connect(case_path, read_only=False) as c:
         c.execute("DROP TABLE findings")
     assert len(detect(case_path, priv_rule)) == 1
+
+
+def test_rules_check_fails_a_rule_whose_own_events_disagree(tmp_path):
+    src = next(r for r in load_rules(statuses=None) if r.id == "k8s-privileged-pod").path
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    # The rule now demands hostPID too: its privileged-only match events no longer fire.
+    text = src.read_text().replace("AND privileged AND succeeded", "AND privileged AND host_pid")
+    (folder / "k8s-privileged-pod.yaml").write_text(text)
+    out = CliRunner().invoke(main, ["rules", "--rules", str(folder), "--check"])
+    assert out.exit_code == 1
+    assert "FAIL k8s-privileged-pod: match event 1 did not fire" in out.output
