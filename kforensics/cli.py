@@ -281,12 +281,18 @@ def print_findings(findings: list, rules_run: int, console: Console | None = Non
     is_flag=True,
     help="Run each rule's own match / no-match events through the loader and engine.",
 )
-def rules_cmd(rule_dirs: tuple[Path, ...], check: bool) -> None:
+@click.option(
+    "--builtin/--no-builtin",
+    default=True,
+    show_default=True,
+    help="Include the rules that ship with kforensics.",
+)
+def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
     """List the detection rules (all statuses); with --check, test them on their own events."""
     from kforensics.ruletest import check_rule
 
     try:
-        rules = load_rules(list(rule_dirs), statuses=None)
+        rules = load_rules(list(rule_dirs), statuses=None, builtin=builtin)
     except RuleError as exc:
         raise click.ClickException(str(exc)) from exc
     table = Table(title=f"{len(rules)} rules", title_justify="left")

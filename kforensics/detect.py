@@ -147,7 +147,11 @@ class RuleSQLError(Exception):
 
 
 def _hits(con: duckdb.DuckDBPyConnection, rule: Rule, exceptions: list[Exception_]) -> None:
-    """Add the rule's hits (after exceptions) to the temp table hits."""
+    """Add the rule's hits (after its exceptions) to the temp table hits.
+
+    Subject columns stay NULL unless the rule returns its own; the grouping fills them from ev,
+    so a rule without exceptions costs its own query and nothing more.
+    """
     try:
         probe = f"SELECT * FROM ({rule.sql}) LIMIT 0"  # noqa: S608 (the rule's own SQL)
         columns = [d[0] for d in con.execute(probe).description]
@@ -155,45 +159,59 @@ def _hits(con: duckdb.DuckDBPyConnection, rule: Rule, exceptions: list[Exception
         raise RuleSQLError(f"{rule.path}: {str(exc).splitlines()[0]}") from exc
     if "event_id" not in columns:
         raise RuleSQLError(f"{rule.path}: the SQL must return event_id")
-    subject = ", ".join(
-        f"coalesce(r.{f}, ev.{f}) AS {f}" if f in columns else f"ev.{f}" for f in SUBJECT_FIELDS
-    )
-    key = " || '|' || ".join(f"coalesce(h.{f}, '')" for f in rule.group_by)
+    own = ", ".join(f"r.{f}" if f in columns else f"NULL::VARCHAR AS {f}" for f in SUBJECT_FIELDS)
     params: dict = {"rule": rule.id}
     mine = [e for e in exceptions if e.rule_id == rule.id]
-    excluded = " OR ".join(_exception_sql(e, params) for e in mine) or "false"
-    sql = f"""
-        INSERT INTO hits
-        SELECT DISTINCT $rule, h.event_id, h.actor, h.source_ip, h.namespace, h.resource, h.name,
-               {key}
-        FROM (SELECT r.event_id, {subject} FROM ({rule.sql}) r JOIN ev USING (event_id)) h
-        JOIN ev USING (event_id)
-        WHERE NOT ({excluded})
-    """  # noqa: S608 (rule SQL is the rule's; fields come from a fixed list; values are bound)
+    where = ""
+    if mine:
+        # Exceptions see the subject as the finding will show it, and the event's own fields.
+        h = ", ".join(
+            f"coalesce(r.{f}, ev.{f}) AS {f}" if f in columns else f"ev.{f} AS {f}"
+            for f in SUBJECT_FIELDS
+        )
+        where = f"JOIN ev USING (event_id), LATERAL (SELECT {h}) h "
+        where += "WHERE NOT (" + " OR ".join(_exception_sql(e, params) for e in mine) + ")"
+    sql = (
+        f"INSERT INTO hits SELECT DISTINCT $rule, r.event_id, {own} "  # noqa: S608
+        f"FROM ({rule.sql}) r {where}"
+    )
     try:
         con.execute(sql, params)
     except duckdb.Error as exc:
         raise RuleSQLError(f"{rule.path}: {str(exc).splitlines()[0]}") from exc
 
 
-_GROUP = """
-SELECT
-    substr(md5(h.rule_id || '|' || h.gkey), 1, 16) AS finding_id,
-    h.rule_id,
-    min(ev.ts) AS first_seen,
-    max(ev.ts) AS last_seen,
-    CASE WHEN count(DISTINCT h.actor) = 1 THEN any_value(h.actor) END AS actor,
-    list_sort(list_distinct(list(h.source_ip))) AS source_ips,
-    CASE WHEN count(DISTINCT h.namespace) = 1 THEN any_value(h.namespace) END AS namespace,
-    CASE WHEN count(DISTINCT h.resource) = 1 THEN any_value(h.resource) END AS resource,
-    CASE WHEN count(DISTINCT h.name) = 1 THEN any_value(h.name) END AS name,
-    count(*) AS count,
-    list({'event_id': ev.event_id, 'audit_id': ev.audit_id, 'source_file': ev.source_file,
-          'source_line': ev.source_line}
-         ORDER BY ev.ts, ev.source_file, ev.source_line) AS evidence
-FROM hits h JOIN ev USING (event_id)
-GROUP BY h.rule_id, h.gkey
-"""
+def _group_sql(rules: list[Rule]) -> str:
+    """Return the query grouping hits into findings, each rule by its own group_by fields."""
+    keys = []
+    for f in SUBJECT_FIELDS:
+        # Rule ids are validated identifiers ([a-z0-9-]), safe as literals.
+        ids = ", ".join(f"'{r.id}'" for r in rules if f in r.group_by) or "NULL"
+        keys.append(f"CASE WHEN rule_id IN ({ids}) THEN coalesce({f}, '') ELSE '*' END")
+    subject = ", ".join(f"coalesce(h.{f}, ev.{f}) AS {f}" for f in SUBJECT_FIELDS)
+    return f"""
+    WITH s AS (
+        SELECT h.rule_id, h.event_id, {subject}, ev.ts, ev.audit_id, ev.source_file,
+               ev.source_line
+        FROM hits h JOIN ev USING (event_id)
+    ),
+    k AS (SELECT *, {" || '|' || ".join(keys)} AS gkey FROM s)
+    SELECT
+        substr(md5(rule_id || '|' || gkey), 1, 16) AS finding_id,
+        rule_id,
+        min(ts) AS first_seen,
+        max(ts) AS last_seen,
+        CASE WHEN count(DISTINCT actor) = 1 THEN any_value(actor) END AS actor,
+        list_sort(list_distinct(list(source_ip))) AS source_ips,
+        CASE WHEN count(DISTINCT namespace) = 1 THEN any_value(namespace) END AS namespace,
+        CASE WHEN count(DISTINCT resource) = 1 THEN any_value(resource) END AS resource,
+        CASE WHEN count(DISTINCT name) = 1 THEN any_value(name) END AS name,
+        count(*) AS count,
+        list({{'event_id': event_id, 'audit_id': audit_id, 'source_file': source_file,
+               'source_line': source_line}} ORDER BY ts, source_file, source_line) AS evidence
+    FROM k
+    GROUP BY rule_id, gkey
+    """  # noqa: S608 (only validated rule ids and fixed field names are formatted in)
 
 
 def run_rules(
@@ -202,13 +220,13 @@ def run_rules(
     """Return the findings of rules over the prepared `ev` table, most severe first."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, event_id VARCHAR, actor VARCHAR, "
-        "source_ip VARCHAR, namespace VARCHAR, resource VARCHAR, name VARCHAR, gkey VARCHAR)"
+        "source_ip VARCHAR, namespace VARCHAR, resource VARCHAR, name VARCHAR)"
     )
     for rule in rules:
         _hits(con, rule, list(exceptions))
     by_id = {r.id: r for r in rules}
     findings = []
-    for row in con.execute(_GROUP).fetchall():
+    for row in con.execute(_group_sql(rules)).fetchall():
         (fid, rule_id, first, last, actor, ips, ns, resource, name, count, evidence) = row
         rule = by_id[rule_id]
         findings.append(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from kforensics import connect, load
@@ -168,12 +169,22 @@ def test_detect_on_a_case_from_before_findings_existed(tmp_path, case_path, priv
 
 
 def test_rules_check_fails_a_rule_whose_own_events_disagree(tmp_path):
-    src = next(r for r in load_rules(statuses=None) if r.id == "k8s-privileged-pod").path
     folder = tmp_path / "rules"
     folder.mkdir()
-    # The rule now demands hostPID too: its privileged-only match events no longer fire.
-    text = src.read_text().replace("AND privileged AND succeeded", "AND privileged AND host_pid")
-    (folder / "k8s-privileged-pod.yaml").write_text(text)
-    out = CliRunner().invoke(main, ["rules", "--rules", str(folder), "--check"])
+    rule = {
+        "id": "my-hostpid", "title": "t", "description": "d", "level": "high", "status": "test",
+        "attack": {"techniques": ["T1611"], "tactics": ["privilege-escalation"]},
+        # Wrong on purpose: demands hostPID, but its match event is only privileged.
+        "sql": "SELECT event_id FROM ev WHERE privileged AND host_pid",
+        "tests": {"match": [PRIV], "no_match": [{"verb": "get"}]},
+    }  # fmt: skip
+    (folder / "my-hostpid.yaml").write_text(yaml.safe_dump(rule))
+    args = ["rules", "--rules", str(folder), "--no-builtin", "--check"]
+    out = CliRunner().invoke(main, args)
     assert out.exit_code == 1
-    assert "FAIL k8s-privileged-pod: match event 1 did not fire" in out.output
+    assert "FAIL my-hostpid: match event 1 did not fire" in out.output
+    rule["sql"] = "SELECT event_id FROM ev WHERE privileged"
+    (folder / "my-hostpid.yaml").write_text(yaml.safe_dump(rule))
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert "1 of 1 rules pass their own tests" in out.output
