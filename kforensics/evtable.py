@@ -65,7 +65,11 @@ CREATE OR REPLACE TEMP MACRO jget(j, p) AS json_extract(j, p);
 # rather than a window over every event: most requests end in ResponseComplete.
 _REQUESTS = """
 WITH w AS (
-    SELECT * EXCLUDE (raw, envelope) FROM events
+    SELECT * EXCLUDE (raw, envelope),
+        CASE WHEN impersonated_user IS NOT NULL
+            THEN try_cast(raw->'$.impersonatedUser.groups' AS VARCHAR[])
+        END AS impersonated_groups
+    FROM events
     WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
 ),
 later AS (SELECT audit_id, username, request_uri, stage FROM w WHERE stage <> 'RequestReceived')
@@ -91,6 +95,8 @@ p AS (
     SELECT *,
         username AS actor,
         source_ips[1] AS source_ip,
+        coalesce(name, response_object->>'$.metadata.name', request_object->>'$.metadata.name')
+            AS object_name,
         coalesce(code < 400, false) AS succeeded,
         CASE
             WHEN username LIKE 'system:serviceaccount:%' THEN 'serviceaccount'
