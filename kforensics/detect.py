@@ -89,7 +89,8 @@ def _exception_sql(exc: Exception_, params: dict) -> str:
             any_of = " OR ".join(f"x GLOB ${n}" for n in names)
             parts.append(
                 f"(len(ev.image_repos) > 0 AND list_bool_and(list_transform(ev.image_repos, "
-                f"lambda x: {any_of})))"
+                f"lambda x: coalesce({any_of.replace('x GLOB', 'coalesce(x, chr(0)) GLOB')}, "
+                "false))))"
             )
         elif key == "user_group":
             any_of = " OR ".join(f"g GLOB ${n}" for n in names)

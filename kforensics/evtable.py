@@ -1,7 +1,7 @@
 """The `ev` table every rule reads: one row per request, JSON parsed once into helper columns.
 
-Rules stay portable (plain SQL over these columns plus four helper macros: `has`, `has_any`,
-`jstr`, `jget`), and 60 rules cost one parse of the request objects, not 60.
+Rules stay portable (plain SQL over these columns plus five helper macros: `has`, `has_any`,
+`has_all`, `jstr`, `jget`), and 60 rules cost one parse of the request objects, not 60.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ WORKLOADS = ("deployments", "replicasets", "daemonsets", "statefulsets", "jobs",
 MACROS = """
 CREATE OR REPLACE TEMP MACRO has(l, x) AS coalesce(list_contains(l, x), false);
 CREATE OR REPLACE TEMP MACRO has_any(l, xs) AS coalesce(list_has_any(l, xs), false);
+CREATE OR REPLACE TEMP MACRO has_all(l, xs) AS coalesce(list_has_all(l, xs), false);
 CREATE OR REPLACE TEMP MACRO jstr(j, p) AS json_extract_string(j, p);
 CREATE OR REPLACE TEMP MACRO jget(j, p) AS json_extract(j, p);
 """
