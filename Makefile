@@ -21,8 +21,11 @@ demo: $(STAMP)
 	$(BIN)/kforensics sql --case $(OUT)/demo.duckdb \
 	  "SELECT username, count(*) AS requests, count(*) FILTER (code >= 400) AS denied \
 	   FROM requests GROUP BY 1 ORDER BY 2 DESC LIMIT 8"
+	$(BIN)/kforensics detect --case $(OUT)/demo.duckdb --min-level medium \
+	  --exceptions data/samples/known_false_positives.yaml
 	@echo
-	@echo "case:    $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
+	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
+	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
 
 test: $(STAMP)
 	$(BIN)/ruff check kforensics tests bench

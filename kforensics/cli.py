@@ -18,7 +18,7 @@ from kforensics.case import CaseError, connect
 from kforensics.detect import ExceptionsError, RuleSQLError, detect, load_exceptions
 from kforensics.load import LoadResult, load
 from kforensics.reader import InputError
-from kforensics.rules import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
+from kforensics.rules import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
 
 
 def case_option(help: str):
@@ -211,6 +211,13 @@ def _when(value: str | None) -> datetime | None:
     show_default=True,
     help="Output: a table, or one JSON finding per line.",
 )
+@click.option(
+    "--min-level",
+    type=click.Choice(LEVELS),
+    default="info",
+    show_default=True,
+    help="Print only findings at or above this level (all are stored).",
+)
 def detect_cmd(
     case: Path,
     rule_dirs: tuple[Path, ...],
@@ -219,6 +226,7 @@ def detect_cmd(
     since: str | None,
     until: str | None,
     fmt: str,
+    min_level: str,
 ) -> None:
     """Run the detection rules over CASE; print and store the findings."""
     wanted = tuple(s.strip() for s in statuses.split(",") if s.strip())
@@ -231,6 +239,7 @@ def detect_cmd(
         findings = detect(case, rules, exceptions=excs, since=_when(since), until=_when(until))
     except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
         raise click.ClickException(str(exc)) from exc
+    findings = [f for f in findings if LEVELS.index(f.level) >= LEVELS.index(min_level)]
     if fmt == "jsonl":
         for f in findings:
             click.echo(orjson.dumps(f.to_json()).decode())

@@ -188,3 +188,17 @@ def test_rules_check_fails_a_rule_whose_own_events_disagree(tmp_path):
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
     assert "1 of 1 rules pass their own tests" in out.output
+
+
+def test_cli_min_level_filters_what_is_printed_not_what_is_stored(tmp_path, case_path, con):
+    exec_ = {"verb": "create", "objectRef": {"resource": "pods", "namespace": "shop",
+             "name": "p", "subresource": "exec", "apiVersion": "v1"},
+             "requestURI": "/api/v1/namespaces/shop/pods/p/exec?command=id",
+             "responseStatus": {"code": 101}}  # fmt: skip
+    case_with(tmp_path, case_path, PRIV, exec_)
+    args = ["detect", "--case", str(case_path), "--format", "jsonl", "--min-level", "high"]
+    out = CliRunner().invoke(main, args)
+    printed = [json.loads(x)["level"] for x in out.output.splitlines()]
+    assert printed and set(printed) == {"high"}
+    stored = {r[0] for r in con().execute("SELECT level FROM findings").fetchall()}
+    assert {"high", "medium"} <= stored
