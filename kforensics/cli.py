@@ -35,7 +35,7 @@ def main() -> None:
 
 
 @main.command("load")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @case_option("DuckDB case file to create or add to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
@@ -43,13 +43,30 @@ def main() -> None:
     default=None,
     help="Show a progress bar (default: on a terminal, for big inputs).",
 )
-def load_cmd(paths: tuple[str, ...], case: Path, as_json: bool, progress: bool | None) -> None:
+@click.option(
+    "--inventory",
+    "inventory",
+    multiple=True,
+    metavar="FILE",
+    help="kubectl get -o json|yaml dump of cluster objects to keep beside the log.",
+)
+def load_cmd(
+    paths: tuple[str, ...],
+    case: Path,
+    as_json: bool,
+    progress: bool | None,
+    inventory: tuple[str, ...],
+) -> None:
     """Load audit logs (files, folders, globs; gzip and every known shape) into CASE.
 
     Exits 0 when events were read, even with rejects; 1 when nothing could be read.
     """
+    if not paths and not inventory:
+        raise click.UsageError("give audit log PATHS, or --inventory dumps, or both")
     try:
-        result = load(case, list(paths), progress=progress, arguments=sys.argv[1:])
+        result = load(
+            case, list(paths), progress=progress, arguments=sys.argv[1:], inventory=list(inventory)
+        )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     except CaseError as exc:
@@ -94,6 +111,8 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
             console.print(Text(f"  {n:>8,}  ") + _plain(reason), highlight=False)
         if len(result.reject_reasons) > 10:
             console.print(f"  ... {len(result.reject_reasons) - 10} more reasons", markup=False)
+    if result.inventory_objects:
+        console.print(f"inventory: {result.inventory_objects} objects kept", markup=False)
     if result.collisions:
         console.print(
             f"warning: {result.collisions} audit ID(s) shared by different events "

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from kforensics import formats
 from kforensics import reader as reader_module
 from kforensics.case import connect, create_schema
+from kforensics.inventory import manifest_objects
 from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
-from kforensics.reader import FileReader, Lines, discover, split_lines
+from kforensics.reader import FileReader, InputError, Lines, discover, split_lines
 
 # Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
 ARROW_BATCH_ROWS = 65536
@@ -76,6 +78,7 @@ class LoadResult:
     sources: list[SourceStats]
     reject_reasons: list[tuple[str, int]]
     collisions: int
+    inventory_objects: int = 0
 
     @property
     def events_loaded(self) -> int:
@@ -91,8 +94,8 @@ class LoadResult:
 
     @property
     def anything_read(self) -> bool:
-        """True when at least one audit event was found (new or already in the case)."""
-        return self.events_loaded + self.duplicates > 0
+        """True when at least one audit event (new or already in the case) or object was read."""
+        return self.events_loaded + self.duplicates + self.inventory_objects > 0
 
     def to_dict(self) -> dict:
         """Return the result as plain JSON-able data."""
@@ -108,6 +111,7 @@ class LoadResult:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "audit_id_collisions": self.collisions,
+            "inventory_objects": self.inventory_objects,
             "reject_reasons": [{"reason": r, "count": n} for r, n in self.reject_reasons],
             "sources": sources,
         }
@@ -366,9 +370,17 @@ def load(
     *,
     progress: bool | None = None,
     arguments: list[str] | None = None,
+    inventory: list[str | Path] = (),
 ) -> LoadResult:
-    """Load files, folders and globs into the case atomically; return the accounting."""
-    files = discover(paths)
+    """Load files, folders and globs into the case atomically; return the accounting.
+
+    `inventory` names `kubectl get -o json|yaml` dumps to keep beside the log (table inventory).
+    """
+    files = discover(paths) if paths else []
+    try:
+        manifests = [(f, manifest_objects(f)) for f in discover(inventory)] if inventory else []
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     total = sum(f.stat().st_size for f in files)
     Path(case).parent.mkdir(parents=True, exist_ok=True)
     con = connect(case, read_only=False)
@@ -393,6 +405,17 @@ def load(
             for path in files:
                 sources.append(_load_file(loader, path, bar))
         _remove_duplicates(con, load_id, sources)
+        for path, objects in manifests:
+            for obj in objects:
+                meta = obj.get("metadata") or {}
+                con.execute(
+                    "INSERT INTO inventory VALUES ($load, $file, $kind, $ns, $name, $obj)",
+                    {
+                        "load": load_id, "file": str(path), "kind": str(obj["kind"]),
+                        "ns": meta.get("namespace"), "name": str(meta["name"]),
+                        "obj": orjson.dumps(obj).decode(),
+                    },
+                )  # fmt: skip
         for s in sources:
             con.execute(
                 "INSERT INTO sources VALUES ($load, $path, $sha, $bytes, $comp, $fmt, $lines, "
@@ -432,7 +455,8 @@ def load(
         raise
     finally:
         con.close()
-    return LoadResult(str(case), load_id, sources, reasons, collisions)
+    n_objects = sum(len(objects) for _, objects in manifests)
+    return LoadResult(str(case), load_id, sources, reasons, collisions, n_objects)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -110,3 +110,14 @@ CREATE TABLE IF NOT EXISTS findings (
                         source_line BIGINT)[] NOT NULL,
     detected_at  TIMESTAMPTZ NOT NULL
 );
+
+-- Objects from `kubectl get ... -o json|yaml` dumps (kforensics load --inventory): the cluster
+-- state the audit log may not have recorded.
+CREATE TABLE IF NOT EXISTS inventory (
+    load_id      INTEGER NOT NULL,
+    source_file  VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,
+    namespace    VARCHAR,
+    name         VARCHAR NOT NULL,
+    object       JSON NOT NULL
+);

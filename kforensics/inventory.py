@@ -1,0 +1,207 @@
+"""The cluster as of a time T, rebuilt from the objects the audit log recorded.
+
+Namespaces, pods, services, workloads and NetworkPolicies: the last state each had at or before
+T (response objects of creates, updates and patches, merge patches applied when only the
+request was logged), deletions applied. Objects from `kubectl get -o json|yaml` dumps loaded
+with `kforensics load --inventory` fill in what the log never recorded. What cannot be known
+(an audit level that logged no objects) is listed, not guessed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import yaml
+
+KINDS = {
+    "namespaces": "Namespace",
+    "pods": "Pod",
+    "services": "Service",
+    "networkpolicies": "NetworkPolicy",
+    "deployments": "Deployment",
+    "replicasets": "ReplicaSet",
+    "daemonsets": "DaemonSet",
+    "statefulsets": "StatefulSet",
+    "jobs": "Job",
+    "cronjobs": "CronJob",
+}
+WORKLOADS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"}
+_SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
+                  "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")  # fmt: skip
+
+_CHANGES = """
+SELECT resource, subresource, verb, namespace, name, request_object, response_object,
+       ts, source_file, source_line, audit_id, level
+FROM requests
+WHERE resource IN (SELECT unnest($resources))
+  AND (subresource IS NULL OR (resource = 'pods' AND subresource = 'status'))
+  AND verb IN ('create', 'update', 'patch', 'delete')
+  AND coalesce(code, 200) < 400
+  AND ($at IS NULL OR ts <= $at)
+ORDER BY ts, source_file, source_line
+"""
+
+
+@dataclass
+class Inventory:
+    """Objects as of `at`, where each state came from, and what the log could not tell."""
+
+    at: datetime | None
+    objects: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    evidence: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[dict]:
+        """Return the objects of one kind, sorted by namespace and name."""
+        return [o for (k, _, _), o in sorted(self.objects.items()) if k == kind]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        """Return one object, or None."""
+        return self.objects.get((kind, namespace or "", name))
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        """Return a namespace's labels (always with the immutable kubernetes.io/metadata.name)."""
+        ns = self.get("Namespace", "", name) or {}
+        labels = dict((ns.get("metadata") or {}).get("labels") or {})
+        labels["kubernetes.io/metadata.name"] = name
+        return labels
+
+
+def manifest_objects(path: Path) -> list[dict]:
+    """Return the Kubernetes objects in a YAML or JSON file (multi-document, List, items)."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not a YAML or JSON manifest: {exc}") from exc
+    out: list[dict] = []
+    stack = [d for d in docs if d is not None]
+    while stack:
+        doc = stack.pop(0)
+        if isinstance(doc, list):
+            stack[:0] = doc
+        elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
+            stack[:0] = doc["items"]
+        elif isinstance(doc, dict) and doc.get("kind") and (doc.get("metadata") or {}).get("name"):
+            out.append(doc)
+    return out
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """Return target with an RFC 7386 JSON merge patch applied (null deletes a key)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def clean(obj: dict) -> dict:
+    """Return the object without the fields the server sets (fit to re-apply)."""
+    obj = copy.deepcopy(obj)
+    meta = obj.get("metadata") or {}
+    for key in _SERVER_FIELDS:
+        meta.pop(key, None)
+    annotations = meta.get("annotations") or {}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    if not annotations:
+        meta.pop("annotations", None)
+    obj.pop("status", None) if obj.get("kind") != "Pod" else None
+    return obj
+
+
+def _load(value: str | None) -> object:
+    return json.loads(value) if value else None
+
+
+def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> Inventory:
+    """Return the inventory as of `at` (None: the end of the case)."""
+    inv = Inventory(at=at)
+    _from_dumps(con, inv)
+    rows = con.execute(_CHANGES, {"resources": list(KINDS), "at": at}).fetchall()
+    unlogged: dict[str, int] = {}
+    for resource, sub, verb, ns, name, req, resp, _ts, file, line, audit_id, _level in rows:
+        kind = KINDS[resource]
+        req, resp = _load(req), _load(resp)
+        full = resp if isinstance(resp, dict) and resp.get("kind") == kind else None
+        if full is None and verb in ("create", "update") and isinstance(req, dict):
+            if req.get("kind") in (kind, None) and sub is None:
+                full = req
+        name = name or ((full or {}).get("metadata") or {}).get("name")
+        if not name:
+            if verb == "create" and full is None:
+                unlogged[kind] = unlogged.get(kind, 0) + 1
+            continue
+        key = (kind, "" if kind == "Namespace" else (ns or ""), name)
+        if verb == "delete":
+            inv.objects.pop(key, None)
+            inv.evidence[key] = f"deleted: {file}:{line} ({audit_id})"
+            continue
+        if full is not None:
+            state = full
+        elif verb == "patch" and isinstance(req, dict) and key in inv.objects:
+            state = merge_patch(inv.objects[key], req)
+        else:
+            unlogged[kind] = unlogged.get(kind, 0) + 1
+            continue
+        state = dict(state)
+        state.setdefault("kind", kind)
+        meta = state.setdefault("metadata", {})
+        meta.setdefault("name", name)
+        if kind != "Namespace":
+            meta.setdefault("namespace", ns)
+        inv.objects[key] = state
+        inv.evidence[key] = f"{file}:{line} ({audit_id})"
+    for kind, n in sorted(unlogged.items()):
+        inv.unknown.append(
+            f"{n} change(s) to {kind} objects were logged without the object (audit level "
+            "Metadata, or a patch to an object never seen whole): their state is unknown"
+        )
+    _namespaces_seen(con, inv, at)
+    return inv
+
+
+def _from_dumps(con: duckdb.DuckDBPyConnection, inv: Inventory) -> None:
+    """Seed the inventory with objects from `kubectl get` dumps (table inventory)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'inventory'"
+    ).fetchone()[0]
+    if not exists:
+        return
+    for kind, ns, name, obj, file in con.execute(
+        "SELECT kind, namespace, name, object, source_file FROM inventory ORDER BY load_id"
+    ).fetchall():
+        if kind in KINDS.values():
+            key = (kind, "" if kind == "Namespace" else (ns or ""), name)
+            inv.objects[key] = json.loads(obj)
+            inv.evidence[key] = f"inventory dump {file}"
+
+
+def _namespaces_seen(con: duckdb.DuckDBPyConnection, inv: Inventory, at: datetime | None) -> None:
+    """Add namespaces the log names but never recorded, with only their immutable label."""
+    seen = {ns for (_, ns, _) in inv.objects if ns}
+    seen |= {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT namespace FROM events WHERE namespace IS NOT NULL "
+            "AND ($at IS NULL OR ts <= $at)",
+            {"at": at},
+        ).fetchall()
+    }
+    for ns in sorted(seen):
+        key = ("Namespace", "", ns)
+        if key not in inv.objects:
+            inv.objects[key] = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+            }
+            inv.unknown.append(f"namespace {ns}: never recorded whole; its labels are unknown")

@@ -1,0 +1,97 @@
+"""The cluster as of a time, rebuilt from the audit log (and kubectl dumps where it is silent)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+
+from kforensics import load
+from kforensics.cli import main
+from kforensics.inventory import reconstruct
+from kforensics.ruletest import expand
+from tests.conftest import jsonl
+
+NS = {"kind": "Namespace", "apiVersion": "v1",
+      "metadata": {"name": "shop", "labels": {"team": "a"}}}  # fmt: skip
+NP = {"kind": "NetworkPolicy", "apiVersion": "networking.k8s.io/v1",
+      "metadata": {"name": "deny", "namespace": "shop", "uid": "u-1", "resourceVersion": "7"},
+      "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}  # fmt: skip
+STORY = [
+    {"verb": "create", "objectRef": {"resource": "namespaces", "name": "shop", "apiVersion": "v1"},
+     "responseStatus": {"code": 201}, "requestObject": NS, "responseObject": NS,
+     "x-offset-seconds": 0},
+    {"verb": "create", "objectRef": {"resource": "networkpolicies", "namespace": "shop",
+     "apiGroup": "networking.k8s.io", "apiVersion": "v1"}, "responseStatus": {"code": 201},
+     "requestObject": NP, "responseObject": NP, "x-offset-seconds": 10},
+    # Logged at Request level: only the merge patch, no response object.
+    {"verb": "patch", "objectRef": {"resource": "namespaces", "name": "shop", "apiVersion": "v1"},
+     "requestObject": {"metadata": {"labels": {"trust": "high", "team": None}}},
+     "x-offset-seconds": 20},
+    {"verb": "delete", "objectRef": {"resource": "networkpolicies", "namespace": "shop",
+     "name": "deny", "apiGroup": "networking.k8s.io", "apiVersion": "v1"},
+     "x-offset-seconds": 30},
+    {"verb": "get", "objectRef": {"resource": "pods", "namespace": "dark", "name": "x",
+     "apiVersion": "v1"}, "x-offset-seconds": 40},
+]  # fmt: skip
+
+
+def t(seconds: int) -> datetime:
+    return datetime(2026, 3, 14, 10, 0, seconds, tzinfo=UTC)
+
+
+def test_state_as_of_a_time(tmp_path, case_path, con):
+    events = [e for n, item in enumerate(STORY) for e in expand(item, f"s{n}")]
+    (tmp_path / "audit.log").write_bytes(jsonl(*events))
+    load(case_path, [tmp_path / "audit.log"])
+    c = con()
+    early = reconstruct(c, t(15))
+    assert early.namespace_labels("shop") == {"team": "a", "kubernetes.io/metadata.name": "shop"}
+    assert [p["metadata"]["name"] for p in early.of_kind("NetworkPolicy")] == ["deny"]
+    late = reconstruct(c)
+    assert late.namespace_labels("shop") == {
+        "trust": "high", "kubernetes.io/metadata.name": "shop"
+    }  # fmt: skip
+    assert late.of_kind("NetworkPolicy") == []
+    assert late.evidence[("NetworkPolicy", "shop", "deny")].startswith("deleted: ")
+    assert "namespace dark: never recorded whole; its labels are unknown" in late.unknown
+
+
+def test_kubectl_dumps_fill_what_the_log_never_recorded(tmp_path, case_path, con):
+    dump = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "dark", "labels": {"env": "prod"}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "dark"},
+         "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+         "status": {"podIP": "10.244.9.9"}},
+    ]}  # fmt: skip
+    (tmp_path / "dump.json").write_text(json.dumps(dump))
+    events = expand(STORY[-1], "g")
+    (tmp_path / "audit.log").write_bytes(jsonl(*events))
+    out = CliRunner().invoke(
+        main,
+        ["load", str(tmp_path / "audit.log"), "--inventory", str(tmp_path / "dump.json"),
+         "--case", str(case_path)],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "inventory: 2 objects kept" in out.output
+    inv = reconstruct(con())
+    assert inv.namespace_labels("dark") == {"env": "prod", "kubernetes.io/metadata.name": "dark"}
+    assert inv.get("Pod", "dark", "x")["status"]["podIP"] == "10.244.9.9"
+    assert not any("dark" in u for u in inv.unknown)
+
+
+def test_a_dump_that_is_not_a_manifest_is_named(tmp_path, case_path):
+    (tmp_path / "dump.yaml").write_text("a: [unclosed\n")
+    out = CliRunner().invoke(
+        main, ["load", "--inventory", str(tmp_path / "dump.yaml"), "--case", str(case_path)]
+    )
+    assert out.exit_code == 2
+    assert "dump.yaml: not a YAML or JSON manifest" in out.output
+
+
+def test_clean_drops_server_fields():
+    from kforensics.inventory import clean
+
+    assert clean(NP)["metadata"] == {"name": "deny", "namespace": "shop"}
