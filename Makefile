@@ -23,9 +23,12 @@ demo: $(STAMP)
 	   FROM requests GROUP BY 1 ORDER BY 2 DESC LIMIT 8"
 	$(BIN)/kforensics detect --case $(OUT)/demo.duckdb --min-level medium \
 	  --exceptions data/samples/known_false_positives.yaml
+	@rm -rf $(OUT)/netpol
+	$(BIN)/kforensics netpol --case $(OUT)/demo.duckdb --out $(OUT)/netpol
 	@echo
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
+	@echo "policies: $(OUT)/netpol/ (read $(OUT)/netpol/REPORT.md, then $(OUT)/netpol/apply.sh)"
 
 test: $(STAMP)
 	$(BIN)/ruff check kforensics tests bench

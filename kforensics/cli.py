@@ -347,3 +347,64 @@ def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
         )
         if problems:
             sys.exit(1)
+
+
+@main.group("netpol", invoke_without_command=True)
+@click.option(
+    "--case",
+    "case",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB case file whose findings to remediate.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the YAML, apply.sh and REPORT.md.",
+)
+@click.option("--at", help="Rebuild the cluster as of this time (ISO 8601; default: the end).")
+@click.option("--forensics-namespace", help="Namespace allowed into quarantined pods.")
+@click.pass_context
+def netpol_cmd(
+    ctx: click.Context,
+    case: Path | None,
+    out: Path | None,
+    at: str | None,
+    forensics_namespace: str | None,
+) -> None:
+    """Propose NetworkPolicies that contain what CASE's findings show: validated, simulated."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if case is None or out is None:
+        raise click.UsageError("kforensics netpol needs --case and --out (or a subcommand)")
+    from kforensics.netpol_report import remediate_case
+
+    try:
+        paths, remedies, sim, errors = remediate_case(
+            case, out, at=_when(at), forensics_namespace=forensics_namespace
+        )
+    except (CaseError, RuleError, RuleSQLError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for r in remedies:
+        click.echo(f"{r.kind:15} {r.name}: {len(r.objects)} object(s)")
+    for p in sim.problems:
+        click.echo(f"warning: {p}", err=True)
+    for e in errors:
+        click.echo(f"invalid: {e}", err=True)
+    for p in paths:
+        click.echo(p)
+    if errors:
+        sys.exit(1)
+
+
+@netpol_cmd.command("connlist")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def connlist_cmd(paths: tuple[Path, ...]) -> None:
+    """Print the allowed connections of Kubernetes objects (files or folders), in np-guard
+    netpol-analyzer's connlist format."""
+    from kforensics.k8sobjects import read_objects
+    from kforensics.netpol_eval import connlist
+
+    try:
+        click.echo(connlist(read_objects(list(paths))), nl=False)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -263,6 +263,17 @@ def run_rules(
     return findings
 
 
+def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
+    """Return the findings the last `detect` stored in the case, most severe first."""
+    rows = con.execute(
+        "SELECT finding_id, rule_id, title, level, attack, tactics, first_seen, last_seen, actor, "
+        "source_ips, namespace, resource, name, count, evidence FROM findings "
+        "ORDER BY CASE level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
+        "WHEN 'low' THEN 3 ELSE 4 END, first_seen, rule_id, finding_id"
+    ).fetchall()
+    return [Finding(*row) for row in rows]
+
+
 def _store(con: duckdb.DuckDBPyConnection, findings: list[Finding], at: datetime) -> None:
     con.execute("BEGIN TRANSACTION")
     try:

@@ -1,0 +1,262 @@
+"""Before anyone applies them: validate the proposed objects, simulate their effect, write them.
+
+The simulation runs the NetworkPolicy evaluator on the inventory rebuilt from the log, before
+and after the proposals (quarantine labels applied), and checks that every quarantine really
+isolates its pods: policies are additive, so another policy that selects the pod and allows
+traffic defeats it. Then it says so and proposes the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kforensics.inventory import Inventory, clean
+from kforensics.k8sobjects import selector_matches
+from kforensics.netpol_eval import Change, ConnSet, allowed_connections, build_cluster
+from kforensics.netpol_validate import dns1123_label, is_dns1123_subdomain, validate_object
+from kforensics.remediate import QUARANTINE_LABEL, Remedy, to_yaml
+
+_NOT_QUARANTINED = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
+
+
+@dataclass
+class Simulation:
+    """What the proposals change, and whether each quarantine holds."""
+
+    changes: list[Change] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fixes: list[dict] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _peers(inv: Inventory, quarantined: set[tuple[str, str]], relabel: bool) -> list[dict]:
+    """Return the inventory as evaluator input: quarantined pods stand alone (no owner)."""
+    objects = [*inv.of_kind("Namespace"), *inv.of_kind("NetworkPolicy")]
+    owned = set()
+    for pod in inv.of_kind("Pod"):
+        pod = copy.deepcopy(pod)
+        meta = pod["metadata"]
+        for ref in meta.get("ownerReferences") or []:
+            owned.add((meta.get("namespace"), ref.get("name")))
+        if (meta.get("namespace"), meta["name"]) in quarantined:
+            meta.pop("ownerReferences", None)
+            if relabel:
+                meta.setdefault("labels", {})[QUARANTINE_LABEL] = "true"
+        objects.append(pod)
+    # Workloads whose pods the log never showed still count as peers.
+    for kind in ("Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"):
+        for w in inv.of_kind(kind):
+            if not any(ns == w["metadata"].get("namespace") for ns, _ in owned):
+                objects.append(w)
+    return objects
+
+
+def _policies_defeating(inv: Inventory, ns: str, pod: dict, proposed: list[dict]) -> list[dict]:
+    """Return the policies (live or proposed) that select the quarantined pod and allow traffic."""
+    labels = {**(pod["metadata"].get("labels") or {}), QUARANTINE_LABEL: "true"}
+    names = {(p["metadata"].get("namespace"), p["metadata"]["name"]) for p in proposed}
+    live = [
+        p for p in inv.of_kind("NetworkPolicy")
+        if (p["metadata"].get("namespace"), p["metadata"]["name"]) not in names
+    ]  # fmt: skip
+    out = []
+    for policy in [*live, *proposed]:
+        meta, spec = policy["metadata"], policy.get("spec") or {}
+        if meta.get("namespace") != ns or meta["name"] == "kforensics-quarantine":
+            continue
+        if not selector_matches(spec.get("podSelector") or {}, labels):
+            continue
+        if spec.get("ingress") or spec.get("egress"):
+            out.append(policy)
+    return out
+
+
+def _label_key(key: str) -> bool:
+    """True for a label key safe to print in a command (what the API server accepts)."""
+    import re
+
+    return bool(
+        re.fullmatch(r"([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", key)
+    )
+
+
+def _excluding_quarantine(policy: dict) -> dict:
+    """Return the policy with its podSelector narrowed to pods not in quarantine."""
+    fixed = clean(policy)
+    fixed["apiVersion"] = "networking.k8s.io/v1"
+    annotations = fixed["metadata"].setdefault("annotations", {})
+    annotations["kforensics.io/rationale"] = (
+        "narrowed to pods without the quarantine label: policies are additive, so this one "
+        "would otherwise let quarantined pods keep its traffic"
+    )
+    sel = fixed.setdefault("spec", {}).setdefault("podSelector", {})
+    exprs = sel.setdefault("matchExpressions", [])
+    if _NOT_QUARANTINED not in exprs:
+        exprs.append(dict(_NOT_QUARANTINED))
+    return fixed
+
+
+def simulate(inv: Inventory, remedies: list[Remedy]) -> Simulation:
+    """Return the connectivity diff of the proposals and the quarantine checks."""
+    sim = Simulation()
+    proposed = [o for r in remedies for o in r.objects if o.get("kind") == "NetworkPolicy"]
+    quarantined = {p for r in remedies for p in r.quarantine}
+    for ns, name in sorted(quarantined):
+        pod = inv.get("Pod", ns, name)
+        if pod is None:
+            continue
+        for policy in _policies_defeating(inv, ns, pod, proposed):
+            pname = policy["metadata"]["name"]
+            sim.problems.append(
+                f"quarantine of {ns}/{name} is defeated by NetworkPolicy {ns}/{pname}, which "
+                "also selects the pod and allows traffic (policies are additive)"
+            )
+            fix = _excluding_quarantine(policy)
+            if fix not in sim.fixes:
+                sim.fixes.append(fix)
+            selector = (policy.get("spec") or {}).get("podSelector") or {}
+            keys = sorted(selector.get("matchLabels") or {})
+            # Names come from the log: only well-formed ones reach a shell script.
+            if keys and is_dns1123_subdomain(pname) and all(_label_key(k) for k in keys):
+                sim.commands.append(
+                    f"# alternative: relabel the pod out of {pname} (its owner replaces it)\n"
+                    f"# kubectl label pod --namespace {shlex.quote(ns)} {shlex.quote(name)} "
+                    + " ".join(shlex.quote(f"{k}-") for k in keys)
+                )
+    try:
+        base = _peers(inv, quarantined, relabel=False)
+        after = _peers(inv, quarantined, relabel=True)
+        fixes = sim.fixes
+        before_c, after_c = build_cluster(base), build_cluster([*after, *proposed, *fixes])
+        cut = [*before_c.policies, *after_c.policies]
+        b = {(c.src, c.dst): c.conns for c in allowed_connections(before_c, cut_with=cut)}
+        a = {(c.src, c.dst): c.conns for c in allowed_connections(after_c, cut_with=cut)}
+    except ValueError as exc:
+        sim.error = f"simulation not possible on this inventory: {exc}"
+        return sim
+    none = ConnSet.none()
+    sim.changes = [
+        Change(s, d, b.get((s, d), none), a.get((s, d), none))
+        for s, d in sorted(b.keys() | a.keys())
+        if b.get((s, d), none) != a.get((s, d), none)
+    ]
+    for ns, name in sorted(quarantined):
+        peer = f"{ns}/{name}[Pod]"
+        still = sorted(f"{s} => {d} : {c}" for (s, d), c in a.items() if peer in (s, d) and c)
+        for line in still:
+            sim.problems.append(f"after the proposals {peer} still has {line}")
+    return sim
+
+
+def validate(remedies: list[Remedy], sim: Simulation) -> list[str]:
+    """Return schema and API-server validation errors of every object to apply (empty: valid)."""
+    errors = []
+    for obj in [o for r in remedies for o in r.objects] + sim.fixes:
+        name = f"{obj.get('kind')} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+        errors += [f"{name}: {e}" for e in validate_object(obj)]
+    return errors
+
+
+def write(out: Path, inv: Inventory, remedies: list[Remedy], sim: Simulation) -> list[Path]:
+    """Write one YAML file per remedy, the fixes, apply.sh and REPORT.md; return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for n, remedy in enumerate(remedies, 1):
+        if not remedy.objects:
+            continue
+        path = out / f"{n:02d}-{dns1123_label(remedy.name)}.yaml"
+        path.write_text(to_yaml(remedy.objects))
+        written.append(path)
+    if sim.fixes:
+        path = out / "90-fix-quarantine-defeats.yaml"
+        path.write_text(to_yaml(sim.fixes))
+        written.append(path)
+    script = ["#!/bin/sh", "# Generated by kforensics: review REPORT.md first.", "set -eu"]
+    script += [c for r in remedies for c in r.commands]
+    script += sim.commands
+    script.append('kubectl apply -f "$(dirname "$0")"')
+    (out / "apply.sh").write_text("\n".join(script) + "\n")
+    written.append(out / "apply.sh")
+    (out / "REPORT.md").write_text(report(inv, remedies, sim, validate(remedies, sim)))
+    written.append(out / "REPORT.md")
+    return written
+
+
+def report(inv: Inventory, remedies: list[Remedy], sim: Simulation, errors: list[str]) -> str:
+    """Return the Markdown report: each remedy, its evidence, validation and simulation."""
+    lines = ["# Proposed NetworkPolicies", ""]
+    lines.append(f"Inventory as of {inv.at or 'the end of the case'}.")
+    lines += ["", "## Remedies", ""]
+    for r in remedies:
+        lines.append(f"### {r.kind}: {r.name}")
+        lines.append("")
+        lines.append(r.rationale + ".")
+        lines += [f"- evidence: {e}" for e in r.evidence()]
+        lines += [f"- run: `{c}`" for c in r.commands]
+        lines += [f"- note: {n}" for n in r.notes]
+        lines.append("")
+    lines += ["## Validation", ""]
+    lines += [f"- {e}" for e in errors] or [
+        "Every object passes the Kubernetes schema (strict) "
+        "and the API server's NetworkPolicy validation."
+    ]
+    lines += ["", "## Simulation", ""]
+    if sim.error:
+        lines.append(sim.error)
+    lines += [f"- PROBLEM: {p}" for p in sim.problems]
+    if sim.fixes:
+        lines.append(
+            "- proposed fix: 90-fix-quarantine-defeats.yaml narrows those policies to "
+            f"pods without `{QUARANTINE_LABEL}` (included in the simulation)."
+        )
+    lines += ["", "Connections that change (before => after):", ""]
+    lines += [f"- {c.src} => {c.dst}: {c.before} => {c.after}" for c in sim.changes] or ["- none"]
+    lines += ["", "## What the log could not tell", ""]
+    lines += [f"- {u}" for u in inv.unknown] or ["- nothing"]
+    return "\n".join(lines) + "\n"
+
+
+def remediate_case(
+    case: Path,
+    out: Path,
+    *,
+    at=None,
+    forensics_namespace: str | None = None,
+    findings: list | None = None,
+) -> tuple[list[Path], list[Remedy], Simulation, list[str]]:
+    """Propose, validate, simulate and write the remediation of a case's findings.
+
+    Uses the findings the last `kforensics detect` stored (running it when there are none);
+    returns the files written, the remedies, the simulation and the validation errors.
+    """
+    from functools import cache
+
+    from kforensics.case import connect
+    from kforensics.detect import detect, stored_findings
+    from kforensics.inventory import reconstruct
+    from kforensics.remediate import plan
+    from kforensics.rules import load_rules
+
+    if findings is None:
+        with connect(case) as con:
+            findings = stored_findings(con)
+        if not findings:
+            findings = detect(case, load_rules())
+    con = connect(case)
+    try:
+
+        @cache
+        def inv_at(when):
+            return reconstruct(con, when if when is not None else at)
+
+        remedies = plan(findings, inv_at, forensics_namespace=forensics_namespace)
+        inv = inv_at(None)
+        sim = simulate(inv, remedies)
+        errors = validate(remedies, sim)
+        return write(out, inv, remedies, sim), remedies, sim, errors
+    finally:
+        con.close()

@@ -1,0 +1,501 @@
+"""Check emitted Kubernetes objects the way the API server will, before anyone applies them.
+
+`validate_network_policy` re-implements kube-apiserver's create-time validation of
+networking.k8s.io/v1 NetworkPolicy (pkg/apis/networking/validation, apimachinery's ObjectMeta and
+LabelSelector checks), worded as upstream master words it: older servers say "a qualified name"
+for "a valid label key", and "characters" where label keys and values say "bytes". Wrong
+JSON types, which the server rejects while decoding, come back as "Invalid type" errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes_validate
+
+# --- field errors, worded as apimachinery's field.Error -------------------------------------
+
+_GO_ESCAPES = dict(zip('\a\b\f\n\r\t\v"\\', r"\a \b \f \n \r \t \v \" \\".split(), strict=True))
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "integer"}
+
+
+def _quote(text: str) -> str:
+    """Return text quoted as Go's strconv.Quote (%q) does, so values print as the server's."""
+    out = []
+    for ch in text:
+        ch = "\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch  # as Go's JSON decoder does
+        code = ord(ch)
+        if ch in _GO_ESCAPES or ch.isprintable():
+            out.append(_GO_ESCAPES.get(ch, ch))
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _value(value: Any) -> str:
+    """Return a bad value as the server prints it: strings quoted, numbers and booleans bare."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _quote(value) if isinstance(value, str) else "null" if value is None else str(value)
+
+
+def _invalid(path: str, value: Any, detail: str) -> str:
+    """Return a field.Invalid error."""
+    return f"{path}: Invalid value: {_value(value)}: {detail}"
+
+
+def _not_supported(path: str, value: Any, supported: tuple[str, ...]) -> str:
+    """Return a field.NotSupported error."""
+    listed = ", ".join(_quote(s) for s in supported)
+    return f"{path}: Unsupported value: {_value(value)}: supported values: {listed}"
+
+
+def _typed(value: Any, want: type, path: str, errs: list[str]) -> Any:
+    """Return value if it is null or of JSON type `want`; else record a type error, return None."""
+    if value is None or (isinstance(value, want) and not isinstance(value, bool)):
+        return value
+    errs.append(f"{path}: Invalid type: expected {_JSON_TYPES[want]}")
+    return None
+
+
+def _items(value: Any, path: str, errs: list[str]) -> list[tuple[str, Any]]:
+    """Return (path, item) pairs of a JSON array; a null item decodes as an empty struct."""
+    items = _typed(value, list, path, errs) or []
+    return [(f"{path}[{i}]", {} if item is None else item) for i, item in enumerate(items)]
+
+
+# --- content checks (apimachinery util/validation and api/validate/content) -----------------
+
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = _DNS_LABEL + r"(\." + _DNS_LABEL + ")*"
+_LABEL_KEY = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_VALUE = "(" + _LABEL_KEY + ")?"
+_ENDS = "and must start and end with an alphanumeric character"
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    f"'.', {_ENDS}"
+)
+_LABEL_MSG = (
+    f"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', {_ENDS}"
+)
+_KEY_MSG = f"must consist of alphanumeric characters, '-', '_' or '.', {_ENDS}"
+_VALUE_MSG = "a valid label must be an empty string or " + _KEY_MSG[5:]
+_PORT_CHARS_MSG = "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
+_PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
+
+
+def _blen(text: str) -> int:
+    """Return the UTF-8 length of text, which is what Go's len() and upstream's limits count."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _regex_error(msg: str, regex: str, *examples: str) -> str:
+    """Return upstream's RegexError message, its double spaces included."""
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{msg} (e.g. {shown}regex used for validation is '{regex}')"
+
+
+def _pattern(value: str, regex: str, limit: int, unit: str, msg: str, *examples: str) -> list[str]:
+    """Return the length and format messages of one of upstream's Is* checks."""
+    errs = [f"must be no more than {limit} {unit}"] if _blen(value) > limit else []
+    return errs if re.fullmatch(regex, value) else [*errs, _regex_error(msg, regex, *examples)]
+
+
+def _dns1123_subdomain(value: str, unit: str = "characters") -> list[str]:
+    """Return IsDNS1123Subdomain's messages."""
+    return _pattern(value, _DNS_SUBDOMAIN, 253, unit, _SUBDOMAIN_MSG, "example.com")
+
+
+def _dns1123_label(value: str) -> list[str]:
+    """Return IsDNS1123Label's messages."""
+    errs = _pattern(value, _DNS_LABEL, 63, "characters", _LABEL_MSG, "my-name", "123-abc")
+    if not re.fullmatch(_DNS_LABEL, value) and re.fullmatch(_DNS_SUBDOMAIN, value):
+        errs[-1] = "must not contain dots"  # the format error, replaced as upstream does
+    return errs
+
+
+def _label_key(value: str) -> list[str]:
+    """Return IsLabelKey's (formerly IsQualifiedName's) messages."""
+    parts, examples = value.split("/"), ("MyName", "my.name", "123-abc")
+    if len(parts) > 2:
+        shape = _regex_error(_KEY_MSG, _LABEL_KEY, *examples)
+        tail = "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        return [f"a valid label key {shape} {tail}"]
+    name_errs = _pattern(parts[-1], _LABEL_KEY, 63, "bytes", _KEY_MSG, *examples)
+    errs = []
+    if len(parts) == 2:
+        prefix_errs = _dns1123_subdomain(parts[0], "bytes") if parts[0] else ["must be non-empty"]
+        errs += ["prefix part " + m for m in prefix_errs]
+    if not parts[-1]:  # upstream reports emptiness instead of length, then the regex failure
+        name_errs.insert(0, "must be non-empty")
+    return errs + ["name part " + m for m in name_errs]
+
+
+def _label_value(value: str) -> list[str]:
+    """Return IsLabelValue's messages."""
+    return _pattern(value, _LABEL_VALUE, 63, "bytes", _VALUE_MSG, "MyValue", "my_value", "12345")
+
+
+def _port_name(port: str) -> list[str]:
+    """Return IsValidPortName's (IANA_SVC_NAME) messages."""
+    checks = (
+        (_blen(port) > 15, "must be no more than 15 characters"),
+        (not re.fullmatch("[-a-z0-9]+", port), _PORT_CHARS_MSG),
+        (not re.search("[a-z]", port), "must contain at least one letter (a-z)"),
+        ("--" in port, "must not contain consecutive hyphens"),
+        (port[:1] == "-" or port[-1:] == "-", "must not begin or end with a hyphen"),
+    )
+    return [msg for failed, msg in checks if failed]
+
+
+# --- CIDRs, as Go's forked net.ParseCIDR (sloppy) or netip.ParsePrefix (strict) read them ----
+
+_V4_IN_V6 = bytes(10) + b"\xff\xff"
+
+
+def _parse_cidr(text: str, strict: bool) -> tuple[bytes, bytes, bytes] | None:
+    """Return (address, masked address, mask) as Go's net.IPNet holds them, or None."""
+    addr, slash, bits = text.partition("/")
+    if not strict:  # the sloppy parser reads any run of leading zeros in a field
+        addr = re.sub("(^|[:.])0+(?=[0-9A-Fa-f])", r"\1", addr)
+    try:  # Python accepts IPv6 zones; Go's CIDR parsers do not
+        ip = ipaddress.ip_address(addr).packed if "%" not in addr else b""
+    except ValueError:
+        return None
+    ones, width = bits.lstrip("0") or "0", len(ip) * 8
+    if not (ip and slash and re.fullmatch("[0-9]+", bits)) or len(ones) > 3 or int(ones) > width:
+        return None
+    if strict and ones != bits:
+        return None
+    mask = (((1 << width) - 1) ^ ((1 << (width - int(ones))) - 1)).to_bytes(width // 8, "big")
+    return ip, bytes(a & m for a, m in zip(ip, mask, strict=True)), mask
+
+
+def _contains(net: bytes, mask: bytes, ip: bytes) -> bool:
+    """Return Go's IPNet.Contains(ip), whose family mixing decides `except` subsets upstream."""
+    net, ip = (x[12:] if x[:12] == _V4_IN_V6 else x for x in (net, ip))  # Go's IP.To4()
+    mask = mask[12:] if len(mask) == 16 and len(net) == 4 else mask
+    if not len(mask) == len(net) == len(ip):
+        return False
+    return all(n & m == a & m for n, m, a in zip(net, mask, ip, strict=True))
+
+
+def _cidr_errors(path: str, value: str, strict: bool) -> list[str]:
+    """Return IsValidCIDRForLegacyField's errors; strict is the StrictIPCIDRValidation gate."""
+    if _parse_cidr(value, False) is None:
+        detail = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+        return [_invalid(path, value, detail)]
+    parsed = _parse_cidr(value, True) if strict else (b"", b"", b"")
+    if parsed is None:  # the sloppy parser accepted it, so only leading zeros explain this
+        return [_invalid(path, value, "must not have leading 0s in IP or prefix length")]
+    ip, masked, _ = parsed
+    if len(ip) == 16 and ip[:12] == _V4_IN_V6:
+        return [_invalid(path, value, "must not have an IPv4-mapped IPv6 address")]
+    if ip != masked:
+        return [_invalid(path, value, "must not have bits set beyond the prefix length")]
+    return []
+
+
+# --- ObjectMeta and LabelSelector -----------------------------------------------------------
+
+
+def _path_segment(name: str) -> list[str]:
+    """Return ValidatePathSegmentName's messages (the rule for RBAC object names)."""
+    errs = [f"may not be '{name}'"] if name in (".", "..") else []
+    return errs + [f"may not contain '{c}'" for c in "/%" if c in name]
+
+
+def _validate_labels(labels: Any, path: str, errs: list[str]) -> None:
+    """Append ValidateLabels' errors: keys must be label keys, values label values."""
+    for key, value in (_typed(labels, dict, path, errs) or {}).items():
+        errs.extend(_invalid(path, key, m) for m in _label_key(str(key)))
+        if _typed(value, str, f"{path}[{key}]", errs) is not None:
+            errs.extend(_invalid(path, value, m) for m in _label_value(value))
+
+
+def _validate_object_meta(
+    meta: Any, namespaced: bool, name_rule: Callable[[str], list[str]]
+) -> list[str]:
+    """Return ValidateObjectMeta's create-time errors (ownerReferences, finalizers unchecked)."""
+    # generation is not checked: emitted objects leave it unset and NetworkPolicy's create resets it
+    errs: list[str] = []
+    meta = _typed(meta, dict, "metadata", errs) or {}
+    name, generate, namespace = (
+        _typed(meta.get(k), str, f"metadata.{k}", errs) or ""
+        for k in ("name", "generateName", "namespace")
+    )
+    # maskTrailingDash: a generateName may end in '-' (upstream puts "a" for its last two chars)
+    masked = generate[:-2] + "a" if len(generate) > 1 and generate.endswith("-") else generate
+    for msg in name_rule(masked) if generate else []:
+        errs.append(_invalid("metadata.generateName", generate, msg))
+    if generate and not name:  # the server generates the name before it validates
+        name = generate[:58] + "xxxxx"
+    if not name:
+        errs.append("metadata.name: Required value: name or generateName is required")
+    errs += [_invalid("metadata.name", name, m) for m in (name_rule(name) if name else [])]
+    if namespaced and not namespace:
+        errs.append("metadata.namespace: Required value")
+    elif namespaced:
+        errs += [_invalid("metadata.namespace", namespace, m) for m in _dns1123_label(namespace)]
+    elif namespace:
+        errs.append("metadata.namespace: Forbidden: not allowed on this type")
+    _validate_labels(meta.get("labels"), "metadata.labels", errs)
+    annotations = _typed(meta.get("annotations"), dict, "metadata.annotations", errs) or {}
+    for key in annotations:  # the rule is a label key, except that case does not matter
+        errs += [_invalid("metadata.annotations", key, m) for m in _label_key(str(key).lower())]
+    if sum(_blen(str(k)) + _blen(str(v)) for k, v in annotations.items()) > 256 * 1024:
+        errs.append("metadata.annotations: Too long: must have at most 262144 bytes")
+    return errs
+
+
+def _validate_selector(selector: Any, path: str, errs: list[str]) -> None:
+    """Append ValidateLabelSelector's errors, label values included as on create."""
+    selector = _typed(selector, dict, path, errs) or {}
+    _validate_labels(selector.get("matchLabels"), f"{path}.matchLabels", errs)
+    for epath, expr in _items(selector.get("matchExpressions"), f"{path}.matchExpressions", errs):
+        expr = _typed(expr, dict, epath, errs) or {}
+        operator = _typed(expr.get("operator"), str, f"{epath}.operator", errs) or ""
+        values = _items(expr.get("values"), f"{epath}.values", errs)
+        if operator in ("In", "NotIn") and not values:
+            detail = "must be specified when `operator` is 'In' or 'NotIn'"
+            errs.append(f"{epath}.values: Required value: {detail}")
+        elif operator in ("Exists", "DoesNotExist") and values:
+            detail = "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+            errs.append(f"{epath}.values: Forbidden: {detail}")
+        elif operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            errs.append(_invalid(f"{epath}.operator", operator, "not a valid selector operator"))
+        key = _typed(expr.get("key"), str, f"{epath}.key", errs) or ""
+        errs.extend(_invalid(f"{epath}.key", key, m) for m in _label_key(key))
+        for vpath, value in values:
+            if _typed(value, str, vpath, errs) is not None:
+                errs.extend(_invalid(vpath, value, m) for m in _label_value(value))
+
+
+# --- NetworkPolicy --------------------------------------------------------------------------
+
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
+_POLICY_TYPES = ("Ingress", "Egress")
+
+
+def default_network_policy(obj: dict) -> dict:
+    """Return a deep copy of obj with the API server's NetworkPolicy defaulting applied."""
+    out = copy.deepcopy(obj)
+    spec = out.get("spec")
+    if not isinstance(spec, dict):
+        return out
+    if not spec.get("policyTypes"):  # upstream tests len() == 0, so [] is defaulted too
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        rules = spec.get(direction)
+        for rule in rules if isinstance(rules, list) else []:
+            ports = rule.get("ports") if isinstance(rule, dict) else None
+            for port in ports if isinstance(ports, list) else []:
+                if isinstance(port, dict) and port.get("protocol") is None:
+                    port["protocol"] = "TCP"
+    return out
+
+
+def _validate_port(port: Any, path: str, errs: list[str]) -> None:
+    """Append ValidateNetworkPolicyPort's errors."""
+    port = _typed(port, dict, path, errs) or {}
+    protocol = _typed(port.get("protocol"), str, f"{path}.protocol", errs)
+    if protocol is not None and protocol not in _PROTOCOLS:
+        errs.append(_not_supported(f"{path}.protocol", protocol, _PROTOCOLS))
+    number, end = port.get("port"), _typed(port.get("endPort"), int, f"{path}.endPort", errs)
+    if isinstance(number, int) and not isinstance(number, bool):
+        if not 1 <= number <= 65535:
+            errs.append(_invalid(f"{path}.port", number, _PORT_RANGE_MSG))
+        if end is not None and end < number:
+            errs.append(_invalid(f"{path}.endPort", end, "must be greater than or equal to `port`"))
+        if end is not None and not 1 <= end <= 65535:
+            errs.append(_invalid(f"{path}.endPort", end, _PORT_RANGE_MSG))
+    elif isinstance(number, str):
+        if end is not None:
+            detail = "may not be specified when `port` is non-numeric"
+            errs.append(_invalid(f"{path}.endPort", end, detail))
+        errs.extend(_invalid(f"{path}.port", number, m) for m in _port_name(number))
+    elif number is not None:
+        errs.append(f"{path}.port: Invalid type: expected integer or string")
+    elif end is not None:
+        detail = "may not be specified when `port` is not specified"
+        errs.append(_invalid(f"{path}.endPort", end, detail))
+
+
+def _validate_ip_block(block: Any, path: str, strict_cidr: bool, errs: list[str]) -> None:
+    """Append ValidateIPBlock's errors: valid CIDRs, each `except` a strict subset of `cidr`."""
+    block = _typed(block, dict, path, errs) or {}
+    cidr = _typed(block.get("cidr"), str, f"{path}.cidr", errs)
+    if not cidr:
+        errs.append(f"{path}.cidr: Required value")
+        return
+    errs += _cidr_errors(f"{path}.cidr", cidr, strict_cidr)
+    net = _parse_cidr(cidr, False)
+    for epath, text in _items(block.get("except"), f"{path}.except", errs) if net else []:
+        if _typed(text, str, epath, errs) is None:
+            continue
+        errs += _cidr_errors(epath, text, strict_cidr)
+        inner = _parse_cidr(text, False)
+        if inner is None:
+            continue
+        # Go compares prefix lengths, so the whole cidr again is not a strict subset
+        outer_len, inner_len = (sum(bin(b).count("1") for b in m) for m in (net[2], inner[2]))
+        if not _contains(net[1], net[2], inner[1]) or outer_len >= inner_len:
+            errs.append(_invalid(epath, text, "must be a strict subset of `cidr`"))
+
+
+def _validate_peer(peer: Any, path: str, strict_cidr: bool, errs: list[str]) -> None:
+    """Append ValidateNetworkPolicyPeer's errors: ipBlock alone, or one or both selectors."""
+    peer = _typed(peer, dict, path, errs) or {}
+    for key in ("podSelector", "namespaceSelector"):
+        if peer.get(key) is not None:
+            _validate_selector(peer[key], f"{path}.{key}", errs)
+    if peer.get("ipBlock") is not None:
+        _validate_ip_block(peer["ipBlock"], f"{path}.ipBlock", strict_cidr, errs)
+    count = sum(peer.get(k) is not None for k in ("podSelector", "namespaceSelector", "ipBlock"))
+    if count == 0:
+        errs.append(f"{path}: Required value: must specify a peer")
+    elif count > 1 and peer.get("ipBlock") is not None:
+        errs.append(f"{path}: Forbidden: may not specify both ipBlock and another peer")
+
+
+def validate_network_policy(
+    obj: dict, *, strict_cidr: bool = True, lint: bool = False
+) -> list[str]:
+    """Return kube-apiserver's create-time errors for a NetworkPolicy ([] when it is valid)."""
+    # The server validates after defaulting, so callers pass default_network_policy(obj).
+    # strict_cidr mirrors the StrictIPCIDRValidation gate (on by default from 1.36; off, CIDRs
+    # may carry leading zeros or host bits); lint adds a check the server lacks (duplicate
+    # policyTypes), for objects kforensics itself emits.
+    errs = _validate_object_meta(obj.get("metadata"), True, _dns1123_subdomain)
+    spec = _typed(obj.get("spec"), dict, "spec", errs) or {}
+    _validate_selector(spec.get("podSelector"), "spec.podSelector", errs)
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        for rpath, rule in _items(spec.get(direction), f"spec.{direction}", errs):
+            rule = _typed(rule, dict, rpath, errs) or {}
+            for ppath, port in _items(rule.get("ports"), f"{rpath}.ports", errs):
+                _validate_port(port, ppath, errs)
+            for ppath, peer in _items(rule.get(peers), f"{rpath}.{peers}", errs):
+                _validate_peer(peer, ppath, strict_cidr, errs)
+    types = [t for _, t in _items(spec.get("policyTypes"), "spec.policyTypes", errs)]
+    if len(types) > 2:  # upstream prints &spec.PolicyTypes with %#v
+        shown = "[]networking.PolicyType{" + ", ".join(_value(t) for t in types) + "}"
+        detail = "may not specify more than two policyTypes"
+        return [*errs, f"spec.policyTypes: Invalid value: {shown}: {detail}"]
+    for i, ptype in enumerate(types):
+        path = f"spec.policyTypes[{i}]"
+        if _typed(ptype, str, path, errs) is not None and ptype not in _POLICY_TYPES:
+            errs.append(_not_supported(path, ptype, _POLICY_TYPES))
+        elif lint and ptype in types[:i]:
+            errs.append(f"{path}: Duplicate value: {_value(ptype)}")
+    return errs
+
+
+# --- schema and dispatch --------------------------------------------------------------------
+
+_CLUSTER_SCOPED = frozenset(
+    "Namespace Node PersistentVolume ClusterRole ClusterRoleBinding StorageClass PriorityClass "
+    "IngressClass RuntimeClass CustomResourceDefinition APIService CSIDriver "
+    "ValidatingWebhookConfiguration MutatingWebhookConfiguration ValidatingAdmissionPolicy "
+    "ValidatingAdmissionPolicyBinding CertificateSigningRequest".split()
+)
+_NAME_RULES = {"Namespace": _dns1123_label} | dict.fromkeys(
+    ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"), _path_segment
+)
+
+
+def validate_schema(obj: dict, version: str = "1.30") -> list[str]:
+    """Return the first strict OpenAPI schema error for obj (unknown fields too), or []."""
+    # kubernetes-validate ships its schemas, so this never touches the network.
+    for key in ("apiVersion", "kind"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            return [f"{key}: Required value"]
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path).lstrip(".")
+        return [f"{path or '<root>'}: {exc.message}"]
+    except kubernetes_validate.SchemaNotFoundError as exc:  # an unknown kind cannot be vouched for
+        return [exc.message]
+    return []
+
+
+def validate_object(obj: dict, *, version: str = "1.30") -> list[str]:
+    """Return the schema's and the API server's errors for obj ([] when both accept it)."""
+    # Only NetworkPolicy has its spec re-implemented; other kinds get schema and ObjectMeta checks.
+    if not isinstance(obj, dict):
+        return ["<root>: Invalid type: expected object"]
+    errs = validate_schema(obj, version)
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ""
+    if kind == "NetworkPolicy" and obj.get("apiVersion") == "networking.k8s.io/v1":
+        return errs + validate_network_policy(default_network_policy(obj), lint=True)
+    rule = _NAME_RULES.get(kind, _dns1123_subdomain)
+    return errs + _validate_object_meta(obj.get("metadata"), kind not in _CLUSTER_SCOPED, rule)
+
+
+# --- valid names from attacker-controlled text ----------------------------------------------
+# Sanitizing collapses runs of '-', so a kept name never contains "--", while every rewritten
+# name has "--" before its digest: a rewritten name can never equal a name that was kept.
+
+_SEP, _DIGEST_LEN = "--", 10
+
+
+def _with_digest(raw: str, body: str, max_len: int, limit: int, trailing: str) -> str:
+    """Return body cut to fit max_len, then "--" and a 50-bit base32 SHA-256 digest of raw."""
+    if not len(_SEP) + _DIGEST_LEN < max_len <= limit:  # room for at least one body character
+        raise ValueError(f"max_len must be between {len(_SEP) + _DIGEST_LEN + 1} and {limit}")
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).digest()
+    tag = base64.b32encode(digest).decode("ascii")[:_DIGEST_LEN].lower()
+    return (body[: max_len - len(_SEP) - _DIGEST_LEN].rstrip(trailing) or "x") + _SEP + tag
+
+
+def _dashed(text: str, invalid: str) -> str:
+    """Return text with `invalid` characters turned to '-', runs collapsed and ends trimmed."""
+    return re.sub("-+", "-", re.sub(invalid, "-", text)).strip("-")
+
+
+def dns1123_label(text: str, *, prefix: str = "", max_len: int = 63) -> str:
+    """Return prefix+text if it is a valid DNS-1123 label, else a sanitized label plus digest."""
+    raw, body = prefix + text, _dashed((prefix + text).lower(), "[^a-z0-9]")
+    digested = _with_digest(raw, body, max_len, 63, "-")  # also checks max_len, always
+    return raw if body == raw and 0 < len(raw) <= max_len else digested
+
+
+def dns1123_subdomain(text: str, *, prefix: str = "", max_len: int = 253) -> str:
+    """Return prefix+text if it is a valid DNS-1123 subdomain, else a sanitized one plus digest."""
+    raw = prefix + text
+    body = ".".join(filter(None, (_dashed(p, "[^a-z0-9]") for p in raw.lower().split("."))))
+    digested = _with_digest(raw, body, max_len, 253, ".-")  # also checks max_len, always
+    return raw if body == raw and 0 < len(raw) <= max_len else digested
+
+
+def label_value(text: str) -> str:
+    """Return text if it is a valid label value (empty is), else a sanitized value plus digest."""
+    body = re.sub("^[-_.]+|[-_.]+$", "", _dashed(text, "[^A-Za-z0-9._-]"))
+    return text if body == text and len(text) <= 63 else _with_digest(text, body, 63, 63, "-_.")
+
+
+def is_dns1123_label(text: str) -> bool:
+    """Return whether text is already a valid DNS-1123 label (a namespace name)."""
+    return isinstance(text, str) and bool(text) and not _dns1123_label(text)
+
+
+def is_dns1123_subdomain(text: str) -> bool:
+    """Return whether text is already a valid DNS-1123 subdomain (most object names)."""
+    return isinstance(text, str) and bool(text) and not _dns1123_subdomain(text)
+
+
+def is_label(key: str, value: str) -> bool:
+    """Return whether key: value is a valid label (so it can go into a selector as it is)."""
+    return (
+        isinstance(key, str)
+        and isinstance(value, str)
+        and not (_label_key(key) or _label_value(value))
+    )
