@@ -11,6 +11,7 @@ log held.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -398,17 +399,21 @@ def _api_server_ips(inv: Inventory) -> list[str]:
     return ips
 
 
-def _private(ip: str) -> bool:
-    import ipaddress
+# Addresses that are inside a cluster's reach, never "the attacker's address" to block.
+_INTERNAL = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+              "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
+)  # fmt: skip
 
+
+def _private(ip: str) -> bool:
+    """True for RFC 1918, CGNAT, loopback and link-local addresses (and non-addresses)."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return True  # not an address: never put it into a policy
-    return addr.is_private or addr.is_loopback or addr.is_link_local or addr in _CGNAT
-
-
-_CGNAT = __import__("ipaddress").ip_network("100.64.0.0/10")
+    return addr.version != 4 or any(addr in net for net in _INTERNAL)
 
 
 def plan(

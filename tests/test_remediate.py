@@ -150,3 +150,47 @@ def test_hostile_names_never_reach_objects_or_commands(tmp_path):
     commands = [c for r in remedies for c in r.commands]
     assert commands == []  # the pod's name is not a valid name: labelled by hand, said so
     assert any("not a valid name" in n for r in remedies for n in r.notes)
+
+
+def test_egress_block_for_pods_not_yet_isolated_keeps_dns_and_cuts_metadata():
+    from datetime import UTC, datetime
+
+    from kforensics.detect import Finding
+    from kforensics.inventory import Inventory
+    from kforensics.netpol_report import simulate, validate
+    from kforensics.remediate import plan
+
+    inv = Inventory(at=None)
+    for name, ip in (("web-1", "10.244.1.5"), ("web-2", "10.244.2.6")):
+        inv.objects[("Pod", "app", name)] = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "app",
+                         "labels": {"app": "web", "pod-template-hash": name}},
+            "spec": {"serviceAccountName": "web", "containers": [{"name": "c", "image": "x"}]},
+            "status": {"podIP": ip},
+        }  # fmt: skip
+    inv.objects[("Namespace", "", "app")] = {"apiVersion": "v1", "kind": "Namespace",
+                                             "metadata": {"name": "app"}}  # fmt: skip
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    evidence = [{"event_id": "e", "audit_id": "a", "source_file": "f.log", "source_line": 7}]
+    finding = Finding("f", "k8s-exec-cloud-metadata", "t", "high", [], [], t, t,
+                      "system:serviceaccount:app:web", ["198.51.100.77", "10.244.1.5"],
+                      "app", "pods", "web-1", 1, evidence)  # fmt: skip
+    remedies = plan([finding], lambda _t: inv)
+    (egress,) = [r for r in remedies if r.kind == "egress-block"]
+    (policy,) = egress.objects
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app": "web"}
+    rules = policy["spec"]["egress"]
+    assert rules[0]["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert rules[2]["to"][0]["ipBlock"] == {
+        "cidr": "0.0.0.0/0", "except": ["169.254.169.254/32", "198.51.100.77/32"]
+    }  # fmt: skip
+    assert "API server address unknown" in egress.notes[0]
+    sim = simulate(inv, remedies)
+    assert validate(remedies, sim) == []
+    after = {(c.src, c.dst): str(c.after) for c in sim.changes}
+    web = "app/web-2[Pod]"  # web-1 is quarantined and stands alone
+    assert after[(web, "169.254.169.254-169.254.169.254[External]")] == "No Connections"
+    assert after[(web, "198.51.100.77-198.51.100.77[External]")] == "No Connections"
+    quarantined = "app/web-1[Pod]"
+    assert not any(quarantined in (s, d) and a != "No Connections" for (s, d), a in after.items())
