@@ -199,15 +199,20 @@ def _when(value: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def rules_option(help: str):
+    """Return the --rules option (folders of extra rules) of detect and rules."""
+    return click.option(
+        "--rules",
+        "rule_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        help=help,
+    )
+
+
 @main.command("detect")
 @case_option("DuckDB case file (findings are stored in it, table `findings`).")
-@click.option(
-    "--rules",
-    "rule_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Folder of extra rules (YAML); a rule with a built-in id replaces it.",
-)
+@rules_option("Folder of extra rules (YAML); a rule with a built-in id replaces it.")
 @click.option(
     "--exceptions",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -297,13 +302,7 @@ def print_findings(findings: list, rules_run: int, console: Console | None = Non
 
 
 @main.command("rules")
-@click.option(
-    "--rules",
-    "rule_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Folder of extra rules (YAML), as for detect.",
-)
+@rules_option("Folder of extra rules (YAML), as for detect.")
 @click.option(
     "--check",
     is_flag=True,
