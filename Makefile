@@ -49,6 +49,7 @@ docs: $(STAMP)
 	$(BIN)/python -m kforensics.docs
 
 lab: $(STAMP)
+	@[ -f $(OUT)/demo.duckdb ] || $(MAKE) demo
 	$(BIN)/python -m pip install --quiet jupyterlab
 	$(BIN)/jupyter lab notebooks/
 
