@@ -25,10 +25,13 @@ demo: $(STAMP)
 	  --exceptions data/samples/known_false_positives.yaml
 	@rm -rf $(OUT)/netpol
 	$(BIN)/kforensics netpol --case $(OUT)/demo.duckdb --out $(OUT)/netpol
+	$(BIN)/kforensics report 01_triage --case $(OUT)/demo.duckdb --out $(OUT)/reports \
+	  -p remediation_out $(OUT)/reports/netpol
 	@echo
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
 	@echo "policies: $(OUT)/netpol/ (read $(OUT)/netpol/REPORT.md, then $(OUT)/netpol/apply.sh)"
+	@echo "report:   $(OUT)/reports/01_triage.html (offline HTML; executed notebook beside it)"
 
 test: $(STAMP)
 	$(BIN)/ruff check kforensics tests bench

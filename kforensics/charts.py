@@ -1,0 +1,175 @@
+"""Altair charts for the notebooks, built only from the aggregates of `kforensics.investigate`.
+
+No chart sees raw rows: each gets a few hundred aggregated rows at most, passed inline as
+`alt.Data(values=...)` with timestamps as ISO strings. Tooltips are plain text fields.
+
+Altair's HTML output embeds the data as JSON inside a <script> element, where a log value such
+as `</script><img onerror=...>` would end the script. So every `<` and `>` in chart text is
+replaced by the look-alikes `‹` and `›`: charts are overviews, the escaped tables are exact.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import altair as alt
+import duckdb
+import pyarrow as pa
+
+from kforensics import investigate as inv
+from kforensics.investigate import Time
+
+MAX_ROWS = 500
+LEVEL_ORDER = ["critical", "high", "medium", "low", "info"]
+LEVEL_COLORS = ["#67000d", "#d62728", "#ff7f0e", "#bcbd22", "#7f7f7f"]
+OUTCOME_ORDER = ["2xx", "3xx", "4xx", "5xx", "1xx", "none"]
+OUTCOME_COLORS = ["#4c78a8", "#72b7b2", "#f58518", "#e45756", "#54a24b", "#bab0ac"]
+
+
+def _safe(text: str) -> str:
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
+def chart_rows(table: pa.Table, limit: int = MAX_ROWS) -> list[dict]:
+    """Return at most `limit` rows of an aggregate as JSON-ready dicts (times ISO, no `<`/`>`)."""
+    rows = table.slice(0, limit).to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, datetime | date):
+                row[key] = value.isoformat()
+            elif isinstance(value, list):
+                row[key] = _safe(", ".join(str(v) for v in value))
+            elif isinstance(value, str):
+                row[key] = _safe(value)
+    return rows
+
+
+def _data(table: pa.Table) -> alt.Data:
+    return alt.Data(values=chart_rows(table))
+
+
+def _empty(title: str) -> alt.Chart:
+    return (
+        alt.Chart(alt.Data(values=[{"text": "no data in this window"}]), title=title)
+        .mark_text()
+        .encode(text="text:N")
+    )
+
+
+def _volume(table: pa.Table, title: str, height: int = 160) -> alt.Chart:
+    width = (table.column("bucket_seconds")[0].as_py() if table.num_rows else 60) * 1000
+    return (
+        alt.Chart(_data(table), title=title, height=height, width=700)
+        .mark_bar()
+        .encode(
+            x=alt.X("bucket:T", title="time (UTC)"),
+            x2=alt.X2("bucket_end:T"),
+            y=alt.Y("sum(requests):Q", title="requests", stack="zero"),
+            color=alt.Color(
+                "outcome:N",
+                scale=alt.Scale(domain=OUTCOME_ORDER, range=OUTCOME_COLORS),
+                title="outcome",
+            ),
+            order=alt.Order("outcome:N"),
+            tooltip=[
+                alt.Tooltip("bucket:T", title="from", format="%Y-%m-%d %H:%M:%S"),
+                alt.Tooltip("outcome:N"),
+                alt.Tooltip("sum(requests):Q", title="requests"),
+            ],
+        )
+        .transform_calculate(bucket_end=f"toDate(datum.bucket) + {int(width)}")
+    )
+
+
+def outcomes_over_time(
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    identity: str | None = None,
+) -> alt.Chart:
+    """Return stacked bars of requests over time by outcome class (2xx/3xx/4xx/5xx)."""
+    table = inv.volume_over_time(con, since, until, identity=identity)
+    if not table.num_rows:
+        return _empty("Requests by outcome")
+    return _volume(table, "Requests by outcome (UTC)")
+
+
+def timeline(
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    identity: str | None = None,
+) -> alt.Chart | alt.VConcatChart:
+    """Return requests over time (bars) above the findings as points coloured by level."""
+    volume = inv.volume_over_time(con, since, until, identity=identity)
+    if not volume.num_rows:
+        return _empty("Timeline")
+    title = f"Requests of {_safe(identity)}" if identity else "Requests"
+    bars = _volume(volume, title, height=140)
+    found = inv.findings_points(con, since, until, identity=identity)
+    if not found.num_rows:
+        return bars
+    points = (
+        alt.Chart(_data(found), title="Findings (first seen)", height=120, width=700)
+        .mark_point(filled=True, size=80, opacity=0.8)
+        .encode(
+            x=alt.X("first_seen:T", title="time (UTC)"),
+            y=alt.Y("level:N", sort=LEVEL_ORDER, title="level"),
+            color=alt.Color(
+                "level:N", scale=alt.Scale(domain=LEVEL_ORDER, range=LEVEL_COLORS), legend=None
+            ),
+            tooltip=[
+                alt.Tooltip("rule_id:N", title="rule"),
+                alt.Tooltip("actor:N", title="actor"),
+                alt.Tooltip("namespace:N", title="namespace"),
+                alt.Tooltip("level:N"),
+                alt.Tooltip("count:Q", title="events"),
+                alt.Tooltip("first_seen:T", format="%Y-%m-%d %H:%M:%S"),
+            ],
+        )
+    )
+    return alt.vconcat(bars, points).resolve_scale(x="shared", color="independent")
+
+
+def identity_verb_heatmap(
+    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None, limit: int = 300
+) -> alt.Chart:
+    """Return a heatmap of requests per identity and verb (busiest identity x verb pairs)."""
+    table = inv.who_did_what(con, since, until, limit=limit)
+    if not table.num_rows:
+        return _empty("Identity x verb")
+    return (
+        alt.Chart(_data(table), title="Requests per identity and verb")
+        .mark_rect()
+        .encode(
+            x=alt.X("verb:N", title="verb"),
+            y=alt.Y("identity:N", title=None, sort="-color"),
+            color=alt.Color("sum(requests):Q", title="requests", scale=alt.Scale(type="log")),
+            tooltip=[
+                alt.Tooltip("identity:N"),
+                alt.Tooltip("verb:N"),
+                alt.Tooltip("sum(requests):Q", title="requests"),
+            ],
+        )
+    )
+
+
+def attack_matrix(
+    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None
+) -> alt.LayerChart | alt.Chart:
+    """Return an ATT&CK tactic x technique matrix of finding counts (rect + text)."""
+    table = inv.attack_counts(con, since, until)
+    if not table.num_rows:
+        return _empty("ATT&CK matrix")
+    base = alt.Chart(_data(table), title="Findings by ATT&CK tactic and technique").encode(
+        x=alt.X("tactic:N", title="tactic", axis=alt.Axis(labelAngle=-30)),
+        y=alt.Y("technique:N", title="technique"),
+        tooltip=[
+            alt.Tooltip("tactic:N"),
+            alt.Tooltip("technique:N"),
+            alt.Tooltip("findings:Q"),
+        ],
+    )
+    rect = base.mark_rect().encode(color=alt.Color("findings:Q", scale=alt.Scale(scheme="reds")))
+    text = base.mark_text(fontSize=10).encode(text="findings:Q")
+    return rect + text

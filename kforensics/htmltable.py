@@ -1,0 +1,85 @@
+"""HTML tables for notebook output in which log text can never become markup."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import date, datetime
+
+import pyarrow as pa
+
+
+def _cell(value, max_chars: int) -> str:
+    if value is None:
+        text = ""
+    elif isinstance(value, datetime | date):
+        text = value.isoformat()
+    elif isinstance(value, list | dict | tuple):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    else:
+        text = str(value)
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
+    return html.escape(text, quote=True)
+
+
+def html_table(table: pa.Table | list[dict], max_rows: int = 50, max_chars: int = 200) -> str:
+    """Return an HTML table of the rows with every header and cell escaped and long cells cut."""
+    if isinstance(table, pa.Table):
+        names, rows, total = table.column_names, table.slice(0, max_rows).to_pylist(), len(table)
+    else:
+        names = list(table[0]) if table else []
+        rows, total = table[:max_rows], len(table)
+    head = "".join(f"<th>{_cell(n, max_chars)}</th>" for n in names)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(n), max_chars)}</td>" for n in names) + "</tr>"
+        for r in rows
+    )
+    more = (
+        f"<caption>{total - len(rows)} more rows not shown</caption>" if total > len(rows) else ""
+    )
+    if not total:
+        return "<p><em>no rows</em></p>"
+    return (
+        f'<table class="kforensics">{more}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def remediation_html(
+    files: list, remedies: list, sim, errors: list[str], max_rows: int = 50
+) -> str:
+    """Return escaped HTML summarising `remediate_case` output: remedies, validation, simulation."""
+    remedy_rows = [
+        {
+            "kind": r.kind,
+            "name": r.name,
+            "rationale": r.rationale,
+            "rules": sorted({f.rule_id for f in r.findings}),
+            "objects": len(r.objects),
+            "commands": "; ".join(r.commands),
+            "notes": "; ".join(r.notes),
+            "evidence": r.evidence(3),
+        }
+        for r in remedies
+    ]
+    validation = [{"validation error": e} for e in errors] or [{"validation": "all objects valid"}]
+    simulation = [{"simulation problem": p} for p in sim.problems]
+    if sim.error:
+        simulation.insert(0, {"simulation problem": f"simulation failed: {sim.error}"})
+    changes = [
+        {"from": c.src, "to": c.dst, "before": str(c.before), "after": str(c.after)}
+        for c in sim.changes
+    ]
+    parts = [
+        f"<h4>Remedies ({len(remedies)})</h4>",
+        html_table(remedy_rows, max_rows),
+        "<h4>Validation</h4>",
+        html_table(validation, max_rows),
+        f"<h4>Simulation: {len(sim.changes)} connections change</h4>",
+        html_table(simulation or [{"simulation": "every quarantine holds"}], max_rows),
+        html_table(changes, max_rows),
+        f"<h4>Files written ({len(files)})</h4>",
+        html_table([{"file": str(f)} for f in files], max_rows),
+    ]
+    return "\n".join(parts)

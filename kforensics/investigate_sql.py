@@ -1,0 +1,74 @@
+"""Plumbing of `kforensics.investigate`: time windows and bound-parameter query execution.
+
+SQL templates are constants; `@W(col)` becomes the time-window test on col and `@NAME`
+constant fragments are spliced in. Values are only ever bound parameters ($since, $until, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from kforensics.redact import redact
+
+Time = datetime | str | None
+
+FRAGMENT = re.compile(r"@W\((\w+)\)")
+NICE = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200]
+RBAC = "('roles', 'clusterroles', 'rolebindings', 'clusterrolebindings')"
+WRITES = "('create', 'update', 'patch', 'delete', 'deletecollection')"
+SUBJECTS = '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]'
+LEVELS = "CASE level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
+WHEN 'low' THEN 3 ELSE 4 END"
+CONSTANTS = {"@LEVELS": LEVELS, "@RBAC": RBAC, "@WRITES": WRITES, "@SUBJECTS": SUBJECTS}
+
+
+def window(col: str) -> str:
+    return (
+        f"(($since::TIMESTAMPTZ IS NULL OR {col} >= $since::TIMESTAMPTZ) AND "
+        f"($until::TIMESTAMPTZ IS NULL OR {col} < $until::TIMESTAMPTZ))"
+    )
+
+
+def as_time(value: Time) -> datetime | None:
+    """Return a timezone-aware UTC datetime for a datetime or ISO string ("" and None: None)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, **params) -> pa.Table:
+    """Run a constant SQL template (`@W(col)` = the time window on col) with bound parameters."""
+    sql = FRAGMENT.sub(lambda m: window(m.group(1)), sql)
+    for name, fragment in CONSTANTS.items():
+        sql = sql.replace(name, fragment)
+    for key in ("since", "until"):
+        if key in params:
+            params[key] = as_time(params[key])
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+EXEC = """
+    SELECT ts, username AS identity, namespace, name AS pod, subresource,
+        url_decode(regexp_extract(request_uri, '[?&]container=([^&]*)', 1)) AS container,
+        array_to_string(list_transform(
+            regexp_extract_all(request_uri, '[?&](?:command|ports)=([^&]*)', 1),
+            lambda c: url_decode(replace(c, '+', ' '))), ' ') AS command,
+        code, source_ips[1] AS source_ip, source_file || ':' || source_line AS evidence
+    FROM requests
+    WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
+"""
+
+
+def redact_columns(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Return the table with the named text columns passed through `redact`."""
+    for name in columns:
+        i = table.column_names.index(name)
+        values = [redact(v) if isinstance(v, str) else v for v in table.column(i).to_pylist()]
+        table = table.set_column(i, name, pa.array(values, pa.string()))
+    return table
