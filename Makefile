@@ -26,7 +26,7 @@ demo: $(STAMP)
 	@rm -rf $(OUT)/netpol
 	$(BIN)/kforensics netpol --case $(OUT)/demo.duckdb --out $(OUT)/netpol
 	$(BIN)/kforensics report 01_triage --case $(OUT)/demo.duckdb --out $(OUT)/reports \
-	  -p remediation_out $(OUT)/reports/netpol
+	  -p remediation_out $(abspath $(OUT))/reports/netpol
 	@echo
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"

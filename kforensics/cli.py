@@ -424,7 +424,10 @@ def connlist_cmd(paths: tuple[Path, ...]) -> None:
     nargs=2,
     multiple=True,
     metavar="NAME VALUE",
-    help="Set a notebook parameter (typed by its default).",
+    help=(
+        "Set a notebook parameter (typed by its default; the notebook runs in --out, so "
+        "relative paths are relative to it)."
+    ),
 )
 @click.option(
     "--out",
