@@ -274,9 +274,15 @@ def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     return [Finding(*row) for row in rows]
 
 
-def _store(con: duckdb.DuckDBPyConnection, findings: list[Finding], at: datetime) -> None:
+def _store(
+    con: duckdb.DuckDBPyConnection, findings: list[Finding], at: datetime, run: dict
+) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
+        con.execute(
+            "INSERT INTO detect_runs VALUES ($at, $rules, $exceptions, $since, $until, $n)",
+            {**run, "at": at, "n": len(findings)},
+        )
         con.execute("DELETE FROM findings")
         for f in findings:
             con.execute(
@@ -313,7 +319,13 @@ def detect(
         prepare(con, since, until)
         findings = run_rules(con, rules, exceptions)
         if store:
-            _store(con, findings, datetime.now(UTC))
+            run = {
+                "rules": [r.id for r in rules],
+                "exceptions": len(exceptions),
+                "since": since,
+                "until": until,
+            }
+            _store(con, findings, datetime.now(UTC), run)
         return findings
     finally:
         con.close()

@@ -254,12 +254,14 @@ def _findings_at_or_above(case: Path, level: str) -> int:
 
     con = connect(case)
     try:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'findings'"
+        runs = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'detect_runs'"
         ).fetchone()[0]
-        if not exists:
+        if runs:
+            runs = con.execute("SELECT count(*) FROM detect_runs").fetchone()[0]
+        if not runs:
             # Failing open would report "nothing found" for a case never examined.
-            raise ReportError(f"{case}: no findings table; run `kforensics detect` first")
+            raise ReportError(f"{case}: no detection has run; run `kforensics detect` first")
         levels = list(LEVELS[LEVELS.index(level) :])
         return con.execute(
             "SELECT count(*) FROM findings WHERE list_contains($levels, level)", {"levels": levels}

@@ -121,3 +121,14 @@ CREATE TABLE IF NOT EXISTS inventory (
     name         VARCHAR NOT NULL,
     object       JSON NOT NULL
 );
+
+-- One row per `kforensics detect` that stored its findings: an empty `findings` table then
+-- means "nothing found", not "never examined".
+CREATE TABLE IF NOT EXISTS detect_runs (
+    detected_at  TIMESTAMPTZ NOT NULL,
+    rules        VARCHAR[] NOT NULL,
+    exceptions   INTEGER NOT NULL,
+    since        TIMESTAMPTZ,
+    until        TIMESTAMPTZ,
+    findings     INTEGER NOT NULL
+);

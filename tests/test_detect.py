@@ -53,6 +53,8 @@ def test_findings_group_a_subject_and_cite_every_event(tmp_path, case_path, priv
         {"event_id": e["event_id"], "audit_id": a, "source_file": str(log), "source_line": ln}
         for e, a, ln in zip(first["evidence"], ["t0-0-0", "t1-0-0"], [1, 2], strict=True)
     ]
+    runs = con().execute("SELECT rules, exceptions, since, findings FROM detect_runs").fetchall()
+    assert runs == [(["k8s-privileged-pod"], 0, None, 2)]
     stored = con().execute("SELECT rule_id, name, count, len(evidence) FROM findings ORDER BY 2")
     assert stored.fetchall() == [
         ("k8s-privileged-pod", "p", 2, 2),

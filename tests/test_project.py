@@ -27,7 +27,15 @@ def test_readme_documents_every_column_in_order(tmp_path, case_path):
     (tmp_path / "a.log").write_bytes(jsonl(event("a")))
     load(case_path, [tmp_path / "a.log"])
     with connect(case_path) as con:
-        for table in ("events", "sources", "rejects", "loads", "findings", "inventory"):
+        for table in (
+            "events",
+            "sources",
+            "rejects",
+            "loads",
+            "findings",
+            "inventory",
+            "detect_runs",
+        ):
             actual = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
             assert readme_columns(table) == actual, table
 

@@ -265,6 +265,15 @@ def test_fail_on_without_findings(tmp_path: Path, empty_case: Path) -> None:
     assert result.findings_at_or_above == 0 and not result.failed
 
 
+def test_fail_on_refuses_a_case_no_detection_examined(tmp_path: Path) -> None:
+    (tmp_path / "audit.log").write_bytes(jsonl(event("never-examined")))
+    case = tmp_path / "case.duckdb"
+    load(case, [tmp_path / "audit.log"], progress=False)
+    nb = notebook(tmp_path / "f.ipynb", "pass")
+    with pytest.raises(ReportError, match="no detection has run"):
+        run_report(nb, case, {}, tmp_path / "out", fail_on="high")
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
 def test_csp_alone_stops_unescaped_payloads(tmp_path: Path, monkeypatch) -> None:
     # Defence in depth: with the output filter disabled, the page's CSP still runs no payload.
