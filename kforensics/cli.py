@@ -21,10 +21,14 @@ from kforensics.reader import InputError
 from kforensics.rules import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
 
 
-def case_option(help: str):
+def case_option(help: str, required: bool = True):
     """Return the --case option every command takes."""
     return click.option(
-        "--case", "case", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help
+        "--case",
+        "case",
+        required=required,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
     )
 
 
@@ -349,12 +353,7 @@ def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
 
 
 @main.group("netpol", invoke_without_command=True)
-@click.option(
-    "--case",
-    "case",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="DuckDB case file whose findings to remediate.",
-)
+@case_option("DuckDB case file whose findings to remediate.", required=False)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -411,12 +410,7 @@ def connlist_cmd(paths: tuple[Path, ...]) -> None:
 
 @main.command("report")
 @click.argument("notebook", required=False)
-@click.option(
-    "--case",
-    "case",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="DuckDB case file the notebook investigates (opened read-only).",
-)
+@case_option("DuckDB case file the notebook investigates (opened read-only).", required=False)
 @click.option(
     "-p",
     "--parameter",

@@ -86,11 +86,11 @@ def _exception_sql(exc: Exception_, params: dict) -> str:
             params[name] = pattern
             names.append(name)
         if key == "image":
-            any_of = " OR ".join(f"x GLOB ${n}" for n in names)
+            # A container without an image matches no pattern (NULL would be skipped by and).
+            any_of = " OR ".join(f"coalesce(x, '') GLOB ${n}" for n in names)
             parts.append(
                 f"(len(ev.image_repos) > 0 AND list_bool_and(list_transform(ev.image_repos, "
-                f"lambda x: coalesce({any_of.replace('x GLOB', 'coalesce(x, chr(0)) GLOB')}, "
-                "false))))"
+                f"lambda x: {any_of})))"
             )
         elif key == "user_group":
             any_of = " OR ".join(f"g GLOB ${n}" for n in names)

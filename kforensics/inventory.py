@@ -114,7 +114,8 @@ def clean(obj: dict) -> dict:
     annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
     if not annotations:
         meta.pop("annotations", None)
-    obj.pop("status", None) if obj.get("kind") != "Pod" else None
+    if obj.get("kind") != "Pod":  # a pod's status holds its IP, which the simulation needs
+        obj.pop("status", None)
     return obj
 
 

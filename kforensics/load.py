@@ -510,7 +510,7 @@ def _remove_duplicates(con: duckdb.DuckDBPyConnection, load_id: int, sources: li
 
 
 def _version() -> str:
-    from kforensics import __version__
+    from kforensics import __version__  # here: kforensics/__init__ imports this module
 
     return __version__
 

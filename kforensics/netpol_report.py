@@ -16,7 +16,12 @@ from pathlib import Path
 from kforensics.inventory import Inventory, clean
 from kforensics.k8sobjects import selector_matches
 from kforensics.netpol_eval import Change, ConnSet, allowed_connections, build_cluster
-from kforensics.netpol_validate import dns1123_label, is_dns1123_subdomain, validate_object
+from kforensics.netpol_validate import (
+    dns1123_label,
+    is_dns1123_subdomain,
+    is_label_key,
+    validate_object,
+)
 from kforensics.remediate import QUARANTINE_LABEL, Remedy, to_yaml
 
 _NOT_QUARANTINED = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
@@ -36,21 +41,25 @@ class Simulation:
 def _peers(inv: Inventory, quarantined: set[tuple[str, str]], relabel: bool) -> list[dict]:
     """Return the inventory as evaluator input: quarantined pods stand alone (no owner)."""
     objects = [*inv.of_kind("Namespace"), *inv.of_kind("NetworkPolicy")]
-    owned = set()
+    owners = set()  # (namespace, owner name) of the pods the log showed
     for pod in inv.of_kind("Pod"):
         pod = copy.deepcopy(pod)
         meta = pod["metadata"]
         for ref in meta.get("ownerReferences") or []:
-            owned.add((meta.get("namespace"), ref.get("name")))
+            owners.add((meta.get("namespace"), ref.get("name") or ""))
         if (meta.get("namespace"), meta["name"]) in quarantined:
             meta.pop("ownerReferences", None)
             if relabel:
                 meta.setdefault("labels", {})[QUARANTINE_LABEL] = "true"
         objects.append(pod)
-    # Workloads whose pods the log never showed still count as peers.
+    # Workloads whose pods the log never showed still count as peers. A pod belongs to a
+    # workload directly or through a ReplicaSet / Job named after it ("<workload>-<hash>").
     for kind in ("Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"):
         for w in inv.of_kind(kind):
-            if not any(ns == w["metadata"].get("namespace") for ns, _ in owned):
+            ns, name = w["metadata"].get("namespace"), w["metadata"]["name"]
+            if not any(
+                o_ns == ns and (o == name or o.startswith(name + "-")) for o_ns, o in owners
+            ):
                 objects.append(w)
     return objects
 
@@ -73,15 +82,6 @@ def _policies_defeating(inv: Inventory, ns: str, pod: dict, proposed: list[dict]
         if spec.get("ingress") or spec.get("egress"):
             out.append(policy)
     return out
-
-
-def _label_key(key: str) -> bool:
-    """True for a label key safe to print in a command (what the API server accepts)."""
-    import re
-
-    return bool(
-        re.fullmatch(r"([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", key)
-    )
 
 
 def _excluding_quarantine(policy: dict) -> dict:
@@ -121,7 +121,7 @@ def simulate(inv: Inventory, remedies: list[Remedy]) -> Simulation:
             selector = (policy.get("spec") or {}).get("podSelector") or {}
             keys = sorted(selector.get("matchLabels") or {})
             # Names come from the log: only well-formed ones reach a shell script.
-            if keys and is_dns1123_subdomain(pname) and all(_label_key(k) for k in keys):
+            if keys and is_dns1123_subdomain(pname) and all(is_label_key(k) for k in keys):
                 sim.commands.append(
                     f"# alternative: relabel the pod out of {pname} (its owner replaces it)\n"
                     f"# kubectl label pod --namespace {shlex.quote(ns)} {shlex.quote(name)} "

@@ -492,6 +492,11 @@ def is_dns1123_subdomain(text: str) -> bool:
     return isinstance(text, str) and bool(text) and not _dns1123_subdomain(text)
 
 
+def is_label_key(key: str) -> bool:
+    """Return whether key is a valid label key."""
+    return isinstance(key, str) and not _label_key(key)
+
+
 def is_label(key: str, value: str) -> bool:
     """Return whether key: value is a valid label (so it can go into a selector as it is)."""
     return (

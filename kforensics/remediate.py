@@ -15,7 +15,7 @@ import ipaddress
 import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -188,10 +188,6 @@ def quarantine(findings: list[Finding], inv: Inventory, forensics_ns: str | None
     return remedies
 
 
-def _state_before(inv_at, kind: str, ns: str, name: str, when: datetime) -> dict | None:
-    return inv_at(when - timedelta(microseconds=1)).get(kind, ns, name)
-
-
 def restore(findings: list[Finding], inv_at) -> list[Remedy]:
     """Return NetworkPolicies as the log recorded them before they were deleted or modified."""
     remedies = []
@@ -202,7 +198,9 @@ def restore(findings: list[Finding], inv_at) -> list[Remedy]:
         if (f.namespace, f.name) in seen:
             continue
         seen.add((f.namespace, f.name))
-        before = _state_before(inv_at, "NetworkPolicy", f.namespace, f.name, f.first_seen)
+        before = inv_at(f.first_seen - timedelta(microseconds=1)).get(
+            "NetworkPolicy", f.namespace, f.name
+        )
         remedy = Remedy(
             kind="restore",
             name=f"restore-{f.namespace}-{f.name}",
