@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kforensics import connect, load  # noqa: E402
+from samplecase import sample_case  # noqa: E402 (bench/samplecase.py)
+
+from kforensics import connect  # noqa: E402
 from kforensics.detect import detect  # noqa: E402
 from kforensics.rules import load_rules  # noqa: E402
-from kforensics.samplegen import write_native_lines  # noqa: E402
 
 
 def main() -> int:
@@ -32,13 +33,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
     args = ap.parse_args()
 
-    args.data.mkdir(parents=True, exist_ok=True)
-    case = args.data / f"detect-{args.events}.duckdb"
-    if not case.exists():
-        log = args.data / f"audit-{args.events}-1.log"
-        if not log.exists():
-            write_native_lines(log, args.events, seed=1)
-        load(case, [log, ROOT / "data" / "samples" / "native"], progress=False)
+    case = sample_case(args.data, args.events)
 
     con = connect(case)
     rows = con.execute("SELECT count(*) FROM events").fetchone()[0]

@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kforensics import load  # noqa: E402
+from samplecase import sample_case  # noqa: E402 (bench/samplecase.py)
+
 from kforensics.detect import detect  # noqa: E402
 from kforensics.report import ReportError, resolve_notebook, run_report  # noqa: E402
 from kforensics.rules import load_rules  # noqa: E402
-from kforensics.samplegen import write_native_lines  # noqa: E402
 
 SECONDS_TARGET = 60
 BYTES_TARGET = 5_000_000
@@ -45,15 +45,7 @@ def main() -> int:
         print(f"bench/report.py: {exc}", file=sys.stderr)
         return 2
 
-    args.data.mkdir(parents=True, exist_ok=True)
-    case = args.data / f"report-{args.events}.duckdb"
-    if not case.exists():
-        log = args.data / f"audit-{args.events}-1.log"
-        if not log.exists():
-            write_native_lines(log, args.events, seed=1)
-        t = time.perf_counter()
-        load(case, [log, ROOT / "data" / "samples" / "native"], progress=False)
-        print(f"built {case} in {time.perf_counter() - t:.1f} s")
+    case = sample_case(args.data, args.events)
     t = time.perf_counter()
     findings = detect(case, load_rules())  # stored: the triage notebook reads them
     print(f"detect: {len(findings)} findings in {time.perf_counter() - t:.1f} s (not counted)")
