@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class CaseError(Exception):
@@ -30,9 +30,30 @@ def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConne
             ) from exc
         raise CaseError(f"{path}: cannot open the case: {exc}") from exc
     con.execute("SET TimeZone = 'UTC'")
+    _check_version(con, path)
     return con
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a case written with another schema: its columns would not mean what ours do."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "events" not in tables:
+        return  # a new case: create_schema writes the version
+    found = 1
+    if "schema_version" in tables:
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        found = row[0] if row and row[0] is not None else 1
+    if found != SCHEMA_VERSION:
+        con.close()
+        raise CaseError(
+            f"{path}: the case has schema version {found}, this kforensics reads version "
+            f"{SCHEMA_VERSION}. Load its sources again into a new case "
+            "(`SELECT DISTINCT path FROM sources` lists them)."
+        )
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the canonical tables and views if they are missing."""
     con.execute(resources.files("kforensics").joinpath("schema.sql").read_text())
+    if not con.execute("SELECT count(*) FROM schema_version").fetchone()[0]:
+        con.execute("INSERT INTO schema_version VALUES ($v)", {"v": SCHEMA_VERSION})

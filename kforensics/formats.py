@@ -22,6 +22,9 @@ EVENTLIST = "eventlist"
 EKS = "eks"
 GKE = "gke"
 AKS = "aks"
+PIPELINE = "pipeline"
+SPLUNK = "splunk"
+ELASTIC = "elastic"
 
 AKS_AUDIT_CATEGORIES = {"kube-audit", "kube-audit-admin"}
 
@@ -130,6 +133,18 @@ def _has_event_array(value: Any) -> bool:
     )
 
 
+def _is_event(value: dict) -> bool:
+    """True for what is plainly a native event (the SQL mapping decides for the rest)."""
+    return "auditID" in value or value.get("kind") == "Event"
+
+
+# String fields in which log pipelines carry the line they shipped: Fluent Bit and Fluentd
+# (`log`), Vector, Filebeat and CloudWatch (`message`), Splunk (`_raw`).
+_TEXT_FIELDS = ("log", "message", "_raw")
+# Keys of a CloudWatch Logs event (filter-log-events, subscription filters).
+_CLOUDWATCH_KEYS = {"logStreamName", "ingestionTime", "eventId", "logGroupName"}
+
+
 def _classify(
     value: Any,
     line: int,
@@ -146,11 +161,9 @@ def _classify(
             return [_reject(line, index, "empty JSON array: no events")]
         return _children(value, line, index, depth, NATIVE, texts)
     if not isinstance(value, dict):
-        return [_reject(line, index, f"not an audit event: a JSON {type(value).__name__}")]
-    if "auditID" in value or value.get("kind") == "Event":
-        # A native event the fast path could not map (BOM, odd whitespace, wrong types):
-        # the SQL mapping decides and gives the reason.
-        return [Record(line, index, NATIVE, event=text if text is not None else go_json(value))]
+        return [_reject(line, index, f"not an audit event: a JSON {_json_kind(value)}")]
+    if _is_event(value):
+        return [_native(value, line, index, text)]
     items = value.get("items")
     if value.get("kind") == "EventList" or (isinstance(items, list) and "kind" in value):
         if not isinstance(items, list):
@@ -166,13 +179,71 @@ def _classify(
     events = value.get("events")
     if isinstance(events, list) and all(isinstance(e, dict) and "message" in e for e in events):
         return _children(events, line, index, depth, EKS, texts)
-    if isinstance(value.get("message"), str):
-        envelope = {k: v for k, v in value.items() if k != "message"}
-        return _from_eks_message(value["message"], envelope, line, index)
-    keys = ", ".join(sorted(map(str, value))[:8]) or "none"
-    return [
-        _reject(line, index, f"not an audit event: no auditID and no known envelope (keys: {keys})")
-    ]
+    hits = value.get("hits")
+    if isinstance(hits, dict) and isinstance(hits.get("hits"), list):
+        return _children(hits["hits"], line, index, depth, ELASTIC)
+    wrapped = _wrapped(value)
+    if wrapped is not None:
+        key, inner, fmt = wrapped
+        envelope = {k: v for k, v in value.items() if k != key}
+        return _unwrapped(inner, key, envelope, fmt, line, index, depth)
+    # Nothing we know wraps it: the SQL mapping decides whether it is recognisably an event.
+    return [_native(value, line, index, text)]
+
+
+def _json_kind(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _native(value: dict, line: int, index: int | None, text: str | None) -> Record:
+    return Record(line, index, NATIVE, event=text if text is not None else go_json(value))
+
+
+def _wrapped(value: dict) -> tuple[str, Any, str] | None:
+    """Return (key, inner value, shape) when `value` is a pipeline's wrapper around an event."""
+    kubernetes = value.get("kubernetes")
+    if isinstance(kubernetes, dict) and isinstance(kubernetes.get("audit"), dict):
+        return "kubernetes", kubernetes["audit"], ELASTIC
+    if isinstance(value.get("_source"), dict):
+        return "_source", value["_source"], ELASTIC
+    if isinstance(value.get("result"), dict) and "_raw" in value["result"]:
+        return "result", value["result"], SPLUNK  # Splunk's JSON export
+    for key in _TEXT_FIELDS:
+        if isinstance(value.get(key), str):
+            if key == "_raw":
+                fmt = SPLUNK
+            elif key == "message" and (_CLOUDWATCH_KEYS & value.keys() or "timestamp" in value):
+                fmt = EKS
+            else:
+                fmt = PIPELINE
+            return key, value[key], fmt
+    return None
+
+
+def _unwrapped(
+    inner: Any, key: str, envelope: dict, fmt: str, line: int, index: int | None, depth: int
+) -> list[Record]:
+    """Return the records inside a pipeline wrapper; `envelope` is the wrapper without them."""
+    text = None
+    if isinstance(inner, str):
+        inner_value, error = parse_text(inner)
+        if error is not None:
+            return [_reject(line, index, f"{fmt} record whose {key} is not JSON: {error}")]
+        text, inner = _minify_str(inner.strip()), inner_value
+    if key == "kubernetes":
+        rest = {k: v for k, v in envelope.get("kubernetes", {}).items() if k != "audit"}
+        envelope = {**envelope, "kubernetes": rest} if rest else envelope
+    out = _classify(inner, line, index, text, depth + 1)
+    for rec in out:
+        if rec.fmt == NATIVE:
+            rec.fmt = fmt
+        if rec.reason is None and rec.envelope is None:
+            rec.envelope = _dumps(envelope)
+        elif rec.reason is None:
+            rec.envelope = _dumps({**envelope, key: orjson.loads(rec.envelope)})
+    return out
 
 
 def _children(
@@ -208,12 +279,7 @@ def _get_ci(obj: dict, key: str) -> Any:
 
 
 def _from_eks_message(message: str, envelope: dict, line: int, index: int | None) -> list[Record]:
-    value, error = parse_text(message)
-    if error is not None:
-        return [_reject(line, index, f"EKS record whose message is not JSON: {error}")]
-    if not isinstance(value, dict) or not ("auditID" in value or value.get("kind") == "Event"):
-        return [_reject(line, index, "EKS record whose message is not an audit event")]
-    return [Record(line, index, EKS, event=_minify_str(message), envelope=_dumps(envelope))]
+    return _unwrapped(message, "message", envelope, EKS, line, index, 0)
 
 
 def _from_aks(record: dict, line: int, index: int | None) -> Record:
@@ -229,13 +295,16 @@ def _from_aks(record: dict, line: int, index: int | None) -> Record:
         value, error = parse_text(log)
         if error is not None:
             return _reject(line, index, f"AKS properties.log is not JSON: {error}")
-        event_text = _minify_str(log)
+        event_text = _minify_str(log.strip())
     elif isinstance(log, dict):
         value, event_text = log, go_json(log)
     else:
         return _reject(line, index, "AKS record without properties.log")
-    if not isinstance(value, dict) or "auditID" not in value:
-        return _reject(line, index, "AKS properties.log is not an audit event")
+    if not isinstance(value, dict):
+        return _reject(
+            line, index, f"AKS properties.log is a JSON {_json_kind(value)}, not an event"
+        )
+    # Whether it is recognisably an audit event is the SQL mapping's call, as for every shape.
     return Record(line, index, AKS, event=event_text, envelope=_dumps(envelope))
 
 
@@ -273,12 +342,14 @@ def parse_gke_method(method: str) -> dict[str, str | None]:
                 "subresource": tail[1] if len(tail) > 2 else None,
                 "verb": tail[-1],
             }
+    # A non-resource request (`io.k8s.get` on `readyz`) names only its verb.
+    verb = parts[2] if len(parts) == 3 and parts[:2] == ["io", "k8s"] else None
     return {
         "apiGroup": None,
         "apiVersion": None,
         "resource": None,
         "subresource": None,
-        "verb": None,
+        "verb": verb,
     }
 
 
@@ -333,7 +404,10 @@ def gke_to_native(entry: dict) -> dict:
         raise ValueError("protoPayload is not an object")
     method = payload.get("methodName") or ""
     m = parse_gke_method(method) if isinstance(method, str) else {}
-    r = parse_gke_resource_name(payload.get("resourceName") or "")
+    resource_name = payload.get("resourceName") or ""
+    if not isinstance(resource_name, str):
+        raise ValueError("resourceName is not a string")
+    r = parse_gke_resource_name(resource_name)
     operation = entry.get("operation") if isinstance(entry.get("operation"), dict) else {}
     audit_id = operation.get("id") or entry.get("insertId")
     auth = payload.get("authenticationInfo") or {}
@@ -358,7 +432,11 @@ def gke_to_native(entry: dict) -> dict:
         "user": {"username": auth.get("principalEmail")},
         "sourceIPs": [meta["callerIp"]] if meta.get("callerIp") else None,
         "userAgent": meta.get("callerSuppliedUserAgent"),
-        "objectRef": {k: v for k, v in object_ref.items() if v is not None},
+        "objectRef": {k: v for k, v in object_ref.items() if v is not None} or None,
+        # Only a non-resource request (no objectRef) has its path in resourceName.
+        "requestURI": "/" + resource_name.lstrip("/")
+        if m.get("resource") is None and r.get("resource") is None and resource_name
+        else None,
         "requestReceivedTimestamp": entry.get("timestamp"),
         "annotations": {k: v for k, v in labels.items() if isinstance(v, str)} or None,
     }
@@ -373,14 +451,22 @@ def gke_to_native(entry: dict) -> dict:
 
 
 def _from_gke(entry: dict, line: int, index: int | None, text: str | None) -> Record:
+    payload = entry.get("protoPayload")
+    if not isinstance(payload, dict):
+        return _reject(line, index, "GKE entry whose protoPayload is not an object")
+    service, method = payload.get("serviceName"), payload.get("methodName")
+    if service is not None and service != "k8s.io":
+        return _reject(
+            line, index, f"Cloud Audit Log entry of {str(service)[:80]!r}, not Kubernetes (k8s.io)"
+        )
+    if not isinstance(method, str) or not method.startswith("io.k8s."):
+        return _reject(
+            line, index, f"GKE entry whose methodName {str(method)[:80]!r} is not a Kubernetes call"
+        )
     try:
         event = gke_to_native(entry)
     except (ValueError, AttributeError, TypeError) as exc:
         return _reject(line, index, f"GKE entry that cannot be mapped: {exc}")
-    if not event.get("auditID"):
-        return _reject(line, index, "GKE entry without operation.id or insertId")
-    if (entry.get("protoPayload") or {}).get("serviceName", "k8s.io") != "k8s.io":
-        return _reject(line, index, "GKE entry from a service other than k8s.io")
     raw = text if text is not None else _dumps(entry)
     return Record(line, index, GKE, event=_dumps(event), raw=raw)
 

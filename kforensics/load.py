@@ -32,10 +32,10 @@ LOAD_MEMORY_LIMIT = "1GB"
 REJECT_RAW_CHARS = 4096
 
 EVENT_COLUMNS = (
-    "event_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
-    "impersonated_user, source_ips, user_agent, resource, subresource, namespace, name, "
+    "event_id, request_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
+    "impersonated_user, impersonated_groups, source_ips, user_agent, resource, subresource, namespace, name, "
     "api_group, api_version, request_uri, code, decision, reason, annotations, request_object, "
-    "response_object, source_format, source_line, source_index, raw, envelope"
+    "response_object, source_format, source_line, source_index, quality, raw, envelope"
 )
 
 CHUNK_SCHEMA = pa.schema(

@@ -1,68 +1,186 @@
 """The one SQL mapping from a native audit Event (JSON text) onto the canonical `events` columns.
 
 Every shape ends here: native lines straight from the file, and the events that `formats.py`
-unwraps from EventLists and cloud envelopes. The JSON is parsed once per event, with an explicit
-type (DuckDB's inference fails on audit logs: `requestObject` differs per resource).
+unwraps from EventLists, cloud envelopes and log pipelines. The JSON is parsed once per event,
+with an explicit type (DuckDB's inference fails on audit logs: `requestObject` differs per
+resource). This module is also where an event's kind is decided: what is recognisably a
+Kubernetes audit event is kept, with what it lacks listed in `quality`; a field that is present
+with the wrong type makes the record a reject with the reason.
 """
 
 from __future__ import annotations
 
 import json
 
-# The fields of audit.k8s.io/v1 (and v1beta1) Event that become columns; the rest stays in `raw`.
-# Containers whose element types a log can get wrong are read as JSON and cast, so that a
-# wrong type is a reject with a reason rather than a silent NULL.
-EVENT_TYPE = {
-    "auditID": "VARCHAR",
-    "stage": "VARCHAR",
-    "level": "VARCHAR",
-    "timestamp": "VARCHAR",
-    "requestURI": "VARCHAR",
-    "verb": "VARCHAR",
-    "user": {"username": "VARCHAR", "groups": "JSON"},
-    "impersonatedUser": {"username": "VARCHAR"},
-    "sourceIPs": "JSON",
-    "userAgent": "VARCHAR",
-    "objectRef": {
-        "resource": "VARCHAR",
-        "namespace": "VARCHAR",
-        "name": "VARCHAR",
-        "apiGroup": "VARCHAR",
-        "apiVersion": "VARCHAR",
-        "subresource": "VARCHAR",
-    },
-    "responseStatus": {"code": "JSON"},
-    "requestObject": "JSON",
-    "responseObject": "JSON",
-    "requestReceivedTimestamp": "VARCHAR",
-    "stageTimestamp": "VARCHAR",
-    "annotations": "JSON",
+# Scalars that must be JSON strings when present. They are read as JSON, not VARCHAR: DuckDB
+# would turn a number or an object into text silently, and a verb of 5 is a lie, not a verb.
+_STRINGS = {
+    "auditID": "audit_id",
+    "stage": "stage",
+    "level": "level",
+    "verb": "verb",
+    "requestURI": "request_uri",
+    "userAgent": "user_agent",
+    "kind": "kind",
+    "apiVersion": "event_api_version",
+    "requestReceivedTimestamp": "rts_text",
+    "stageTimestamp": "stage_ts_text",
+    "timestamp": "old_ts_text",
+    "user.username": "username",
+    "impersonatedUser.username": "impersonated_user",
+    "objectRef.resource": "resource",
+    "objectRef.namespace": "namespace",
+    "objectRef.name": "name",
+    "objectRef.apiGroup": "api_group_text",
+    "objectRef.apiVersion": "api_version",
+    "objectRef.subresource": "subresource",
 }
 
+
+# Objects whose fields are mapped: read as JSON first, so that one of the wrong type (a `user`
+# that is a string) is a reject rather than a silent NULL, then parsed with their own type.
+_OBJECTS = ("user", "impersonatedUser", "objectRef", "responseStatus")
+
+
+def _object_type(name: str) -> dict:
+    """Return the from_json type of one mapped object: its string fields, lists and code."""
+    fields = {p.split(".")[1]: "JSON" for p in _STRINGS if p.startswith(name + ".")}
+    if name in ("user", "impersonatedUser"):
+        fields["groups"] = "JSON"
+    if name == "responseStatus":
+        fields["code"] = "JSON"
+    return fields
+
+
+def _event_type() -> dict:
+    """Return the from_json type of an event: every mapped field as JSON."""
+    out = {p: "JSON" for p in _STRINGS if "." not in p}
+    out.update({name: "JSON" for name in _OBJECTS})
+    out.update(sourceIPs="JSON", requestObject="JSON", responseObject="JSON", annotations="JSON")
+    return out
+
+
+EVENT_TYPE = _event_type()
 _TYPE_LITERAL = json.dumps(EVENT_TYPE).replace("'", "''")
+
+# An instant as the API server and real exports write it: RFC 3339, or a space instead of the
+# `T` and no zone (meaning UTC), with fractional seconds of any length. DuckDB alone would also
+# take `infinity`, `epoch` and bare dates.
+_ZONE = r"([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)$"
+_INSTANT = r"^\d{4}-[01]\d-[0-3]\d[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?" + _ZONE[:-1] + "?$"
+# 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z, in microseconds since the epoch.
+_FIRST_US, _LAST_US = 0, 253402300799999999
+
+QUALITY_FLAGS = {
+    "no-audit-id": "no auditID: the event cannot be tied to the other stages of its request",
+    "no-timestamp": "no requestReceivedTimestamp, stageTimestamp or timestamp: undated",
+    "no-stage": "no stage: treated as the final record of its request",
+    "no-verb": "no verb",
+    "no-user": "no user.username: the identity is unknown",
+    "no-request-uri": "no requestURI (the shape has one)",
+    "no-level": "no level",
+}
+
+
+def _ref(path: str) -> str:
+    """Return the SQL reference of a mapped field as JSON (`e.verb`, `o_user.username`)."""
+    if "." not in path:
+        return f"e.{path}"
+    parent, leaf = path.split(".")
+    return f"o_{parent}.{leaf}"
+
+
+def _string(path: str) -> str:
+    """SQL for the JSON string at `path` as VARCHAR, NULL when absent or not a string."""
+    ref = _ref(path)
+    return f"CASE WHEN json_type({ref}) = 'VARCHAR' THEN {ref}->>'$' END"
+
+
+def _instant(text: str) -> str:
+    """SQL giving the TIMESTAMPTZ of a timestamp string, NULL when it is not a real instant."""
+    zoned = f"upper({text}) || CASE WHEN regexp_matches({text}, '{_ZONE}') THEN '' ELSE 'Z' END"
+    return (
+        f"CASE WHEN regexp_matches({text}, '{_INSTANT}') THEN try_cast({zoned} AS TIMESTAMPTZ) END"
+    )
+
+
+def _strings_of(json_value: str, cast: str, wildcard: str = "$[*]") -> str:
+    """SQL casting a JSON list (or object) of strings, NULL when any element is not a string."""
+    container = "ARRAY" if wildcard == "$[*]" else "OBJECT"
+    return (
+        f"CASE WHEN json_type({json_value}) = '{container}' AND len(list_filter("
+        f"json_type({json_value}, '{wildcard}'), lambda t: t <> 'VARCHAR')) = 0 "
+        f"THEN try_cast({json_value} AS {cast}) END"
+    )
+
+
+def _in_range(col: str) -> str:
+    return f"CASE WHEN epoch_us({col}) BETWEEN {_FIRST_US} AND {_LAST_US} THEN {col} END"
 
 
 def _problem() -> str:
     """SQL CASE giving the reason an event cannot be loaded, or NULL when it can."""
-    return """CASE
+    wrong_objects = "\n".join(
+        f"        WHEN json_type(e.{name}) NOT IN ('OBJECT', 'NULL') THEN"
+        f" '{name} is not an object: ' || left(e.{name}::VARCHAR, 60)"
+        for name in _OBJECTS
+    )
+    wrong_strings = "\n".join(
+        f"        WHEN json_type({_ref(path)}) NOT IN ('VARCHAR', 'NULL')"
+        f" THEN '{path} is not a string: ' || left({_ref(path)}::VARCHAR, 60)"
+        for path in _STRINGS
+    )
+    return f"""CASE
         WHEN e IS NULL THEN 'invalid JSON'
-        WHEN e.auditID IS NULL OR e.auditID = '' THEN
-            'not an audit event: no auditID'
-        WHEN e.responseStatus.code IS NOT NULL AND code IS NULL THEN
-            'responseStatus.code is not an HTTP status code: ' || left(e.responseStatus.code, 60)
+        WHEN json_type(event_text) <> 'OBJECT' THEN
+            'not an audit event: a JSON ' || lower(json_type(event_text))
+        WHEN NOT coalesce(
+            e.auditID IS NOT NULL
+            OR (kind = 'Event' AND starts_with(event_api_version, 'audit.k8s.io/'))
+            OR (e.verb IS NOT NULL AND (e.requestURI IS NOT NULL OR e.objectRef IS NOT NULL)),
+            false
+        ) THEN 'not an audit event: no auditID, no audit.k8s.io kind Event, and no '
+            || 'verb with requestURI or objectRef'
+            || coalesce(' (keys: ' || array_to_string(list_slice(list_sort(
+                json_keys(event_text)), 1, 8), ', ') || ')', '')
+{wrong_objects}
+{wrong_strings}
+        WHEN e.responseStatus IS NOT NULL AND o_responseStatus.code IS NOT NULL AND code IS NULL
+            THEN 'responseStatus.code is not an HTTP status code: '
+                || left(o_responseStatus.code, 60)
         WHEN e.sourceIPs IS NOT NULL AND source_ips IS NULL THEN
             'sourceIPs is not a list of strings: ' || left(e.sourceIPs, 60)
-        WHEN e.user.groups IS NOT NULL AND user_groups IS NULL THEN
-            'user.groups is not a list of strings: ' || left(e.user.groups, 60)
+        WHEN o_user.groups IS NOT NULL AND user_groups IS NULL THEN
+            'user.groups is not a list of strings: ' || left(o_user.groups, 60)
+        WHEN o_impersonatedUser.groups IS NOT NULL AND impersonated_groups IS NULL THEN
+            'impersonatedUser.groups is not a list of strings: '
+            || left(o_impersonatedUser.groups, 60)
         WHEN e.annotations IS NOT NULL AND annotations IS NULL THEN
             'annotations is not an object of strings: ' || left(e.annotations, 60)
-        WHEN e.requestReceivedTimestamp IS NOT NULL AND rts IS NULL THEN
-            'requestReceivedTimestamp is not a timestamp: ' || left(e.requestReceivedTimestamp, 60)
-        WHEN e.stageTimestamp IS NOT NULL AND stage_ts IS NULL THEN
-            'stageTimestamp is not a timestamp: ' || left(e.stageTimestamp, 60)
-        WHEN coalesce(rts, stage_ts, old_ts) IS NULL THEN
-            'no timestamp: requestReceivedTimestamp, stageTimestamp and timestamp are all missing'
+        WHEN rts_text IS NOT NULL AND rts IS NULL THEN
+            'requestReceivedTimestamp is not an instant from 1970 to 9999: ' || left(rts_text, 60)
+        WHEN stage_ts_text IS NOT NULL AND stage_ts IS NULL THEN
+            'stageTimestamp is not an instant from 1970 to 9999: ' || left(stage_ts_text, 60)
+        WHEN old_ts_text IS NOT NULL AND old_ts IS NULL THEN
+            'timestamp is not an instant from 1970 to 9999: ' || left(old_ts_text, 60)
     END"""
+
+
+def _quality() -> str:
+    """SQL list of the quality flags of a mapped event (see QUALITY_FLAGS)."""
+    checks = {
+        "no-audit-id": "audit_id IS NULL OR audit_id = ''",
+        "no-timestamp": "coalesce(rts, old_ts, stage_ts) IS NULL",
+        "no-stage": "stage IS NULL",
+        "no-verb": "verb IS NULL",
+        "no-user": "username IS NULL",
+        # GKE entries never carry these: that is the shape, documented, not a defect.
+        "no-request-uri": "request_uri IS NULL AND source_format IS DISTINCT FROM 'gke'",
+        "no-level": "level IS NULL AND source_format IS DISTINCT FROM 'gke'",
+    }
+    assert checks.keys() == QUALITY_FLAGS.keys()
+    items = ", ".join(f"CASE WHEN {cond} THEN '{flag}' END" for flag, cond in checks.items())
+    return f"list_filter([{items}], lambda q: q IS NOT NULL)"
 
 
 def mapped_select(chunk: str) -> str:
@@ -76,27 +194,42 @@ def mapped_select(chunk: str) -> str:
     # try(): a line that is not JSON must become a reject, and a failed statement would
     # abort the load's transaction.
     parse = f"try(from_json(event_text, '{_TYPE_LITERAL}'))"
+    objects = ",\n                ".join(
+        f"CASE WHEN json_type(e.{n}) = 'OBJECT' THEN from_json(e.{n}, "
+        f"'{json.dumps(_object_type(n))}') END AS o_{n}"
+        for n in _OBJECTS
+    )
+    strings = ",\n            ".join(f"{_string(p)} AS {col}" for p, col in _STRINGS.items())
     return f"""
     SELECT
         md5(event_text) AS event_id,
-        e.auditID AS audit_id,
-        e.stage AS stage,
-        e.level AS level,
+        -- The stages of one request share audit ID, user, verb, URI and received time; a
+        -- client-chosen Audit-ID reused by another request does not merge the two. Without
+        -- an audit ID an event is a request of its own.
+        CASE WHEN audit_id IS NULL OR audit_id = '' THEN md5(event_text)
+            ELSE md5(json_array(audit_id, username, impersonated_user, verb, request_uri,
+                                epoch_us(coalesce(rts, old_ts))))
+        END AS request_id,
+        nullif(audit_id, '') AS audit_id,
+        stage,
+        level,
         coalesce(rts, old_ts, stage_ts) AS ts,
         stage_ts,
-        e.verb AS verb,
-        e.user.username AS username,
+        verb,
+        username,
         user_groups,
-        e.impersonatedUser.username AS impersonated_user,
+        impersonated_user,
+        impersonated_groups,
         source_ips,
-        e.userAgent AS user_agent,
-        e.objectRef.resource AS resource,
-        e.objectRef.subresource AS subresource,
-        e.objectRef.namespace AS namespace,
-        e.objectRef.name AS name,
-        e.objectRef.apiGroup AS api_group,
-        e.objectRef.apiVersion AS api_version,
-        e.requestURI AS request_uri,
+        user_agent,
+        resource,
+        subresource,
+        namespace,
+        name,
+        -- The core group is NULL in every shape ("" in some logs, "core" in GKE's).
+        CASE WHEN api_group_text NOT IN ('', 'core') THEN api_group_text END AS api_group,
+        api_version,
+        request_uri,
         code,
         annotations['authorization.k8s.io/decision'] AS decision,
         annotations['authorization.k8s.io/reason'] AS reason,
@@ -106,25 +239,43 @@ def mapped_select(chunk: str) -> str:
         coalesce(source_format, 'native') AS source_format,
         source_line,
         source_index,
+        {_quality()} AS quality,
         coalesce(raw, event_text) AS raw,
         envelope::JSON AS envelope,
         {_problem()} AS problem
     FROM (
-        SELECT *,
-            try_cast(e.responseStatus.code AS INTEGER) AS code,
-            try_cast(e.sourceIPs AS VARCHAR[]) AS source_ips,
-            try_cast(e.user.groups AS VARCHAR[]) AS user_groups,
-            try_cast(e.annotations AS MAP(VARCHAR, VARCHAR)) AS annotations,
-            try_cast(e.requestReceivedTimestamp AS TIMESTAMPTZ) AS rts,
-            try_cast(e.stageTimestamp AS TIMESTAMPTZ) AS stage_ts,
-            try_cast(e."timestamp" AS TIMESTAMPTZ) AS old_ts
+        SELECT * EXCLUDE (rts, stage_ts, old_ts),
+            {_in_range("rts")} AS rts,
+            {_in_range("stage_ts")} AS stage_ts,
+            {_in_range("old_ts")} AS old_ts
         FROM (
-            SELECT source_line, source_index, raw, envelope, source_format, event_text,
-                   {parse} AS e
+            SELECT *,
+                -- Only JSON integers are status codes: true, "201" and 201.7 are not.
+                CASE WHEN json_type(o_responseStatus.code) IN ('BIGINT', 'UBIGINT')
+                    THEN try_cast(o_responseStatus.code AS INTEGER) END AS code,
+                {_strings_of("e.sourceIPs", "VARCHAR[]")} AS source_ips,
+                {_strings_of("o_user.groups", "VARCHAR[]")} AS user_groups,
+                {_strings_of("o_impersonatedUser.groups", "VARCHAR[]")} AS impersonated_groups,
+                {_strings_of("e.annotations", "MAP(VARCHAR, VARCHAR)", "$.*")} AS annotations,
+                {_instant("rts_text")} AS rts,
+                {_instant("stage_ts_text")} AS stage_ts,
+                {_instant("old_ts_text")} AS old_ts
             FROM (
-                SELECT *, coalesce(event, line) AS event_text FROM {chunk}
+                SELECT *,
+                {strings}
+                FROM (
+                    SELECT *,
+                    {objects}
+                    FROM (
+                        SELECT source_line, source_index, raw, envelope, source_format,
+                               event_text, {parse} AS e
+                        FROM (
+                            SELECT *, coalesce(event, line) AS event_text FROM {chunk}
+                        )
+                        WHERE event_text IS NOT NULL
+                    )
+                )
             )
-            WHERE event_text IS NOT NULL
         )
     )
     """  # noqa: S608 (chunk is a fixed internal table name, never data)

@@ -1,4 +1,6 @@
--- The canonical case schema. Users and other tools query it: keep it stable.
+-- The canonical case schema. Users and other tools query it: keep it stable, and raise
+-- case.SCHEMA_VERSION with any change (older cases are refused with a clear message).
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE SEQUENCE IF NOT EXISTS load_seq START 1;
 
 CREATE TABLE IF NOT EXISTS loads (
@@ -37,15 +39,17 @@ CREATE TABLE IF NOT EXISTS rejects (
 -- Big JSON columns use zstd: faster to write and smaller than the default for long text.
 CREATE TABLE IF NOT EXISTS events (
     event_id          VARCHAR NOT NULL,
-    audit_id          VARCHAR NOT NULL,
+    request_id        VARCHAR NOT NULL,
+    audit_id          VARCHAR,
     stage             VARCHAR,
     level             VARCHAR,
-    ts                TIMESTAMPTZ NOT NULL,
+    ts                TIMESTAMPTZ,
     stage_ts          TIMESTAMPTZ,
     verb              VARCHAR,
     username          VARCHAR,
     user_groups       VARCHAR[],
     impersonated_user VARCHAR,
+    impersonated_groups VARCHAR[],
     source_ips        VARCHAR[],
     user_agent        VARCHAR,
     resource          VARCHAR,
@@ -66,27 +70,38 @@ CREATE TABLE IF NOT EXISTS events (
     source_line       BIGINT NOT NULL,
     source_index      INTEGER,
     load_id           INTEGER NOT NULL,
+    quality           VARCHAR[] NOT NULL,
     raw               JSON USING COMPRESSION zstd NOT NULL,
     envelope          JSON USING COMPRESSION zstd
 );
 
--- One row per request: the final stage logged for each audit ID, for counts that must not double.
+-- One row per request, its final stage: the one definition of a request that every count,
+-- table, rule and report uses. A request is its `request_id` (see the README): the stages one
+-- API server logged for it. Different requests that reuse one audit ID (a client chooses its
+-- own Audit-ID header) stay apart, and so does every event without an audit ID.
+-- Anti-joins rather than a window over every event: most requests end in ResponseComplete.
 CREATE OR REPLACE VIEW requests AS
 SELECT * FROM events
-QUALIFY row_number() OVER (
-    PARTITION BY audit_id
-    ORDER BY CASE stage WHEN 'RequestReceived' THEN 0 WHEN 'ResponseStarted' THEN 1
-                        WHEN 'ResponseComplete' THEN 2 WHEN 'Panic' THEN 3 ELSE -1 END DESC,
-             stage_ts DESC NULLS LAST, event_id
-) = 1;
+WHERE stage IS NULL OR stage NOT IN ('RequestReceived', 'ResponseStarted')
+UNION ALL
+SELECT * FROM events e WHERE stage = 'ResponseStarted' AND NOT EXISTS (
+    SELECT 1 FROM events l
+    WHERE l.request_id = e.request_id
+      AND (l.stage IS NULL OR l.stage NOT IN ('RequestReceived', 'ResponseStarted')))
+UNION ALL
+SELECT * FROM events e WHERE stage = 'RequestReceived' AND NOT EXISTS (
+    SELECT 1 FROM events l
+    WHERE l.request_id = e.request_id AND l.stage IS DISTINCT FROM 'RequestReceived');
 
 -- Different events logged under one audit ID and stage: the API server takes a client's
 -- Audit-ID header as the audit ID, so a collision can mean tampering.
 CREATE OR REPLACE VIEW audit_id_collisions AS
-SELECT audit_id, stage, count(*) AS events, list(event_id ORDER BY event_id) AS event_ids,
+SELECT audit_id, stage, count(*) AS events, count(DISTINCT request_id) AS requests,
+       list(event_id ORDER BY event_id) AS event_ids,
        list(DISTINCT username) AS usernames,
        list(source_file || ':' || source_line ORDER BY source_file, source_line) AS evidence
 FROM events
+WHERE audit_id IS NOT NULL
 GROUP BY audit_id, stage
 HAVING count(*) > 1;
 
@@ -98,9 +113,10 @@ CREATE TABLE IF NOT EXISTS findings (
     level        VARCHAR NOT NULL,
     attack       VARCHAR[] NOT NULL,
     tactics      VARCHAR[] NOT NULL,
-    first_seen   TIMESTAMPTZ NOT NULL,
-    last_seen    TIMESTAMPTZ NOT NULL,
+    first_seen   TIMESTAMPTZ,
+    last_seen    TIMESTAMPTZ,
     actor        VARCHAR,
+    impersonated VARCHAR,
     source_ips   VARCHAR[] NOT NULL,
     namespace    VARCHAR,
     resource     VARCHAR,
@@ -108,6 +124,7 @@ CREATE TABLE IF NOT EXISTS findings (
     count        BIGINT NOT NULL,
     evidence     STRUCT(event_id VARCHAR, audit_id VARCHAR, source_file VARCHAR,
                         source_line BIGINT)[] NOT NULL,
+    quality      VARCHAR[] NOT NULL,
     detected_at  TIMESTAMPTZ NOT NULL
 );
 

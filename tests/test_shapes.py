@@ -122,7 +122,7 @@ def test_gke_entries_map_onto_native_fields(tmp_path, case_path, con):
     got = {r[0]: r for r in rows(con)}
     assert got["x-exec"][1:12] == (
         "ResponseComplete", "create", "alice", ["203.0.113.10"], "kubectl/v1.29.2", "pods",
-        "exec", "shop", "web-1", "", "v1",
+        "exec", "shop", "web-1", None, "v1",
     )  # fmt: skip
     assert got["x-crb"][6:12] == (
         "clusterrolebindings", None, None, "pwn", "rbac.authorization.k8s.io", "v1",
