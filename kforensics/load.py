@@ -33,9 +33,10 @@ REJECT_RAW_CHARS = 4096
 
 EVENT_COLUMNS = (
     "event_id, request_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
-    "impersonated_user, impersonated_groups, source_ips, user_agent, resource, subresource, namespace, name, "
-    "api_group, api_version, request_uri, code, decision, reason, annotations, request_object, "
-    "response_object, source_format, source_line, source_index, quality, raw, envelope"
+    "impersonated_user, impersonated_groups, source_ips, user_agent, resource, subresource, "
+    "namespace, name, api_group, api_version, request_uri, code, decision, reason, annotations, "
+    "request_object, response_object, source_format, source_line, source_index, quality, raw, "
+    "envelope"
 )
 
 CHUNK_SCHEMA = pa.schema(
@@ -79,6 +80,8 @@ class LoadResult:
     reject_reasons: list[tuple[str, int]]
     collisions: int
     inventory_objects: int = 0
+    # Events of this load (duplicates excluded) per quality flag (mapping.QUALITY_FLAGS).
+    quality: dict[str, int] = field(default_factory=dict)
 
     @property
     def events_loaded(self) -> int:
@@ -111,6 +114,7 @@ class LoadResult:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "audit_id_collisions": self.collisions,
+            "quality": dict(self.quality),
             "inventory_objects": self.inventory_objects,
             "reject_reasons": [{"reason": r, "count": n} for r, n in self.reject_reasons],
             "sources": sources,
@@ -449,6 +453,13 @@ def load(
             "(SELECT audit_id FROM events WHERE load_id = $id) GROUP BY ALL HAVING count(*) > 1)",
             {"id": load_id},
         ).fetchone()[0]
+        quality = dict(
+            con.execute(
+                "SELECT flag, count(*) FROM (SELECT unnest(quality) AS flag FROM events "
+                "WHERE load_id = $id) GROUP BY flag ORDER BY count(*) DESC, flag",
+                {"id": load_id},
+            ).fetchall()
+        )
         con.execute("COMMIT")
     except BaseException:
         _rollback(con)
@@ -456,7 +467,7 @@ def load(
     finally:
         con.close()
     n_objects = sum(len(objects) for _, objects in manifests)
-    return LoadResult(str(case), load_id, sources, reasons, collisions, n_objects)
+    return LoadResult(str(case), load_id, sources, reasons, collisions, n_objects, quality)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
