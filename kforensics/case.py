@@ -45,10 +45,10 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         found = row[0] if row and row[0] is not None else 1
     if found != SCHEMA_VERSION:
         con.close()
+        hint = "list them with `kforensics sql`: SELECT DISTINCT path FROM sources"
         raise CaseError(
             f"{path}: the case has schema version {found}, this kforensics reads version "
-            f"{SCHEMA_VERSION}. Load its sources again into a new case "
-            "(`SELECT DISTINCT path FROM sources` lists them)."
+            f"{SCHEMA_VERSION}. Load its sources again into a new case ({hint})."
         )
 
 

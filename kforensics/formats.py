@@ -112,6 +112,34 @@ def classify_line(text: str, line: int) -> list[Record]:
     return classify_value(value, line, text.encode("utf-8"))
 
 
+_CONTAINER_FORMATS = {None: EVENTLIST, "items": EVENTLIST, "records": AKS, "events": EKS}
+
+
+def classify_piece(text: str, container: str | None, line: int, index: int | None) -> list[Record]:
+    """Return the records of one piece of a streamed document (see `jsonstream`).
+
+    `container` names the root array the piece is an element of (None with index None: the
+    piece is a whole top-level value).
+    """
+    if index is None:
+        value, error = parse_text(text)
+        if error is not None:
+            return [_reject(line, None, error)]
+        return classify_value(value, line, text.encode("utf-8"))
+    compact = _minify_str(text)
+    if container == "items":
+        # EventList items are events or nothing: the SQL mapping decides, with no parse here.
+        return [Record(line, index, EVENTLIST, event=compact)]
+    value, error = parse_text(compact)
+    if error is not None:
+        return [_reject(line, index, error)]
+    out = _classify(value, line, index, compact, 1)
+    for rec in out:
+        if rec.fmt == NATIVE:
+            rec.fmt = _CONTAINER_FORMATS.get(container, EVENTLIST)
+    return out
+
+
 def classify_value(value: Any, line: int, data: bytes | None = None) -> list[Record]:
     """Return the records held by one parsed JSON value (whose text is `data`) at `line`.
 
@@ -159,7 +187,7 @@ def _classify(
     if isinstance(value, list):
         if not value:
             return [_reject(line, index, "empty JSON array: no events")]
-        return _children(value, line, index, depth, NATIVE, texts)
+        return _children(value, line, index, depth, EVENTLIST, texts)
     if not isinstance(value, dict):
         return [_reject(line, index, f"not an audit event: a JSON {_json_kind(value)}")]
     if _is_event(value):
@@ -186,6 +214,10 @@ def _classify(
     if wrapped is not None:
         key, inner, fmt = wrapped
         envelope = {k: v for k, v in value.items() if k != key}
+        if key == "kubernetes":  # Filebeat: the pod metadata beside the event stays
+            rest = {k: v for k, v in value["kubernetes"].items() if k != "audit"}
+            if rest:
+                envelope["kubernetes"] = rest
         return _unwrapped(inner, key, envelope, fmt, line, index, depth)
     # Nothing we know wraps it: the SQL mapping decides whether it is recognisably an event.
     return [_native(value, line, index, text)]
@@ -214,7 +246,9 @@ def _wrapped(value: dict) -> tuple[str, Any, str] | None:
         if isinstance(value.get(key), str):
             if key == "_raw":
                 fmt = SPLUNK
-            elif key == "message" and (_CLOUDWATCH_KEYS & value.keys() or "timestamp" in value):
+            elif key == "message" and (
+                _CLOUDWATCH_KEYS & value.keys() or isinstance(value.get("timestamp"), int)
+            ):
                 fmt = EKS
             else:
                 fmt = PIPELINE
@@ -232,9 +266,6 @@ def _unwrapped(
         if error is not None:
             return [_reject(line, index, f"{fmt} record whose {key} is not JSON: {error}")]
         text, inner = _minify_str(inner.strip()), inner_value
-    if key == "kubernetes":
-        rest = {k: v for k, v in envelope.get("kubernetes", {}).items() if k != "audit"}
-        envelope = {**envelope, "kubernetes": rest} if rest else envelope
     out = _classify(inner, line, index, text, depth + 1)
     for rec in out:
         if rec.fmt == NATIVE:

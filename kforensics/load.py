@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from kforensics.case import connect, create_schema
 from kforensics.inventory import manifest_objects
 from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
-from kforensics.reader import FileReader, InputError, Lines, discover, split_lines
+from kforensics.reader import FileReader, InputError, Lines, discover
 
 # Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
 ARROW_BATCH_ROWS = 65536
@@ -67,6 +67,7 @@ class SourceStats:
     events_loaded: int = 0
     duplicates: int = 0
     rejected: int = 0
+    error: str | None = None  # why the file, or the folder it stands for, could not be read
     formats: Counter = field(default_factory=Counter, repr=False)
 
 
@@ -124,20 +125,70 @@ class LoadResult:
 def _native_chunk(lines: Lines) -> pa.Table:
     """Return a block's lines as a chunk for the mapping (line ends and blanks are null rows)."""
     n = len(lines.numbers)
-    line_numbers = np.zeros(2 * n, dtype=np.int64)
-    line_numbers[0::2] = lines.numbers
+    if lines.blank > n // 2:
+        # Mostly blank: hand DuckDB only the lines (a file of blank lines costs nothing).
+        keep = np.flatnonzero(lines.valid)
+        text = lines.text.take(pa.array(2 * keep))
+        numbers, n = lines.numbers[keep], 0
+        rows = len(keep)
+    else:
+        text, rows = lines.text, 2 * n
+        numbers = np.zeros(rows, dtype=np.int64)
+        numbers[0::2] = lines.numbers
     return pa.table(
         {
-            "source_line": line_numbers,
-            "source_index": pa.nulls(2 * n, pa.int32()),
-            "line": lines.text,
-            "event": pa.nulls(2 * n, pa.string()),
-            "raw": pa.nulls(2 * n, pa.string()),
-            "envelope": pa.nulls(2 * n, pa.string()),
-            "source_format": pa.nulls(2 * n, pa.string()),  # NULL means native
+            "source_line": numbers,
+            "source_index": pa.nulls(rows, pa.int32()),
+            "line": text,
+            "event": pa.nulls(rows, pa.string()),
+            "raw": pa.nulls(rows, pa.string()),
+            "envelope": pa.nulls(rows, pa.string()),
+            "source_format": pa.nulls(rows, pa.string()),  # NULL means native
         },
         schema=CHUNK_SCHEMA,
     )
+
+
+# A line file is mapped in windows: one streaming INSERT per window, then the lines DuckDB did
+# not take (envelopes, bad lines) are handled from the window's blocks, still in memory. So each
+# file is read once, and memory holds one window whatever the file's size.
+WINDOW_BYTES = 256 * 1024 * 1024
+WINDOW_LINES = 4 * 1024 * 1024
+# Records of an envelope or document are mapped in batches of this many.
+RECORD_BATCH = 20000
+# Rejects are written to the case in batches, so millions of them never pile up in memory.
+REJECT_BATCH = 20000
+
+
+@dataclass
+class _Block:
+    """What a window keeps of one block: its non-blank lines' numbers and byte ranges."""
+
+    numbers: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    block: memoryview | bytes
+
+    def line_bytes(self, i: int) -> bytes:
+        return bytes(self.block[self.starts[i] : self.ends[i]])
+
+
+def _kept(lines: Lines) -> _Block:
+    valid = lines.valid
+    return _Block(
+        numbers=lines.numbers[valid],
+        starts=lines.offsets[0:-1:2][valid],
+        ends=lines.offsets[1::2][valid],
+        block=lines.block,
+    )
+
+
+@dataclass
+class _Window:
+    blocks: list[_Block] = field(default_factory=list)
+    bytes: int = 0
+    lines: int = 0
+    full: bool = False  # more of the file may follow
 
 
 class _Loader:
@@ -171,104 +222,105 @@ class _Loader:
         self, stats: SourceStats, line: int, index: int | None, reason: str, raw, new=True
     ) -> None:
         """Record a reject; `new` when it is a record not already counted in stats.records."""
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", errors="backslashreplace")
-        size = None if raw is None else len(raw)
+        if isinstance(raw, bytes | memoryview):
+            raw = bytes(raw[: REJECT_RAW_CHARS * 4]).decode("utf-8", errors="backslashreplace")
+            size = None
+        else:
+            size = None if raw is None else len(raw)
         text = None if raw is None else raw[:REJECT_RAW_CHARS]
         self.rejects.append((self.load_id, stats.path, line, index, reason, text, size))
         stats.rejected += 1
         stats.records += new
+        if len(self.rejects) >= REJECT_BATCH:
+            self.flush_rejects()
 
-    def lines(
-        self,
-        reader: FileReader,
-        blocks: Iterable[Lines],
-        again: Callable[[], Iterable[Lines]],
-        stats: SourceStats,
-    ) -> None:
-        """Load a line-oriented file (native JSON lines, or one envelope per line).
-
-        Pass 1 streams every line through one INSERT: DuckDB maps the native events. Lines it
-        did not take (envelopes, bad lines) are read again from `again()` in pass 2.
-        """
-        index: list[tuple[int, np.ndarray]] = []  # first line and non-blank mask of each block
-        position = {"next_line": 1, "blocks": 0}
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for ordinal, lines in enumerate(blocks):
-                n, first = len(lines.numbers), position["next_line"]
-                blank = lines.blank
-                if ordinal in reader.oversized:
-                    self._oversized(stats, first, reader.oversized[ordinal])
-                    blank -= 1
-                    lines.valid[0] = False  # the placeholder is not a line to map
-                position["next_line"] += n
-                position["blocks"] = ordinal + 1
-                stats.lines_read += n
-                stats.blank_lines += blank
-                index.append((first, lines.valid))
-                yield from _native_chunk(lines).to_batches(max_chunksize=ARROW_BATCH_ROWS)
-
-        # `chunk` in the SQL is this local variable (a DuckDB replacement scan). Not
-        # con.register(): a view registered inside a transaction pins its data until commit.
-        chunk = pa.RecordBatchReader.from_batches(CHUNK_SCHEMA, batches())  # noqa: F841
+    def lines(self, reader: FileReader, blocks: Iterator[Lines], stats: SourceStats) -> None:
+        """Load a line-oriented file (native JSON lines, or one envelope per line)."""
         params = {"file": stats.path, "load": self.load_id}
-        inserted = self.con.execute(self.insert_sql, params).fetchone()[0]
-        stats.events_loaded += inserted
-        stats.formats[formats.NATIVE] += inserted
-        stats.records += inserted
-        next_line = position["next_line"]
-        last = max(reader.oversized, default=-1)
-        if last >= position["blocks"]:  # the file ended inside an oversized line
+        full = True
+        while full:
+            window = _Window()
+            # `chunk` in the SQL is this local variable (a DuckDB replacement scan). Not
+            # con.register(): a view registered inside a transaction pins its data until commit.
+            chunk = pa.RecordBatchReader.from_batches(  # noqa: F841
+                CHUNK_SCHEMA, self._fill(window, blocks, stats)
+            )
+            inserted = self.con.execute(self.insert_sql, params).fetchone()[0]
+            stats.events_loaded += inserted
+            stats.formats[formats.NATIVE] += inserted
+            stats.records += inserted
+            if inserted < sum(len(b.numbers) for b in window.blocks):
+                self._leftovers(window.blocks, stats)
+            full = window.full
+        for rest in reader.oversized.values():  # the file ended inside an oversized line
             stats.lines_read += 1
-            self._oversized(stats, next_line, reader.oversized[last])
-        if reader.error:
+            self._oversized(stats, stats.lines_read, rest)
+        self._read_error(reader, stats)
+
+    def _fill(
+        self, window: _Window, blocks: Iterator[Lines], stats: SourceStats
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield the next blocks as Arrow batches until the window is full or the file ends."""
+        for lines in blocks:
+            self._account(lines, stats)
+            window.blocks.append(_kept(lines))
+            yield from _native_chunk(lines).to_batches(max_chunksize=ARROW_BATCH_ROWS)
+            window.bytes += len(lines.block)
+            window.lines += len(lines.numbers)
+            if window.bytes >= WINDOW_BYTES or window.lines >= WINDOW_LINES:
+                window.full = True
+                return
+
+    def _account(self, lines: Lines, stats: SourceStats) -> None:
+        """Count a block's lines; an oversized line's placeholder becomes its reject."""
+        first = int(lines.numbers[0]) if len(lines.numbers) else stats.lines_read + 1
+        stats.lines_read += len(lines.numbers)
+        blank = lines.blank
+        if lines.oversized:
+            self._oversized(stats, first, lines.oversized)
+            blank -= 1
+        stats.blank_lines += blank
+
+    def _read_error(self, reader: FileReader, stats: SourceStats) -> None:
+        if reader.error and not reader.unopened:
             # The unreadable rest of the file counts as one line: its true count is unknowable.
             stats.lines_read += 1
             reason = f"{reader.error} (the rest of the file, from this line on, is unreadable)"
-            self.reject(stats, next_line, None, reason, None)
-        nonblank = sum(int(valid.sum()) for _, valid in index)
-        if inserted < nonblank:
-            self._leftovers(index, again, stats)
+            self.reject(stats, stats.lines_read, None, reason, None)
 
     def _oversized(self, stats: SourceStats, line: int, size: int) -> None:
         limit = reader_module.MAX_LINE_BYTES
         self.reject(stats, line, None, f"line longer than {limit} bytes ({size:,} bytes)", None)
 
-    def _leftovers(
-        self,
-        index: list[tuple[int, np.ndarray]],
-        again: Callable[[], Iterable[Lines]],
-        stats: SourceStats,
-    ) -> None:
-        """Pass 2: route the lines pass 1 did not take to the envelope parsers or to rejects."""
-        wanted = np.concatenate([first + np.flatnonzero(valid) for first, valid in index])
-        done = self.con.execute(
-            "SELECT source_line FROM events WHERE load_id = $load AND source_file = $file",
-            {"load": self.load_id, "file": stats.path},
+    def _leftovers(self, window: list[_Block], stats: SourceStats) -> None:
+        """Route the window's lines that the SQL mapping did not take to the envelope parsers."""
+        lo = int(min(b.numbers[0] for b in window if len(b.numbers)))
+        hi = int(max(b.numbers[-1] for b in window if len(b.numbers)))
+        taken = self.con.execute(
+            "SELECT source_line FROM events WHERE load_id = $load AND source_file = $file "
+            "AND source_line BETWEEN $lo AND $hi",
+            {"load": self.load_id, "file": stats.path, "lo": lo, "hi": hi},
         ).fetchnumpy()["source_line"]
-        wanted = np.setdiff1d(wanted, done, assume_unique=True)
-        for lines in again():
-            if not len(wanted):
-                break
-            first, n = int(lines.numbers[0]), len(lines.numbers)
-            here = wanted[: np.searchsorted(wanted, first + n)]
-            wanted = wanted[len(here) :]
-            records: list[formats.Record] = []
-            raw_text: dict[int, str] = {}
-            for ln in here.tolist():
-                data = lines.line_bytes(ln - first)
+        records: list[formats.Record] = []
+        raw_text: dict[tuple[int, int | None], str] = {}
+        for b in window:
+            left = np.flatnonzero(~np.isin(b.numbers, taken, assume_unique=True))
+            for i in left.tolist():
+                ln, data = int(b.numbers[i]), b.line_bytes(i)
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     self.reject(stats, ln, None, f"invalid UTF-8 at byte {exc.start}", data)
                     continue
-                if not text.strip():
+                if not text.strip():  # whitespace that is not ASCII blank: U+00A0, BOM...
                     stats.blank_lines += 1
                     continue
-                raw_text[ln] = text
+                raw_text[(ln, None)] = text
                 records.extend(formats.classify_line(text, ln))
-            self.records(records, stats, raw_text)
+                if len(records) >= RECORD_BATCH:
+                    self.records(records, stats, raw_text)
+                    records, raw_text = [], {}
+        self.records(records, stats, raw_text)
 
     def records(self, records: list[formats.Record], stats: SourceStats, raw_text: dict) -> None:
         """Map unwrapped records through the shared SQL; reject what it cannot take."""
@@ -276,7 +328,8 @@ class _Loader:
         events = [r for r in records if r.reason is None]
         for r in records:
             if r.reason is not None:
-                self.reject(stats, r.line, r.index, r.reason, raw_text.get(r.line), new=False)
+                raw = raw_text.get((r.line, r.index), raw_text.get((r.line, None)))
+                self.reject(stats, r.line, r.index, r.reason, raw, new=False)
         if not events:
             return
         chunk = pa.table(
@@ -300,16 +353,38 @@ class _Loader:
                 self.reject(stats, line, index, problem, raw, new=False)
         stats.formats.update(r.fmt for r in events if (r.line, r.index) not in failed)
 
-    def document(self, data: bytes, stats: SourceStats) -> bool:
-        """Load a multi-line JSON document (EventList, array, envelope); False if not one."""
-        value, error = formats.parse_text(data.decode("utf-8", errors="strict"))
-        if error is not None:
-            return False
-        records = formats.classify_value(value, 1, data)
-        stats.lines_read = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        stats.blank_lines = sum(1 for ln in data.splitlines() if not ln.strip())
-        self.records(records, stats, {})
-        return True
+    def document(self, reader: FileReader, blocks: Iterator[bytes], stats: SourceStats) -> None:
+        """Load a JSON document (EventList, array, envelope, concatenated values), streamed."""
+        from kforensics.jsonstream import RecordStream  # TEMP until it lands
+
+        blanks = _BlankCounter()
+        stream = RecordStream(blanks.counted(blocks), max_record_bytes=reader_module.MAX_LINE_BYTES)
+        records: list[formats.Record] = []
+        raw_text: dict[tuple[int, int | None], str] = {}
+        pending = 0
+        for piece in stream:
+            if piece.problem is not None:
+                self.reject(stats, piece.line, piece.index, piece.problem, None)
+                continue
+            try:
+                text = bytes(piece.data).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reason = f"invalid UTF-8 at byte {exc.start} of the record"
+                self.reject(stats, piece.line, piece.index, reason, piece.data)
+                continue
+            found = formats.classify_piece(text, piece.container, piece.line, piece.index)
+            raw_text[(piece.line, piece.index)] = text[:REJECT_RAW_CHARS]
+            records.extend(found)
+            pending += len(text)
+            if len(records) >= RECORD_BATCH or pending >= 64 * 1024 * 1024:
+                self.records(records, stats, raw_text)
+                records, raw_text, pending = [], {}, 0
+        self.records(records, stats, raw_text)
+        for line, container in stream.empty_containers:
+            self.reject(stats, line, None, f"empty {container or 'JSON'} array: no events", None)
+        stats.lines_read = stream.lines
+        stats.blank_lines = blanks.blank
+        self._read_error(reader, stats)
 
     def flush_rejects(self) -> None:
         if not self.rejects:
@@ -330,7 +405,41 @@ class _Loader:
         self.rejects.clear()
 
 
-def _looks_like_document(block) -> bool:
+class _BlankCounter:
+    """Counts whitespace-only lines of a document as its blocks stream past."""
+
+    def __init__(self) -> None:
+        self.blank = 0
+        self.line_has_text = False  # the current (unfinished) line has a non-blank byte
+
+    def counted(self, blocks: Iterable[memoryview]) -> Iterator[memoryview]:
+        ended = True
+        for block in blocks:
+            buf = np.frombuffer(block, dtype=np.uint8)
+            if not len(buf):
+                continue
+            nl = np.flatnonzero(buf == 10)
+            text = ~np.isin(buf, _BLANK_BYTES)
+            # Non-blank bytes before each newline, counted from the previous newline.
+            seen = np.concatenate(([0], np.cumsum(text)))
+            bounds = np.concatenate(([0], nl + 1))
+            per_line = seen[bounds[1:]] - seen[bounds[:-1]]
+            if len(per_line):
+                per_line[0] += self.line_has_text
+                self.blank += int(np.count_nonzero(per_line == 0))
+                self.line_has_text = bool(seen[-1] - seen[bounds[-1]])
+            else:
+                self.line_has_text = self.line_has_text or bool(seen[-1])
+            ended = buf[-1] == 10
+            yield block
+        if not ended and not self.line_has_text:
+            self.blank += 1
+
+
+_BLANK_BYTES = np.frombuffer(b" \t\r\n", dtype=np.uint8)
+
+
+def _starts_document(block) -> bool:
     """True when the file starts with JSON that does not fit on its first line."""
     view = memoryview(block)
     head = bytes(view[: 1 << 16]).lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -351,19 +460,15 @@ def _load_file(loader: _Loader, path: Path, progress: ByteProgress) -> SourceSta
     reader = FileReader(path, on_bytes=progress.advance)
     blocks = reader.lines()
     first = next(blocks, None)
-    if first is not None and _looks_like_document(first.block):
-        data = b"".join([first.block, *(b.block for b in blocks)])
-        if not loader.document(data, stats):
-            loader.lines(reader, [split_lines(data, 1)], lambda: [split_lines(data, 1)], stats)
+    if first is not None and _starts_document(first.block):
+        rest = (lines.block for lines in blocks)
+        loader.document(reader, itertools.chain([first.block], rest), stats)
     else:
-        loader.lines(
-            reader,
-            itertools.chain([first] if first else [], blocks),
-            lambda: FileReader(path).lines(),
-            stats,
-        )
+        loader.lines(reader, itertools.chain([first] if first else [], blocks), stats)
     stats.sha256, stats.bytes, stats.compression = reader.sha256, reader.bytes, reader.compression
     stats.format = "+".join(sorted(f for f, n in stats.formats.items() if n)) or "unknown"
+    if reader.unopened:
+        stats.error = reader.error
     loader.flush_rejects()
     return stats
 
@@ -380,12 +485,12 @@ def load(
 
     `inventory` names `kubectl get -o json|yaml` dumps to keep beside the log (table inventory).
     """
-    files = discover(paths) if paths else []
+    files, unreadable = discover(paths) if paths else ([], [])
     try:
-        manifests = [(f, manifest_objects(f)) for f in discover(inventory)] if inventory else []
+        manifests = [(f, manifest_objects(f)) for f in discover(inventory)[0]] if inventory else []
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    total = sum(f.stat().st_size for f in files)
+    total = sum(_size(f) for f in files)
     Path(case).parent.mkdir(parents=True, exist_ok=True)
     con = connect(case, read_only=False)
     try:
@@ -408,6 +513,7 @@ def load(
         with ByteProgress(total, enabled=progress) as bar:
             for path in files:
                 sources.append(_load_file(loader, path, bar))
+        sources += [SourceStats(path=str(u.path), error=u.reason) for u in unreadable]
         _remove_duplicates(con, load_id, sources)
         for path, objects in manifests:
             for obj in objects:
@@ -423,7 +529,7 @@ def load(
         for s in sources:
             con.execute(
                 "INSERT INTO sources VALUES ($load, $path, $sha, $bytes, $comp, $fmt, $lines, "
-                "$blank, $records, $loaded, $dups, $rejected)",
+                "$blank, $records, $loaded, $dups, $rejected, $error)",
                 {
                     "load": load_id,
                     "path": s.path,
@@ -437,6 +543,7 @@ def load(
                     "loaded": s.events_loaded,
                     "dups": s.duplicates,
                     "rejected": s.rejected,
+                    "error": s.error,
                 },
             )
         con.execute(
@@ -470,6 +577,13 @@ def load(
     return LoadResult(str(case), load_id, sources, reasons, collisions, n_objects, quality)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reported when the file is read
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute("ROLLBACK")
@@ -478,7 +592,13 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _remove_duplicates(con: duckdb.DuckDBPyConnection, load_id: int, sources: list) -> None:
-    """Delete this load's events already in the case (or seen earlier in this load)."""
+    """Delete this load's events already in the case (or seen earlier in this load).
+
+    An exact repeat is the same JSON whatever its whitespace or escaping: the same event as a
+    native line with spaces, inside a pretty-printed EventList and re-encoded from an AKS
+    record is one event. Only events sharing audit ID, stage and time can be repeats, so the
+    canonical text is computed for those alone.
+    """
     # Read by the query below as a replacement scan (see _Loader._insert).
     file_order = pa.table(  # noqa: F841
         {"source_file": [s.path for s in sources], "seq": list(range(len(sources)))}
@@ -486,28 +606,40 @@ def _remove_duplicates(con: duckdb.DuckDBPyConnection, load_id: int, sources: li
     had_events = con.execute(
         "SELECT count(*) > 0 FROM events WHERE load_id < $id", {"id": load_id}
     ).fetchone()[0]
+    same = (
+        "e.audit_id IS NOT DISTINCT FROM m.audit_id AND e.stage IS NOT DISTINCT FROM m.stage "
+        "AND e.ts IS NOT DISTINCT FROM m.ts"
+    )
     scope = (
-        "WHERE event_id IN (SELECT event_id FROM events WHERE load_id = $id)"
+        "FROM events e JOIN (SELECT DISTINCT audit_id, stage, ts FROM events "
+        "WHERE load_id = $id) m ON e.audit_id IS NOT DISTINCT FROM m.audit_id "
+        "AND e.stage IS NOT DISTINCT FROM m.stage AND e.ts IS NOT DISTINCT FROM m.ts"
         if had_events
-        else "WHERE load_id = $id"
+        else "FROM events e WHERE e.load_id = $id"
     )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dup AS
-        WITH repeated AS (
-            SELECT event_id FROM events {scope} GROUP BY event_id HAVING count(*) > 1
+        WITH cand AS (
+            SELECT e.rowid AS rid, e.source_file, e.load_id, e.source_line, e.source_index,
+                   e.audit_id, e.stage, e.ts, e.raw
+            {scope}
+        ),
+        multi AS (SELECT audit_id, stage, ts FROM cand GROUP BY ALL HAVING count(*) > 1),
+        keyed AS (
+            SELECT e.*, md5(json(e.raw)) AS canonical
+            FROM cand e JOIN multi m ON {same}
         )
         SELECT rid, source_file FROM (
-            SELECT e.rowid AS rid, e.source_file, e.load_id,
+            SELECT k.rid, k.source_file, k.load_id,
                    row_number() OVER (
-                       PARTITION BY e.event_id
-                       ORDER BY e.load_id, o.seq, e.source_line, e.source_index
+                       PARTITION BY k.canonical
+                       ORDER BY k.load_id, o.seq, k.source_line, k.source_index
                    ) AS rn
-            FROM events e
-            JOIN repeated USING (event_id)
-            LEFT JOIN file_order o ON e.load_id = $id AND o.source_file = e.source_file
+            FROM keyed k
+            LEFT JOIN file_order o ON k.load_id = $id AND o.source_file = k.source_file
         ) WHERE rn > 1 AND load_id = $id
-        """,  # noqa: S608 (scope is one of two constant strings)
+        """,  # noqa: S608 (scope and same are constant strings)
         {"id": load_id},
     )
     counts = dict(con.execute("SELECT source_file, count(*) FROM dup GROUP BY 1").fetchall())

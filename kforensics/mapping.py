@@ -90,28 +90,49 @@ def _ref(path: str) -> str:
     return f"o_{parent}.{leaf}"
 
 
+# Checks on the JSON text DuckDB re-serialises (compact, no spaces): cheaper than json_type,
+# which parses every value again.
+_JSON_STRING = r'"([^"\\]|\\.)*"'
+_STRING_LIST = r"^\[(" + _JSON_STRING + "(," + _JSON_STRING + r")*)?\]$"
+_STRING_MAP = (
+    r"^\{(" + _JSON_STRING + ":" + _JSON_STRING
+    + "(," + _JSON_STRING + ":" + _JSON_STRING + r")*)?\}$"
+)  # fmt: skip
+
+
 def _string(path: str) -> str:
     """SQL for the JSON string at `path` as VARCHAR, NULL when absent or not a string."""
-    ref = _ref(path)
-    return f"CASE WHEN json_type({ref}) = 'VARCHAR' THEN {ref}->>'$' END"
+    ref = f"{_ref(path)}::VARCHAR"
+    # Without a backslash the string is its text between the quotes: no parse needed.
+    return (
+        f"CASE WHEN starts_with({ref}, '\"') THEN CASE WHEN contains({ref}, '\\') "
+        f"THEN {_ref(path)}->>'$' ELSE ({ref})[2:-2] END END"
+    )
 
 
 def _instant(text: str) -> str:
-    """SQL giving the TIMESTAMPTZ of a timestamp string, NULL when it is not a real instant."""
-    zoned = f"upper({text}) || CASE WHEN regexp_matches({text}, '{_ZONE}') THEN '' ELSE 'Z' END"
+    """SQL giving the TIMESTAMPTZ of a timestamp string, NULL when it is not a real instant.
+
+    A string without a zone is read in the connection's time zone, which `case.connect`
+    sets to UTC.
+    """
     return (
-        f"CASE WHEN regexp_matches({text}, '{_INSTANT}') THEN try_cast({zoned} AS TIMESTAMPTZ) END"
+        f"CASE WHEN regexp_matches({text}, '{_INSTANT}') "
+        f"THEN try_cast(translate({text}, 'tz', 'TZ') AS TIMESTAMPTZ) END"
     )
 
 
-def _strings_of(json_value: str, cast: str, wildcard: str = "$[*]") -> str:
+def _strings_of(json_value: str, cast: str, pattern: str = _STRING_LIST) -> str:
     """SQL casting a JSON list (or object) of strings, NULL when any element is not a string."""
-    container = "ARRAY" if wildcard == "$[*]" else "OBJECT"
     return (
-        f"CASE WHEN json_type({json_value}) = '{container}' AND len(list_filter("
-        f"json_type({json_value}, '{wildcard}'), lambda t: t <> 'VARCHAR')) = 0 "
+        f"CASE WHEN regexp_matches({json_value}::VARCHAR, '{pattern}') "
         f"THEN try_cast({json_value} AS {cast}) END"
     )
+
+
+def _field(value: str) -> str:
+    """SQL giving a value's length and text, unambiguous when joined (NULL apart from '')."""
+    return f"coalesce(length({value}) || ':' || {value}, '-')"
 
 
 def _in_range(col: str) -> str:
@@ -121,18 +142,18 @@ def _in_range(col: str) -> str:
 def _problem() -> str:
     """SQL CASE giving the reason an event cannot be loaded, or NULL when it can."""
     wrong_objects = "\n".join(
-        f"        WHEN json_type(e.{name}) NOT IN ('OBJECT', 'NULL') THEN"
+        f"        WHEN NOT starts_with(e.{name}::VARCHAR, '{{') THEN"
         f" '{name} is not an object: ' || left(e.{name}::VARCHAR, 60)"
         for name in _OBJECTS
     )
     wrong_strings = "\n".join(
-        f"        WHEN json_type({_ref(path)}) NOT IN ('VARCHAR', 'NULL')"
+        f"        WHEN NOT starts_with({_ref(path)}::VARCHAR, '\"')"
         f" THEN '{path} is not a string: ' || left({_ref(path)}::VARCHAR, 60)"
         for path in _STRINGS
     )
     return f"""CASE
         WHEN e IS NULL THEN 'invalid JSON'
-        WHEN json_type(event_text) <> 'OBJECT' THEN
+        WHEN NOT starts_with(ltrim(event_text, ' \t\r\n\ufeff'), '{{') THEN
             'not an audit event: a JSON ' || lower(json_type(event_text))
         WHEN NOT coalesce(
             e.auditID IS NOT NULL
@@ -195,7 +216,7 @@ def mapped_select(chunk: str) -> str:
     # abort the load's transaction.
     parse = f"try(from_json(event_text, '{_TYPE_LITERAL}'))"
     objects = ",\n                ".join(
-        f"CASE WHEN json_type(e.{n}) = 'OBJECT' THEN from_json(e.{n}, "
+        f"CASE WHEN starts_with(e.{n}::VARCHAR, '{{') THEN from_json(e.{n}, "
         f"'{json.dumps(_object_type(n))}') END AS o_{n}"
         for n in _OBJECTS
     )
@@ -207,8 +228,9 @@ def mapped_select(chunk: str) -> str:
         -- client-chosen Audit-ID reused by another request does not merge the two. Without
         -- an audit ID an event is a request of its own.
         CASE WHEN audit_id IS NULL OR audit_id = '' THEN md5(event_text)
-            ELSE md5(json_array(audit_id, username, impersonated_user, verb, request_uri,
-                                epoch_us(coalesce(rts, old_ts))))
+            ELSE md5(concat_ws(chr(0), {_field("audit_id")}, {_field("username")},
+                {_field("impersonated_user")}, {_field("verb")}, {_field("request_uri")},
+                {_field("epoch_us(coalesce(rts, old_ts))::VARCHAR")}))
         END AS request_id,
         nullif(audit_id, '') AS audit_id,
         stage,
@@ -251,12 +273,13 @@ def mapped_select(chunk: str) -> str:
         FROM (
             SELECT *,
                 -- Only JSON integers are status codes: true, "201" and 201.7 are not.
-                CASE WHEN json_type(o_responseStatus.code) IN ('BIGINT', 'UBIGINT')
+                CASE WHEN regexp_matches(o_responseStatus.code::VARCHAR, '^-?[0-9]+$')
                     THEN try_cast(o_responseStatus.code AS INTEGER) END AS code,
                 {_strings_of("e.sourceIPs", "VARCHAR[]")} AS source_ips,
                 {_strings_of("o_user.groups", "VARCHAR[]")} AS user_groups,
                 {_strings_of("o_impersonatedUser.groups", "VARCHAR[]")} AS impersonated_groups,
-                {_strings_of("e.annotations", "MAP(VARCHAR, VARCHAR)", "$.*")} AS annotations,
+                {_strings_of("e.annotations", "MAP(VARCHAR, VARCHAR)", _STRING_MAP)}
+                    AS annotations,
                 {_instant("rts_text")} AS rts,
                 {_instant("stage_ts_text")} AS stage_ts,
                 {_instant("old_ts_text")} AS old_ts

@@ -20,23 +20,35 @@ GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_SIZE = 32 * 1024 * 1024
 # Longer lines are rejected unread: no audit event comes near this (the API server caps requests).
 MAX_LINE_BYTES = 256 * 1024 * 1024
+# A block of short (or blank) lines is cut into pieces of at most this many lines, so that the
+# per-line arrays stay small whatever the input: 32 MiB of newlines would otherwise be 32M lines.
+MAX_BLOCK_LINES = 1 << 20
 
 
 class InputError(Exception):
     """A path given on the command line that cannot be read at all."""
 
 
-def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Return the files named by paths: files, folders (recursive) and glob patterns, in order."""
+@dataclass
+class Unreadable:
+    """A file or folder named by the input that could not be read, and why."""
+
+    path: Path
+    reason: str
+
+
+def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Unreadable]]:
+    """Return the files named by paths (files, folders recursively, globs) and what was unreadable.
+
+    A folder that cannot be listed, or an entry that cannot be examined, is reported, never
+    skipped in silence; a path that names nothing at all is an InputError.
+    """
     found: list[Path] = []
+    unreadable: list[Unreadable] = []
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            found.extend(
-                f
-                for f in sorted(p.rglob("*"))
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
+            found.extend(_walk(p, unreadable))
         elif p.is_file():
             found.append(p)
         elif glob.has_magic(str(arg)):
@@ -56,7 +68,32 @@ def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if key not in seen:
             seen.add(key)
             unique.append(f)
-    return unique
+    return unique, unreadable
+
+
+def _walk(root: Path, unreadable: list[Unreadable]) -> list[Path]:
+    """Return the regular files under root (hidden ones skipped), in name order."""
+
+    def failed(exc: OSError) -> None:
+        unreadable.append(Unreadable(Path(exc.filename or root), f"cannot list: {_why(exc)}"))
+
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(root, onerror=failed):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            f = Path(folder) / name
+            try:
+                if f.is_file():
+                    files.append(f)
+            except OSError as exc:
+                unreadable.append(Unreadable(f, f"cannot examine: {_why(exc)}"))
+    return files
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 class _HashingFile:
@@ -169,6 +206,7 @@ class FileReader:
     # Lines over MAX_LINE_BYTES, by the ordinal of the block whose first line stands in for
     # them (an empty placeholder line), or the ordinal after the last block when at the end.
     oversized: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    unopened: bool = False  # open() failed: nothing of the file was read
 
     def blocks(self) -> Iterator[memoryview]:
         """Yield blocks of whole lines (the last may lack its newline); set `error` on failure."""
@@ -179,10 +217,13 @@ class FileReader:
 
         def split() -> Iterator[Lines]:
             next_line = 1
-            for block in self._produce():
-                lines = split_lines(block, next_line)
-                next_line += len(lines.numbers)
-                yield lines
+            for ordinal, block in enumerate(self._produce()):
+                oversized = self.oversized.pop(ordinal, 0)
+                for piece in _pieces(block, MAX_BLOCK_LINES):
+                    lines = split_lines(piece, next_line)
+                    lines.oversized, oversized = oversized, 0
+                    next_line += len(lines.numbers)
+                    yield lines
 
         return self._threaded(split())
 
@@ -221,8 +262,15 @@ class FileReader:
             thread.join()
 
     def _produce(self) -> Iterator[memoryview]:
-        with open(self.path, "rb") as fh:
-            hasher = _HashingFile(fh, self.on_bytes)
+        try:
+            fh = open(self.path, "rb")  # noqa: SIM115 (closed below, after a read error too)
+        except OSError as exc:
+            self.error = f"cannot open: {_why(exc)}"
+            self.unopened = True
+            self.sha256 = hashlib.sha256().hexdigest()
+            return
+        hasher = _HashingFile(fh, self.on_bytes)
+        try:
             stream = hasher
             if fh.peek(2)[:2] == GZIP_MAGIC:
                 self.compression = "gzip"
@@ -232,8 +280,13 @@ class FileReader:
             # Hash whatever a decoding error left unread, so sha256 is the file's.
             while hasher.read(1 << 20):
                 pass
-        self.sha256 = hasher.sha256.hexdigest()
-        self.bytes = hasher.bytes
+        except OSError as exc:
+            # What was read before the error is kept; sha256 and bytes are of exactly that.
+            self.error = f"read error after {hasher.bytes:,} bytes: {_why(exc)}"
+        finally:
+            fh.close()
+            self.sha256 = hasher.sha256.hexdigest()
+            self.bytes = hasher.bytes
 
     def _split(self, stream) -> Iterator[memoryview]:
         carry = b""
@@ -275,6 +328,25 @@ class FileReader:
             yield view[start : cut + 1]
 
 
+def _pieces(block: memoryview, max_lines: int) -> Iterator[memoryview]:
+    """Yield the block cut at line ends into pieces of at most max_lines lines."""
+    buf = np.frombuffer(block, dtype=np.uint8)
+    if len(buf) <= max_lines or np.count_nonzero(buf == 10) <= max_lines:
+        yield block
+        return
+    start, lines, step = 0, 0, 1 << 20
+    for at in range(0, len(buf), step):
+        nl = np.flatnonzero(buf[at : at + step] == 10)
+        while lines + len(nl) >= max_lines:
+            cut = at + int(nl[max_lines - lines - 1]) + 1
+            yield block[start:cut]
+            nl = nl[max_lines - lines :]
+            start, lines = cut, 0
+        lines += len(nl)
+    if start < len(buf):
+        yield block[start:]
+
+
 @dataclass
 class Lines:
     """The lines of one block as Arrow strings without their line ends, and their numbers.
@@ -289,6 +361,9 @@ class Lines:
     valid: np.ndarray
     offsets: np.ndarray
     block: memoryview | bytes
+    # Bytes of a line over MAX_LINE_BYTES that this block's first line (an empty placeholder)
+    # stands in for; 0 when none.
+    oversized: int = 0
 
     @property
     def blank(self) -> int:

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS sources (
     records        BIGINT NOT NULL,
     events_loaded  BIGINT NOT NULL,
     duplicates     BIGINT NOT NULL,
-    rejected       BIGINT NOT NULL
+    rejected       BIGINT NOT NULL,
+    error          VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS rejects (
