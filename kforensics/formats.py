@@ -101,6 +101,12 @@ def parse_text(text: str) -> tuple[Any, str | None]:
 def classify_line(text: str, line: int) -> list[Record]:
     """Return the records a non-native line holds (events inside envelopes, or a reject)."""
     text = text.strip().lstrip("\ufeff").strip()
+    if text[:1] not in _JSON_STARTS:
+        # Not JSON, nor an export line `<timestamp> <json>`: no parser needs to say so.
+        reason = "invalid JSON: the line does not start with a JSON value"
+        if "\x00" in text:
+            reason += " (the line holds NUL bytes)"
+        return [_reject(line, None, reason)]
     value, error = parse_text(text)
     if error is not None:
         m = _EKS_EXPORT_LINE.match(text)
@@ -111,6 +117,8 @@ def classify_line(text: str, line: int) -> list[Record]:
         return [_reject(line, None, error)]
     return classify_value(value, line, text.encode("utf-8"))
 
+
+_JSON_STARTS = frozenset('{["-0123456789tfn')
 
 _CONTAINER_FORMATS = {None: EVENTLIST, "items": EVENTLIST, "records": AKS, "events": EKS}
 

@@ -214,7 +214,12 @@ def mapped_select(chunk: str) -> str:
     """
     # try(): a line that is not JSON must become a reject, and a failed statement would
     # abort the load's transaction.
-    parse = f"try(from_json(event_text, '{_TYPE_LITERAL}'))"
+    # Only text that can be an object is parsed: a failed parse inside try() costs an
+    # exception, and a file of junk lines would pay it per line.
+    parse = (
+        f"CASE WHEN starts_with(ltrim(event_text, ' \t\ufeff'), '{{') "
+        f"THEN try(from_json(event_text, '{_TYPE_LITERAL}')) END"
+    )
     objects = ",\n                ".join(
         f"CASE WHEN starts_with(e.{n}::VARCHAR, '{{') THEN from_json(e.{n}, "
         f"'{json.dumps(_object_type(n))}') END AS o_{n}"

@@ -18,8 +18,10 @@ import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_SIZE = 32 * 1024 * 1024
-# Longer lines are rejected unread: no audit event comes near this (the API server caps requests).
-MAX_LINE_BYTES = 256 * 1024 * 1024
+# Longer lines (counted without their line end) are rejected unread, so that one line never
+# costs more memory than a load can spare. The API server caps request bodies at 3 MiB; only a
+# RequestResponse event of a huge list comes near this.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 # A block of short (or blank) lines is cut into pieces of at most this many lines, so that the
 # per-line arrays stay small whatever the input: 32 MiB of newlines would otherwise be 32M lines.
 MAX_BLOCK_LINES = 1 << 20

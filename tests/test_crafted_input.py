@@ -1,0 +1,254 @@
+"""Crafted input: bombs, read errors, files that change, limits. Loads go on; memory stays flat.
+
+Memory is measured in a child process (its peak resident set), never by timing.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from kforensics import load, reader
+from tests.conftest import ROOT, event, jsonl
+
+RSS_LIMIT = 1536 * 1024 * 1024  # 1.5 GiB
+
+CHILD = """
+import json, resource, sys
+from kforensics import load
+result = load(sys.argv[1], sys.argv[2:])
+d = result.to_dict()
+d["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(d))
+"""
+
+
+def load_in_child(case: Path, *paths: Path) -> dict:
+    """Return the load summary of a load run in a fresh process, with its peak RSS."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(case), *map(str, paths)],
+        capture_output=True, text=True, env=env, timeout=600, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_gzip_of_200_million_blank_lines_is_counted_in_little_memory(tmp_path):
+    bomb = tmp_path / "audit.log.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        for _ in range(12):
+            f.write(b"\n" * (1 << 24))
+        f.write(jsonl(event("after-the-blanks")))
+    assert bomb.stat().st_size < 400_000
+    got = load_in_child(tmp_path / "case.duckdb", bomb)
+    s = got["sources"][0]
+    assert (s["lines_read"], s["blank_lines"], s["events_loaded"]) == (201_326_593, 201_326_592, 1)
+    assert got["peak_rss"] < RSS_LIMIT
+
+
+def test_millions_of_rejects_do_not_pile_up_in_memory(tmp_path):
+    junk = tmp_path / "junk.log"
+    with open(junk, "wb") as f:
+        for block in range(25):
+            f.write(b"".join(b"junk %d %d\n" % (block, i) for i in range(100_000)))
+    got = load_in_child(tmp_path / "case.duckdb", junk)
+    assert (got["rejected"], got["events_loaded"]) == (2_500_000, 0)
+    assert got["peak_rss"] < RSS_LIMIT
+
+
+def test_big_eventlist_is_streamed_not_read_whole(tmp_path):
+    # ~600 MB pretty-printed: reading it whole (orjson) would need several times that.
+    ev = event("x", requestObject={"data": "z" * 60_000})
+    doc = tmp_path / "hook.json"
+    n = 10_000
+    with open(doc, "w") as f:
+        f.write('{\n  "kind": "EventList",\n  "apiVersion": "audit.k8s.io/v1",\n  "items": [\n')
+        for i in range(n):
+            f.write(json.dumps({**ev, "auditID": f"id-{i}"}, indent=4))
+            f.write(",\n" if i < n - 1 else "\n")
+        f.write("  ]\n}\n")
+    assert doc.stat().st_size > 600_000_000
+    got = load_in_child(tmp_path / "case.duckdb", doc)
+    assert (got["events_loaded"], got["rejected"]) == (n, 0)
+    assert got["peak_rss"] < RSS_LIMIT
+
+
+def test_a_line_at_the_size_limit_loads_and_one_byte_more_is_rejected(tmp_path):
+    limit = reader.MAX_LINE_BYTES
+    base = orjson.dumps(event("big", requestObject={"data": ""}))
+    pad = limit - len(base)
+    at = base.replace(b'"data":""', b'"data":"' + b"a" * pad + b'"')
+    over = base.replace(b'"data":""', b'"data":"' + b"b" * (pad + 1) + b'"')
+    assert (len(at), len(over)) == (limit, limit + 1)
+    log = tmp_path / "audit.log"
+    log.write_bytes(at + b"\r\n" + over.replace(b'"big"', b'"big2"') + b"\n" + jsonl(event("ok")))
+    got = load_in_child(tmp_path / "case.duckdb", log)
+    s = got["sources"][0]
+    assert (s["lines_read"], s["events_loaded"], s["rejected"]) == (3, 2, 1)
+    assert got["reject_reasons"] == [
+        {"reason": f"line longer than {limit} bytes ({limit + 1:,} bytes)", "count": 1}
+    ]
+    assert got["peak_rss"] < RSS_LIMIT
+
+
+def test_invalid_utf8_inside_a_multi_line_document(tmp_path, case_path, con):
+    text = json.dumps(
+        {"kind": "EventList", "items": [event("a"), event("b"), event("c")]}, indent=2
+    )
+    data = text.encode().replace(b'"b"', b'"\xff\xfe"', 1)
+    doc = tmp_path / "hook.json"
+    doc.write_bytes(data)
+    result = load(case_path, [doc])
+    assert (result.events_loaded, result.rejected) == (2, 1)
+    line, index, reason = (
+        con().execute("SELECT source_line, source_index, reason FROM rejects").fetchone()
+    )
+    assert (index, reason.startswith("invalid UTF-8")) == (1, True)
+    assert data.splitlines()[line - 1].strip() == b"{"
+
+
+def test_a_real_read_error_is_reported_and_the_load_goes_on(tmp_path, case_path, con):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "a.log").write_bytes(jsonl(event("a")))
+    os.symlink("/proc/self/mem", folder / "b.log")  # opens, then EIO on the first read
+    (folder / "c.log").write_bytes(jsonl(event("c")))
+    result = load(case_path, [folder])
+    assert result.events_loaded == 2
+    bad = next(s for s in result.sources if s.path.endswith("b.log"))
+    assert (bad.rejected, bad.bytes) == (1, 0)
+    reason = con().execute("SELECT reason FROM rejects").fetchone()[0]
+    assert reason.startswith("read error after 0 bytes: Input/output error")
+
+
+class FailingFile:
+    """A file object that raises EIO once `after` bytes have been read."""
+
+    def __init__(self, fh, after: int):
+        self.fh, self.after, self.done = fh, after, 0
+
+    def peek(self, n: int) -> bytes:
+        return self.fh.peek(n)
+
+    def readinto(self, b) -> int:
+        if self.done >= self.after:
+            raise OSError(errno.EIO, "Input/output error")
+        n = self.fh.readinto(memoryview(b)[: self.after - self.done])
+        self.done += n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        if self.done >= self.after:
+            raise OSError(errno.EIO, "Input/output error")
+        data = self.fh.read(min(n if n >= 0 else self.after, self.after - self.done))
+        self.done += len(data)
+        return data
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def test_read_error_mid_file_keeps_what_was_read(tmp_path, case_path, con, monkeypatch):
+    log = tmp_path / "audit.log"
+    lines = jsonl(*(event(f"e{i}") for i in range(100)))
+    log.write_bytes(lines)
+    cut = lines.index(b'"e50"')  # inside line 51
+    real_open = open
+    monkeypatch.setattr(
+        reader, "open", lambda p, mode="rb": FailingFile(real_open(p, mode), cut), raising=False
+    )
+    result = load(case_path, [log])
+    s = result.sources[0]
+    # The line cut by the error is part of "the rest of the file", one reject.
+    assert (s.events_loaded, s.rejected, s.lines_read, s.bytes) == (50, 1, 51, cut)
+    assert s.sha256 == hashlib.sha256(lines[:cut]).hexdigest()
+    line, reason = con().execute("SELECT source_line, reason FROM rejects").fetchone()
+    assert line == 51
+    assert reason.startswith(f"read error after {cut:,} bytes: Input/output error")
+
+
+def test_unlistable_folder_is_a_source_with_its_reason(tmp_path, case_path, con, monkeypatch):
+    root = tmp_path / "logs"
+    (root / "node-1").mkdir(parents=True)
+    (root / "node-2").mkdir()
+    (root / "node-1" / "audit.log").write_bytes(jsonl(event("n1")))
+    (root / "node-2" / "audit.log").write_bytes(jsonl(event("n2")))
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "node-2":  # as root, chmod cannot make a folder unreadable
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = load(case_path, [root])
+    assert result.events_loaded == 1
+    assert [(s.path, s.error) for s in result.sources] == [
+        (str(root / "node-1" / "audit.log"), None),
+        (str(root / "node-2"), "cannot list: Permission denied"),
+    ]
+    assert con().execute("SELECT path, error FROM sources WHERE error IS NOT NULL").fetchall() == [
+        (str(root / "node-2"), "cannot list: Permission denied")
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_a_source_with_its_reason(tmp_path, case_path):
+    locked = tmp_path / "locked.log"
+    locked.write_bytes(jsonl(event("x")))
+    locked.chmod(0)
+    (tmp_path / "ok.log").write_bytes(jsonl(event("y")))
+    result = load(case_path, [tmp_path])
+    errors = {Path(s.path).name: s.error for s in result.sources}
+    assert errors == {"locked.log": "cannot open: Permission denied", "ok.log": None}
+
+
+def test_a_file_appended_while_it_loads_is_read_once(tmp_path, case_path, con):
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(*(event(f"s{i}") for i in range(50_000))))
+    stop = threading.Event()
+
+    def append() -> None:
+        i = 0
+        with open(log, "ab") as f:
+            while not stop.is_set():
+                f.write(jsonl(event(f"late-{i}")))
+                f.flush()
+                i += 1
+                time.sleep(0.0005)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        result = load(case_path, [log])
+    finally:
+        stop.set()
+        writer.join()
+    s = result.sources[0]
+    prefix = log.read_bytes()[: s.bytes]
+    assert s.sha256 == hashlib.sha256(prefix).hexdigest()
+    complete = prefix.count(b"\n")
+    assert s.lines_read in (complete, complete + 1)  # the last line may be cut mid-write
+    assert s.events_loaded + s.rejected == s.lines_read
+    loaded = con().execute("SELECT raw FROM events ORDER BY source_line").fetchall()
+    assert [r[0].encode() for r in loaded] == prefix.splitlines()[: len(loaded)]
+
+
+def test_deeply_nested_request_object_loads(tmp_path, case_path, con):
+    deep = "[" * 5000 + "]" * 5000
+    line = orjson.dumps(event("deep", requestObject={"x": 1})).replace(b'{"x":1}', deep.encode())
+    log = tmp_path / "audit.log"
+    log.write_bytes(line + b"\n" + jsonl(event("ok")))
+    result = load(case_path, [log])
+    assert (result.events_loaded, result.rejected) == (2, 0)
