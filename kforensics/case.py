@@ -41,7 +41,8 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         return  # a new case: create_schema writes the version
     found = 1
     if "schema_version" in tables:
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        # fetchall: a result left unfinished (fetchone) makes every later con.sql() refuse
+        row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
         found = row[0] if row and row[0] is not None else 1
     if found != SCHEMA_VERSION:
         con.close()
