@@ -120,7 +120,8 @@ p AS (
         END AS rbac,
         CASE WHEN subresource IN ('exec', 'attach') THEN array_to_string(list_transform(
             regexp_extract_all(request_uri, '[?&]command=([^&]*)', 1),
-            lambda c: url_decode(replace(c, '+', ' '))), ' ')
+            -- an escape that decodes to invalid UTF-8 would abort the run: keep it as logged
+            lambda c: coalesce(try(url_decode(replace(c, '+', ' '))), c)), ' ')
         END AS exec_command,
         coalesce(
             try_cast(response_object->'$.metadata.labels' AS MAP(VARCHAR, VARCHAR)),

@@ -55,10 +55,12 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, **params) -> pa.Table:
 
 EXEC = """
     SELECT ts, username AS identity, namespace, name AS pod, subresource,
-        url_decode(regexp_extract(request_uri, '[?&]container=([^&]*)', 1)) AS container,
+        -- An escape that decodes to invalid UTF-8 would fail the query: it stays as logged.
+        coalesce(try(url_decode(regexp_extract(request_uri, '[?&]container=([^&]*)', 1))),
+                 regexp_extract(request_uri, '[?&]container=([^&]*)', 1)) AS container,
         array_to_string(list_transform(
             regexp_extract_all(request_uri, '[?&](?:command|ports)=([^&]*)', 1),
-            lambda c: url_decode(replace(c, '+', ' '))), ' ') AS command,
+            lambda c: coalesce(try(url_decode(replace(c, '+', ' '))), c)), ' ') AS command,
         code, source_ips[1] AS source_ip, source_file || ':' || source_line AS evidence
     FROM requests
     WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
