@@ -512,8 +512,10 @@ def _from_gke(entry: dict, line: int, index: int | None, text: str | None) -> Re
 
 # --- element positions in JSON text -----------------------------------------------------------
 
-_TOKENS = re.compile(rb'"(?:[^"\\\n]|\\.)*"|[{}\[\]:,\n]|[^\s"{}\[\]:,]+')
-_MINIFY = re.compile(rb'"(?:[^"\\]|\\.)*"|[^\s"]+')
+# Possessive quantifiers: a string is consumed in runs, and an unterminated one cannot make the
+# pattern backtrack.
+_TOKENS = re.compile(rb'"(?:[^"\\\n]++|\\.)*+"|[{}\[\]:,\n]|[^\s"{}\[\]:,]+')
+_MINIFY = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[^\s"]+')
 _ENVELOPE_KEYS = {b"items", b"records", b"events"}
 
 

@@ -662,7 +662,11 @@ class RecordStream(Iterator[Piece]):
             line, index, container = self._object_line, None, None
         if self._in_string:
             where = "a string"
-        self._problem(line, index, container, f"invalid JSON: the document ends inside {where}")
+        # The incomplete record's bytes (when held) let the caller salvage whole lines from it.
+        rec = self._rec
+        data = bytes(rec.buf).rstrip() if rec is not None and rec.buf is not None else None
+        why = f"invalid JSON: the document ends inside {where}"
+        self._out.append(Piece(line, index, container, data, why))
 
 
 def iter_records(blocks: Iterable[bytes | memoryview], *, max_record_bytes: int) -> RecordStream:

@@ -24,9 +24,12 @@ from kforensics.reader import FileReader, InputError, Lines, discover
 
 # Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
 ARROW_BATCH_ROWS = 65536
+# ... and at most about this many bytes: DuckDB runs out of memory on a few big batches of long
+# lines (tens of KB each) well before its limit, where many small ones load.
+ARROW_BATCH_BYTES = 4 * 1024 * 1024
 # DuckDB keeps written blocks cached up to its limit (80% of RAM by default): a load needs far
-# less, and the 2 GB budget for 10 million events must hold with the reader's blocks.
-LOAD_MEMORY_LIMIT = "1GB"
+# less, and a load must stay under 1.5 GB whatever the input (tests/test_crafted_input.py).
+LOAD_MEMORY_LIMIT = "640MB"
 
 # Raw text kept for a reject: enough to see what it was, never the 20 MB line.
 REJECT_RAW_CHARS = 4096
@@ -122,6 +125,12 @@ class LoadResult:
         }
 
 
+def _batch_rows(chunk: pa.Table) -> int:
+    """Return the rows per Arrow batch that keep a batch near ARROW_BATCH_BYTES."""
+    per_row = max(1, chunk.nbytes // max(1, chunk.num_rows))
+    return max(16, min(ARROW_BATCH_ROWS, ARROW_BATCH_BYTES // per_row))
+
+
 def _native_chunk(lines: Lines) -> pa.Table:
     """Return a block's lines as a chunk for the mapping (line ends and blanks are null rows)."""
     n = len(lines.numbers)
@@ -156,6 +165,7 @@ WINDOW_BYTES = 256 * 1024 * 1024
 WINDOW_LINES = 4 * 1024 * 1024
 # Records of an envelope or document are mapped in batches of this many.
 RECORD_BATCH = 20000
+RECORD_BATCH_BYTES = 16 * 1024 * 1024
 # Rejects are written to the case in batches, so millions of them never pile up in memory.
 REJECT_BATCH = 20000
 
@@ -209,7 +219,7 @@ class _Loader:
     def _insert(self, chunk: pa.Table, stats: SourceStats) -> int:
         """Insert the chunk's mappable events; return how many."""
         # DuckDB scans one Arrow batch per thread: small batches keep every core busy.
-        chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=ARROW_BATCH_ROWS))
+        chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=_batch_rows(chunk)))
         params = {"file": stats.path, "load": self.load_id}
         # `chunk` in the SQL is this local variable (a DuckDB replacement scan). Not
         # con.register(): a view registered inside a transaction pins its Arrow data until
@@ -264,7 +274,8 @@ class _Loader:
         for lines in blocks:
             self._account(lines, stats)
             window.blocks.append(_kept(lines))
-            yield from _native_chunk(lines).to_batches(max_chunksize=ARROW_BATCH_ROWS)
+            chunk = _native_chunk(lines)
+            yield from chunk.to_batches(max_chunksize=_batch_rows(chunk))
             window.bytes += len(lines.block)
             window.lines += len(lines.numbers)
             if window.bytes >= WINDOW_BYTES or window.lines >= WINDOW_LINES:
@@ -279,6 +290,8 @@ class _Loader:
         if lines.oversized:
             self._oversized(stats, first, lines.oversized)
             blank -= 1
+        for line, size in lines.too_long:
+            self._oversized(stats, line, size)
         stats.blank_lines += blank
 
     def _read_error(self, reader: FileReader, stats: SourceStats) -> None:
@@ -364,7 +377,9 @@ class _Loader:
         pending = 0
         for piece in stream:
             if piece.problem is not None:
-                self.reject(stats, piece.line, piece.index, piece.problem, None)
+                self.reject(stats, piece.line, piece.index, piece.problem, piece.data)
+                if piece.data is not None:
+                    records.extend(self._salvage(piece, stats))
                 continue
             try:
                 text = bytes(piece.data).decode("utf-8")
@@ -376,7 +391,7 @@ class _Loader:
             raw_text[(piece.line, piece.index)] = text[:REJECT_RAW_CHARS]
             records.extend(found)
             pending += len(text)
-            if len(records) >= RECORD_BATCH or pending >= 64 * 1024 * 1024:
+            if len(records) >= RECORD_BATCH or pending >= RECORD_BATCH_BYTES:
                 self.records(records, stats, raw_text)
                 records, raw_text, pending = [], {}, 0
         self.records(records, stats, raw_text)
@@ -385,6 +400,25 @@ class _Loader:
         stats.lines_read = stream.lines
         stats.blank_lines = blanks.blank
         self._read_error(reader, stats)
+
+    def _salvage(self, piece, stats: SourceStats) -> list[formats.Record]:
+        """Return the records of the whole JSON objects on their own lines in a broken value.
+
+        A file that looked like a document because its first line is a stray `{` or `[` is
+        really JSON lines: no such line can hide the events after it.
+        """
+        found: list[formats.Record] = []
+        for offset, raw in enumerate(bytes(piece.data).split(b"\n")):
+            text = raw.strip().rstrip(b",").strip()
+            if offset == 0 or not (text.startswith(b"{") and text.endswith(b"}")):
+                continue
+            try:
+                line_text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if formats.parse_text(line_text)[1] is None:  # a record beside the broken value
+                found.extend(formats.classify_line(line_text, piece.line + offset))
+        return found
 
     def flush_rejects(self) -> None:
         if not self.rejects:
@@ -418,25 +452,21 @@ class _BlankCounter:
             buf = np.frombuffer(block, dtype=np.uint8)
             if not len(buf):
                 continue
+            text = (buf != 32) & (buf != 10) & (buf != 13) & (buf != 9)
             nl = np.flatnonzero(buf == 10)
-            text = ~np.isin(buf, _BLANK_BYTES)
-            # Non-blank bytes before each newline, counted from the previous newline.
-            seen = np.concatenate(([0], np.cumsum(text)))
-            bounds = np.concatenate(([0], nl + 1))
-            per_line = seen[bounds[1:]] - seen[bounds[:-1]]
-            if len(per_line):
-                per_line[0] += self.line_has_text
-                self.blank += int(np.count_nonzero(per_line == 0))
-                self.line_has_text = bool(seen[-1] - seen[bounds[-1]])
+            if len(nl):
+                # Whether each line (from the previous newline to this one) has any text.
+                starts = np.concatenate(([0], nl[:-1] + 1))
+                has = np.logical_or.reduceat(text[: nl[-1] + 1], starts)
+                has[0] |= self.line_has_text
+                self.blank += int(len(has) - np.count_nonzero(has))
+                self.line_has_text = bool(text[nl[-1] + 1 :].any())
             else:
-                self.line_has_text = self.line_has_text or bool(seen[-1])
+                self.line_has_text = self.line_has_text or bool(text.any())
             ended = buf[-1] == 10
             yield block
         if not ended and not self.line_has_text:
             self.blank += 1
-
-
-_BLANK_BYTES = np.frombuffer(b" \t\r\n", dtype=np.uint8)
 
 
 def _starts_document(block) -> bool:

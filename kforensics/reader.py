@@ -18,10 +18,11 @@ import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_SIZE = 32 * 1024 * 1024
-# Longer lines (counted without their line end) are rejected unread, so that one line never
-# costs more memory than a load can spare. The API server caps request bodies at 3 MiB; only a
-# RequestResponse event of a huge list comes near this.
-MAX_LINE_BYTES = 64 * 1024 * 1024
+# Longer lines (counted without their line end) are rejected, and never held whole when they
+# span blocks: DuckDB needs about 30 times a line's size to map it, and a load stays under
+# 1.5 GB. The API server caps request bodies at 3 MiB; only a RequestResponse event of a huge
+# list comes near this.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 # A block of short (or blank) lines is cut into pieces of at most this many lines, so that the
 # per-line arrays stay small whatever the input: 32 MiB of newlines would otherwise be 32M lines.
 MAX_BLOCK_LINES = 1 << 20
@@ -279,9 +280,11 @@ class FileReader:
                 stream = _Gunzip(hasher)
             yield from self._split(stream)
             self.error = getattr(stream, "error", None)
-            # Hash whatever a decoding error left unread, so sha256 is the file's.
-            while hasher.read(1 << 20):
-                pass
+            if self.error:
+                # Hash what a decoding error left unread, so sha256 is the file's. Never
+                # otherwise: bytes appended since the end was reached were not loaded.
+                while hasher.read(1 << 20):
+                    pass
         except OSError as exc:
             # What was read before the error is kept; sha256 and bytes are of exactly that.
             self.error = f"read error after {hasher.bytes:,} bytes: {_why(exc)}"
@@ -366,10 +369,12 @@ class Lines:
     # Bytes of a line over MAX_LINE_BYTES that this block's first line (an empty placeholder)
     # stands in for; 0 when none.
     oversized: int = 0
+    # (line number, size) of the lines over MAX_LINE_BYTES inside this block: not valid.
+    too_long: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def blank(self) -> int:
-        return int(len(self.valid) - self.valid.sum())
+        return int(len(self.valid) - self.valid.sum()) - len(self.too_long)
 
     def line_bytes(self, i: int) -> bytes:
         """Return the bytes of the i-th line of the block, without its line end."""
@@ -410,6 +415,9 @@ def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
         has_cr = (content_end > starts) & (buf[np.maximum(content_end - 1, 0)] == 13)
         content_end -= has_cr
     valid = content_end > starts
+    # A line over the limit inside one block (one that spans blocks is cut by `_split`).
+    long = np.flatnonzero(content_end - starts > MAX_LINE_BYTES)
+    valid[long] = False
     offsets = np.empty(2 * n + 1, dtype=np.int32)
     offsets[0:-1:2] = starts
     offsets[1::2] = content_end
@@ -423,4 +431,7 @@ def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
         pa.array(mask, type=pa.bool_()).buffers()[1],
     )
     numbers = np.arange(first_line, first_line + n, dtype=np.int64)
-    return Lines(text=text, numbers=numbers, valid=valid, offsets=offsets, block=block)
+    too_long = [(int(numbers[i]), int(content_end[i] - starts[i])) for i in long]
+    return Lines(
+        text=text, numbers=numbers, valid=valid, offsets=offsets, block=block, too_long=too_long
+    )

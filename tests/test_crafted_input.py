@@ -92,7 +92,7 @@ def test_a_line_at_the_size_limit_loads_and_one_byte_more_is_rejected(tmp_path):
     over = base.replace(b'"data":""', b'"data":"' + b"b" * (pad + 1) + b'"')
     assert (len(at), len(over)) == (limit, limit + 1)
     log = tmp_path / "audit.log"
-    log.write_bytes(at + b"\r\n" + over.replace(b'"big"', b'"big2"') + b"\n" + jsonl(event("ok")))
+    log.write_bytes(at + b"\r\n" + over.replace(b'"big"', b'"bi2"') + b"\n" + jsonl(event("ok")))
     got = load_in_child(tmp_path / "case.duckdb", log)
     s = got["sources"][0]
     assert (s["lines_read"], s["events_loaded"], s["rejected"]) == (3, 2, 1)

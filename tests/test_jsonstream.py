@@ -34,9 +34,9 @@ def split(doc: bytes | str, size: int | None = None, limit: int = 1 << 20) -> Re
 
 
 def records(doc: bytes | str, size: int | None = None, limit: int = 1 << 20) -> list[tuple]:
-    """Return (line, index, container, data or problem) per piece."""
+    """Return (line, index, container, problem or data) per piece."""
     pieces = split(doc, size, limit).pieces
-    return [(p.line, p.index, p.container, p.data or p.problem) for p in pieces]
+    return [(p.line, p.index, p.container, p.problem or p.data) for p in pieces]
 
 
 def element_text(event: dict) -> bytes:
