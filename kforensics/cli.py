@@ -17,6 +17,7 @@ from rich.text import Text
 from kforensics.case import CaseError, connect
 from kforensics.detect import ExceptionsError, RuleSQLError, detect, load_exceptions
 from kforensics.load import LoadResult, load
+from kforensics.mapping import QUALITY_FLAGS
 from kforensics.reader import InputError
 from kforensics.rules import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
 
@@ -115,6 +116,16 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
             console.print(Text(f"  {n:>8,}  ") + _plain(reason), highlight=False)
         if len(result.reject_reasons) > 10:
             console.print(f"  ... {len(result.reject_reasons) - 10} more reasons", markup=False)
+    if result.quality:
+        console.print(
+            "kept with flags (what the events lack; column quality, findings.quality):",
+            markup=False,
+        )
+        # In the flags' own order, each with what it means.
+        for flag in [*QUALITY_FLAGS, *sorted(set(result.quality) - set(QUALITY_FLAGS))]:
+            if result.quality.get(flag):
+                meaning = QUALITY_FLAGS.get(flag, "")
+                console.print(f"  {result.quality[flag]:>8,}  {flag}: {meaning}", markup=False)
     if result.inventory_objects:
         console.print(f"inventory: {result.inventory_objects} objects kept", markup=False)
     if result.collisions:
@@ -297,10 +308,12 @@ def print_findings(findings: list, rules_run: int, console: Console | None = Non
     for f in findings:
         target = "/".join(x for x in (f.namespace, f.resource, f.name) if x)
         first = f.evidence[0]
+        seen = f.first_seen.strftime("%Y-%m-%d %H:%M:%S") if f.first_seen else "undated"
+        # The file as given to load: two nodes' audit.log must not read the same.
         table.add_row(
-            Text(f.level, style=LEVEL_STYLE[f.level]), _plain(f.rule_id), _plain(f.actor),
-            _plain(target), str(f.count), f.first_seen.strftime("%Y-%m-%d %H:%M:%S"),
-            _plain(f"{os.path.basename(first['source_file'])}:{first['source_line']}"),
+            Text(f.level, style=LEVEL_STYLE[f.level]), _plain(f.rule_id), _plain(f.who),
+            _plain(target), str(f.count), seen,
+            _plain(f"{first['source_file']}:{first['source_line']}"),
         )  # fmt: skip
     console.print(table)
 

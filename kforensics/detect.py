@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,7 +105,13 @@ def _exception_sql(exc: Exception_, params: dict) -> str:
 
 @dataclass
 class Finding:
-    """What a rule found about one subject, with every event behind it."""
+    """What a rule found about one subject, with every event behind it.
+
+    `actor` is who sent the requests and `impersonated` whom they impersonated (`kubectl --as`),
+    each when the evidence agrees on one; `quality` lists the flags of the evidence events (what
+    they lack, see mapping.QUALITY_FLAGS). An undated finding (every event undated) has no
+    first_seen and last_seen.
+    """
 
     finding_id: str
     rule_id: str
@@ -113,8 +119,8 @@ class Finding:
     level: str
     attack: list[str]
     tactics: list[str]
-    first_seen: datetime
-    last_seen: datetime
+    first_seen: datetime | None
+    last_seen: datetime | None
     actor: str | None
     source_ips: list[str]
     namespace: str | None
@@ -122,6 +128,15 @@ class Finding:
     name: str | None
     count: int
     evidence: list[dict]
+    impersonated: str | None = None
+    quality: list[str] = field(default_factory=list)
+
+    @property
+    def who(self) -> str | None:
+        """Return the actor as a person reads it: `alice as system:admin` under impersonation."""
+        if self.impersonated is None:
+            return self.actor
+        return f"{self.actor or '(unknown)'} as {self.impersonated}"
 
     def to_json(self) -> dict:
         """Return the finding in the JSON lines contract other tools consume."""
@@ -131,16 +146,25 @@ class Finding:
             "level": self.level,
             "attack": self.attack,
             "tactics": self.tactics,
-            "first_seen": self.first_seen.isoformat().replace("+00:00", "Z"),
-            "last_seen": self.last_seen.isoformat().replace("+00:00", "Z"),
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
             "actor": self.actor,
+            "impersonated": self.impersonated,
             "source_ips": self.source_ips,
             "namespace": self.namespace,
             "resource": self.resource,
             "name": self.name,
             "count": self.count,
             "evidence": self.evidence,
+            "quality": self.quality,
         }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RuleSQLError(Exception):
@@ -188,12 +212,17 @@ def _group_sql(rules: list[Rule]) -> str:
     for f in SUBJECT_FIELDS:
         # Rule ids are validated identifiers ([a-z0-9-]), safe as literals.
         ids = ", ".join(f"'{r.id}'" for r in rules if f in r.group_by) or "NULL"
-        keys.append(f"CASE WHEN rule_id IN ({ids}) THEN coalesce({f}, '') ELSE '*' END")
+        value = f"coalesce({f}, '')"
+        if f == "actor":
+            # Who and as whom: alice as system:admin is not the same subject as alice. (Nothing is
+            # added without impersonation, so those finding IDs stay what they were.)
+            value += " || coalesce('|as:' || impersonated_user, '')"
+        keys.append(f"CASE WHEN rule_id IN ({ids}) THEN {value} ELSE '*' END")
     subject = ", ".join(f"coalesce(h.{f}, ev.{f}) AS {f}" for f in SUBJECT_FIELDS)
     return f"""
     WITH s AS (
-        SELECT h.rule_id, h.event_id, {subject}, ev.ts, ev.audit_id, ev.source_file,
-               ev.source_line
+        SELECT h.rule_id, h.event_id, {subject}, ev.impersonated_user, ev.ts, ev.audit_id,
+               ev.source_file, ev.source_line, ev.quality
         FROM hits h JOIN ev USING (event_id)
     ),
     k AS (SELECT *, {" || '|' || ".join(keys)} AS gkey FROM s)
@@ -203,13 +232,18 @@ def _group_sql(rules: list[Rule]) -> str:
         min(ts) AS first_seen,
         max(ts) AS last_seen,
         CASE WHEN count(DISTINCT actor) = 1 THEN any_value(actor) END AS actor,
+        -- impersonated only when every event of it was, as the same identity
+        CASE WHEN count(DISTINCT impersonated_user) = 1 AND count(impersonated_user) = count(*)
+            THEN any_value(impersonated_user) END AS impersonated,
         list_sort(list_distinct(list(source_ip))) AS source_ips,
         CASE WHEN count(DISTINCT namespace) = 1 THEN any_value(namespace) END AS namespace,
         CASE WHEN count(DISTINCT resource) = 1 THEN any_value(resource) END AS resource,
         CASE WHEN count(DISTINCT name) = 1 THEN any_value(name) END AS name,
         count(*) AS count,
         list({{'event_id': event_id, 'audit_id': audit_id, 'source_file': source_file,
-               'source_line': source_line}} ORDER BY ts, source_file, source_line) AS evidence
+               'source_line': source_line}} ORDER BY ts NULLS LAST, source_file, source_line)
+            AS evidence,
+        list_sort(list_distinct(flatten(list(quality)))) AS quality
     FROM k
     GROUP BY rule_id, gkey
     """  # noqa: S608 (only validated rule ids and fixed field names are formatted in)
@@ -228,7 +262,8 @@ def run_rules(
     by_id = {r.id: r for r in rules}
     findings = []
     for row in con.execute(_group_sql(rules)).fetchall():
-        (fid, rule_id, first, last, actor, ips, ns, resource, name, count, evidence) = row
+        (fid, rule_id, first, last, actor, impersonated, ips, ns, resource, name, count,
+         evidence, quality) = row  # fmt: skip
         rule = by_id[rule_id]
         findings.append(
             Finding(
@@ -247,14 +282,18 @@ def run_rules(
                 name,
                 count,
                 evidence,
+                impersonated,
+                quality,
             )  # fmt: skip
         )
     findings.sort(
         key=lambda f: (
             -by_id[f.rule_id].severity,
-            f.first_seen,
+            f.first_seen is None,  # undated last
+            f.first_seen or _EPOCH,
             f.rule_id,
             f.actor or "",
+            f.impersonated or "",
             f.namespace or "",
             f.name or "",
             f.finding_id,
@@ -267,9 +306,10 @@ def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     """Return the findings the last `detect` stored in the case, most severe first."""
     rows = con.execute(
         "SELECT finding_id, rule_id, title, level, attack, tactics, first_seen, last_seen, actor, "
-        "source_ips, namespace, resource, name, count, evidence FROM findings "
+        "source_ips, namespace, resource, name, count, evidence, impersonated, quality "
+        "FROM findings "
         "ORDER BY CASE level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
-        "WHEN 'low' THEN 3 ELSE 4 END, first_seen, rule_id, finding_id"
+        "WHEN 'low' THEN 3 ELSE 4 END, first_seen NULLS LAST, rule_id, finding_id"
     ).fetchall()
     return [Finding(*row) for row in rows]
 
@@ -286,14 +326,19 @@ def _store(
         con.execute("DELETE FROM findings")
         for f in findings:
             con.execute(
-                "INSERT INTO findings VALUES ($id, $rule, $title, $level, $attack, $tactics, "
-                "$first, $last, $actor, $ips, $ns, $resource, $name, $count, $evidence, $at)",
+                "INSERT INTO findings BY NAME SELECT $id AS finding_id, $rule AS rule_id, "
+                "$title AS title, $level AS level, $attack AS attack, $tactics AS tactics, "
+                "$first AS first_seen, $last AS last_seen, $actor AS actor, "
+                "$impersonated AS impersonated, $ips AS source_ips, $ns AS namespace, "
+                "$resource AS resource, $name AS name, $count AS count, $evidence AS evidence, "
+                "$quality AS quality, $at AS detected_at",
                 {
                     "id": f.finding_id, "rule": f.rule_id, "title": f.title, "level": f.level,
                     "attack": f.attack, "tactics": f.tactics, "first": f.first_seen,
-                    "last": f.last_seen, "actor": f.actor, "ips": f.source_ips,
-                    "ns": f.namespace, "resource": f.resource, "name": f.name,
-                    "count": f.count, "evidence": f.evidence, "at": at,
+                    "last": f.last_seen, "actor": f.actor, "impersonated": f.impersonated,
+                    "ips": f.source_ips, "ns": f.namespace, "resource": f.resource,
+                    "name": f.name, "count": f.count, "evidence": f.evidence,
+                    "quality": f.quality, "at": at,
                 },
             )  # fmt: skip
         con.execute("COMMIT")

@@ -61,32 +61,12 @@ CREATE OR REPLACE TEMP MACRO jstr(j, p) AS json_extract_string(j, p);
 CREATE OR REPLACE TEMP MACRO jget(j, p) AS json_extract(j, p);
 """
 
-# Which requests rules see: the last stage logged for each request (a request is one audit ID
-# from one user for one URI: a spoofed, colliding audit ID stays a request of its own). Anti-joins
-# rather than a window over every event: most requests end in ResponseComplete.
+# Which requests rules see: the `requests` view (one row per request, its final stage), in the
+# window. An undated event (ts NULL, flagged `no-timestamp`) could be from any time: every window
+# keeps it, so that a rule never loses evidence for want of a clock.
 _REQUESTS = """
-WITH w AS (
-    SELECT * EXCLUDE (raw, envelope),
-        CASE WHEN impersonated_user IS NOT NULL
-            THEN try_cast(raw->'$.impersonatedUser.groups' AS VARCHAR[])
-        END AS impersonated_groups
-    FROM events
-    WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
-),
-later AS (SELECT audit_id, username, request_uri, stage FROM w WHERE stage <> 'RequestReceived')
-SELECT * FROM w WHERE stage NOT IN ('RequestReceived', 'ResponseStarted')
-UNION ALL
-SELECT * FROM w e WHERE stage = 'ResponseStarted' AND NOT EXISTS (
-    SELECT 1 FROM later l
-    WHERE l.stage <> 'ResponseStarted' AND l.audit_id = e.audit_id
-      AND l.username IS NOT DISTINCT FROM e.username
-      AND l.request_uri IS NOT DISTINCT FROM e.request_uri)
-UNION ALL
-SELECT * FROM w e WHERE stage = 'RequestReceived' AND NOT EXISTS (
-    SELECT 1 FROM later l
-    WHERE l.audit_id = e.audit_id
-      AND l.username IS NOT DISTINCT FROM e.username
-      AND l.request_uri IS NOT DISTINCT FROM e.request_uri)
+SELECT * EXCLUDE (raw, envelope) FROM requests
+WHERE ts IS NULL OR (($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until))
 """
 
 _EV = f"""
@@ -95,6 +75,8 @@ WITH r AS ({_REQUESTS}),
 p AS (
     SELECT *,
         username AS actor,
+        -- the identity the request was authorised as: the impersonated one under `--as`
+        coalesce(impersonated_user, username) AS effective_user,
         source_ips[1] AS source_ip,
         coalesce(name, response_object->>'$.metadata.name', request_object->>'$.metadata.name')
             AS object_name,

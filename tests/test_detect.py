@@ -45,8 +45,9 @@ def test_findings_group_a_subject_and_cite_every_event(tmp_path, case_path, priv
     assert [(f.name, f.count) for f in findings] == [("p", 2), ("q", 1)]
     first = findings[0].to_json()
     assert list(first) == ["rule_id", "title", "level", "attack", "tactics", "first_seen",
-                           "last_seen", "actor", "source_ips", "namespace", "resource", "name",
-                           "count", "evidence"]  # fmt: skip
+                           "last_seen", "actor", "impersonated", "source_ips", "namespace",
+                           "resource", "name", "count", "evidence", "quality"]  # fmt: skip
+    assert first["impersonated"] is None and first["quality"] == []
     assert first["first_seen"] == "2026-03-14T10:00:00Z"
     assert first["last_seen"] == "2026-03-14T10:01:00Z"
     assert first["evidence"] == [
