@@ -23,13 +23,31 @@ WRITES = "('create', 'update', 'patch', 'delete', 'deletecollection')"
 SUBJECTS = '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]'
 LEVELS = "CASE level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
 WHEN 'low' THEN 3 ELSE 4 END"
-CONSTANTS = {"@LEVELS": LEVELS, "@RBAC": RBAC, "@WRITES": WRITES, "@SUBJECTS": SUBJECTS}
+# Attribution of a request (columns of `requests`): `identity` is the identity it was authorised
+# as (the impersonated one under `kubectl --as`, as `ev.effective_user`), `impersonated_by` who
+# sent it when it was made with impersonation. A refusal of an impersonated request is the
+# impersonated identity's.
+IDENTITY = "coalesce(impersonated_user, username)"
+BY = "CASE WHEN impersonated_user IS NOT NULL THEN username END"
+# The requests of an identity $identity: its own, and those others made as it.
+MINE = "(username = $identity OR impersonated_user = $identity)"
+RELATION = (
+    "CASE WHEN username = $identity AND impersonated_user IS NULL THEN 'own' "
+    "WHEN username = $identity THEN 'own, as ' || impersonated_user "
+    "ELSE 'by ' || coalesce(username, '(unknown)') || ', as this identity' END"
+)
+CONSTANTS = {
+    "@LEVELS": LEVELS, "@RBAC": RBAC, "@WRITES": WRITES, "@SUBJECTS": SUBJECTS,
+    "@IDENTITY": IDENTITY, "@BY": BY, "@MINE": MINE, "@RELATION": RELATION,
+}  # fmt: skip
 
 
 def window(col: str) -> str:
+    """Return the window test on col. An undated row (col NULL) could be from any time: every
+    window keeps it (it is flagged `no-timestamp`), as `kforensics detect` does."""
     return (
-        f"(($since::TIMESTAMPTZ IS NULL OR {col} >= $since::TIMESTAMPTZ) AND "
-        f"($until::TIMESTAMPTZ IS NULL OR {col} < $until::TIMESTAMPTZ))"
+        f"({col} IS NULL OR (($since::TIMESTAMPTZ IS NULL OR {col} >= $since::TIMESTAMPTZ) AND "
+        f"($until::TIMESTAMPTZ IS NULL OR {col} < $until::TIMESTAMPTZ)))"
     )
 
 
@@ -54,14 +72,16 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, **params) -> pa.Table:
 
 
 EXEC = """
-    SELECT ts, username AS identity, namespace, name AS pod, subresource,
+    SELECT ts, @IDENTITY AS identity, @BY AS impersonated_by, namespace, name AS pod,
+        subresource,
         -- An escape that decodes to invalid UTF-8 would fail the query: it stays as logged.
         coalesce(try(url_decode(regexp_extract(request_uri, '[?&]container=([^&]*)', 1))),
                  regexp_extract(request_uri, '[?&]container=([^&]*)', 1)) AS container,
         array_to_string(list_transform(
             regexp_extract_all(request_uri, '[?&](?:command|ports)=([^&]*)', 1),
             lambda c: coalesce(try(url_decode(replace(c, '+', ' '))), c)), ' ') AS command,
-        code, source_ips[1] AS source_ip, source_file || ':' || source_line AS evidence
+        code, source_ips[1] AS source_ip, source_file || ':' || source_line AS evidence,
+        quality
     FROM requests
     WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
 """

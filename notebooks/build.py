@@ -141,15 +141,19 @@ TRIAGE = [
     ),
     (
         "## Who was active?\n\nThe busiest identities (requests, verbs, denials, first and last "
-        "seen), then identity x verb. Control-plane identities dominate volume; look for "
-        "service accounts or users with denials or unusual verbs.",
+        "seen), then identity x verb. `identity` is the identity a request was authorised as; "
+        "under impersonation (`kubectl --as`) `impersonated_by` names who sent it. "
+        "Control-plane identities dominate volume; look for service accounts or users with "
+        "denials or unusual verbs, and for impersonation of privileged identities.",
         show("inv.top_identities(con, **window)")
         + "\ndisplay(charts.identity_verb_heatmap(con, **window))\n"
         + show("inv.who_did_what(con, **window, limit=30)"),
     ),
     (
         "## Who was refused?\n\n401 and 403 responses by identity and resource: permission "
-        "enumeration shows as many denials across resources from one identity.",
+        "enumeration shows as many denials across resources from one identity. A refused "
+        "impersonated request is the impersonated identity's refusal (`impersonated_by`: who "
+        "sent it).",
         show("inv.denials(con, **window)"),
     ),
     (
@@ -158,9 +162,21 @@ TRIAGE = [
         show("inv.new_in_window(con, **window)"),
     ),
     (
-        "## Findings, most severe first\n\nEach cites its first evidence line; pivot on the "
-        "actor (`02_identity`) or the namespace (`03_workload`).",
+        "## Findings, most severe first\n\nEach cites its first evidence `file:line` (the file "
+        "as given to `kforensics load`) and lists the quality flags of its events; under "
+        "impersonation `actor` sent the requests and `impersonated` is whom they were made as. "
+        "Pivot on either identity (`02_identity`) or the namespace (`03_workload`).",
         show("inv.findings_for(con, **window)"),
+    ),
+    (
+        "## How much do the findings stand on flagged events?\n\nEvents the loader kept "
+        "although they lack something (no audit ID, no timestamp, no stage, no user...) are "
+        "evidence like any other, and flagged. Per flag: the events that carry it and the "
+        "findings that rest on at least one of them. `no-timestamp` events are undated: they "
+        "could be from any time, so every window keeps them, and this row counts every undated "
+        "event of the case. A finding on flagged events deserves a look at its evidence before "
+        "it is believed or dismissed.",
+        show("inv.quality_summary(con, **window)"),
     ),
 ]
 
@@ -194,7 +210,10 @@ IDENTITY_SECTIONS = [
         show("inv.exec_sessions(con, identity, **window)"),
     ),
     (
-        "## Its requests in order\n\nThe first 500, each with its evidence `file:line`.",
+        "## Its requests in order\n\nThe first 500 (undated ones last), each with its "
+        "evidence `file:line` and quality flags. `relation` marks its own requests (`own`, or "
+        "`own, as ...` when it impersonated another identity) and those others made as it "
+        "(`by ..., as this identity`).",
         show("inv.identity_timeline(con, identity, **window)"),
     ),
 ]
@@ -249,7 +268,9 @@ def main(out: Path = HERE) -> None:
         "02_identity",
         "# Identity: what did this identity do, from where, and with which rights?\n\n"
         "Everything one user or service account did in the case: findings, sources, "
-        "resources, permission changes and commands run in pods.",
+        "resources, permission changes and commands run in pods. Requests others made as it "
+        "(impersonation, `kubectl --as`) are included and marked (`relation`, "
+        "`impersonated_by`): they ran with its rights.",
         params(identity=IDENTITY),
         IDENTITY_SECTIONS,
         "            if who:\n"
