@@ -10,13 +10,15 @@ with `kforensics load --inventory` fill in what the log never recorded. What can
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import yaml
+
+from kforensics import untrusted
+from kforensics.netpol_validate import is_dns1123_label, storable_errors
 
 KINDS = {
     "namespaces": "Namespace",
@@ -55,6 +57,7 @@ class Inventory:
     objects: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     evidence: dict[tuple[str, str, str], str] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
+    refused: dict[tuple[str, str, str], str] = field(default_factory=dict)  # key -> why
 
     def of_kind(self, kind: str) -> list[dict]:
         """Return the objects of one kind, sorted by namespace and name."""
@@ -120,7 +123,7 @@ def clean(obj: dict) -> dict:
 
 
 def _load(value: str | None) -> object:
-    return json.loads(value) if value else None
+    return untrusted.loads(value) if value else None
 
 
 def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> Inventory:
@@ -129,15 +132,27 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
     _from_dumps(con, inv)
     rows = con.execute(_CHANGES, {"resources": list(KINDS), "at": at}).fetchall()
     unlogged: dict[str, int] = {}
+    unreadable: dict[str, int] = {}
     for resource, sub, verb, ns, name, req, resp, _ts, file, line, audit_id, _level in rows:
         kind = KINDS[resource]
-        req, resp = _load(req), _load(resp)
+        if verb == "delete" and name:  # what a delete carries is not needed, so not parsed
+            key = (kind, "" if kind == "Namespace" else (ns or ""), name)
+            inv.objects.pop(key, None)
+            inv.evidence[key] = f"deleted: {file}:{line} ({audit_id})"
+            continue
+        try:
+            req, resp = _load(req), _load(resp)
+        except untrusted.TooDeep:
+            # Nothing of it can be trusted to rebuild the object (not even its name).
+            unreadable[kind] = unreadable.get(kind, 0) + 1
+            continue
         full = resp if isinstance(resp, dict) and resp.get("kind") == kind else None
         if full is None and verb in ("create", "update") and isinstance(req, dict):
             if req.get("kind") in (kind, None) and sub is None:
                 full = req
-        name = name or ((full or {}).get("metadata") or {}).get("name")
-        if not name:
+        meta = (full or {}).get("metadata")
+        name = name or (meta.get("name") if isinstance(meta, dict) else None)
+        if not isinstance(name, str) or not name:
             if verb == "create" and full is None:
                 unlogged[kind] = unlogged.get(kind, 0) + 1
             continue
@@ -156,9 +171,10 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
         state = dict(state)
         state.setdefault("kind", kind)
         meta = state.setdefault("metadata", {})
-        meta.setdefault("name", name)
-        if kind != "Namespace":
-            meta.setdefault("namespace", ns)
+        if isinstance(meta, dict):  # else refused below, with the reason
+            meta.setdefault("name", name)
+            if kind != "Namespace":
+                meta.setdefault("namespace", ns)
         inv.objects[key] = state
         inv.evidence[key] = f"{file}:{line} ({audit_id})"
     for kind, n in sorted(unlogged.items()):
@@ -166,8 +182,34 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
             f"{n} change(s) to {kind} objects were logged without the object (audit level "
             "Metadata, or a patch to an object never seen whole): their state is unknown"
         )
+    for kind, n in sorted(unreadable.items()):
+        inv.unknown.append(
+            f"{n} change(s) to {kind} objects were logged with a body nested deeper than "
+            f"{untrusted.MAX_DEPTH} levels (crafted?): not read, their state is unknown"
+        )
     _namespaces_seen(con, inv, at)
+    _refuse_unstorable(inv)
     return inv
+
+
+def _refuse_unstorable(inv: Inventory) -> None:
+    """Drop objects the API server could never have stored (crafted records), saying why."""
+    for key, obj in list(inv.objects.items()):
+        kind, ns, name = key
+        errors = storable_errors(obj)
+        if errors:
+            del inv.objects[key]
+            why = f"{_short(errors[0])}; {len(errors)} error(s)"
+            inv.refused[key] = why
+            where = f"{ns}/{name}" if ns else name
+            inv.unknown.append(
+                f"{kind} {_short(where)}: the log's record is not an object the API server "
+                f"accepts ({why}): not used"
+            )
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _from_dumps(con: duckdb.DuckDBPyConnection, inv: Inventory) -> None:
@@ -182,7 +224,12 @@ def _from_dumps(con: duckdb.DuckDBPyConnection, inv: Inventory) -> None:
     ).fetchall():
         if kind in KINDS.values():
             key = (kind, "" if kind == "Namespace" else (ns or ""), name)
-            inv.objects[key] = json.loads(obj)
+            try:
+                inv.objects[key] = untrusted.loads(obj)
+            except untrusted.TooDeep:
+                inv.refused[key] = f"nested deeper than {untrusted.MAX_DEPTH} levels"
+                inv.unknown.append(f"{kind} {_short(name)} in {file}: {inv.refused[key]}")
+                continue
             inv.evidence[key] = f"inventory dump {file}"
 
 
@@ -199,6 +246,8 @@ def _namespaces_seen(con: duckdb.DuckDBPyConnection, inv: Inventory, at: datetim
     }
     for ns in sorted(seen):
         key = ("Namespace", "", ns)
+        if not is_dns1123_label(ns):
+            continue  # no namespace can have that name: nothing to rebuild
         if key not in inv.objects:
             inv.objects[key] = {
                 "apiVersion": "v1",

@@ -23,6 +23,7 @@ from kforensics.netpol_validate import (
     validate_object,
 )
 from kforensics.remediate import QUARANTINE_LABEL, Remedy, to_yaml
+from kforensics.untrusted import visible
 
 _NOT_QUARANTINED = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
 
@@ -186,37 +187,52 @@ def write(out: Path, inv: Inventory, remedies: list[Remedy], sim: Simulation) ->
     return written
 
 
+# Markdown and HTML punctuation: escaped in log text, a name cannot become a link, a tag or a
+# table, nor a backtick end the code span around it.
+_MARKDOWN = {c: "\\" + c for c in "\\`*_{}[]<>|~&!#"}
+
+
+def _md(text: object) -> str:
+    """Return log-derived text for the report: one line (escapes shown), no Markdown in it."""
+    return visible(str(text)).translate(str.maketrans(_MARKDOWN))
+
+
 def report(inv: Inventory, remedies: list[Remedy], sim: Simulation, errors: list[str]) -> str:
     """Return the Markdown report: each remedy, its evidence, validation and simulation."""
     lines = ["# Proposed NetworkPolicies", ""]
     lines.append(f"Inventory as of {inv.at or 'the end of the case'}.")
     lines += ["", "## Remedies", ""]
     for r in remedies:
-        lines.append(f"### {r.kind}: {r.name}")
+        lines.append(f"### {r.kind}: {_md(r.name)}")
         lines.append("")
-        lines.append(r.rationale + ".")
-        lines += [f"- evidence: {e}" for e in r.evidence()]
-        lines += [f"- run: `{c}`" for c in r.commands]
-        lines += [f"- note: {n}" for n in r.notes]
+        lines.append(_md(r.rationale) + ".")
+        lines += [f"- evidence: {_md(e)}" for e in r.evidence()]
+        lines += [f"- run: `{c}`" for c in r.commands]  # only well-formed names are in commands
+        lines += [f"- note: {_md(n)}" for n in r.notes]
         lines.append("")
     lines += ["## Validation", ""]
-    lines += [f"- {e}" for e in errors] or [
+    lines += [f"- {_md(e)}" for e in errors] or [
         "Every object passes the Kubernetes schema (strict) "
         "and the API server's NetworkPolicy validation."
     ]
     lines += ["", "## Simulation", ""]
     if sim.error:
-        lines.append(sim.error)
-    lines += [f"- PROBLEM: {p}" for p in sim.problems]
+        lines.append(_md(sim.error))
+    lines += [f"- PROBLEM: {_md(p)}" for p in sim.problems]
     if sim.fixes:
         lines.append(
             "- proposed fix: 90-fix-quarantine-defeats.yaml narrows those policies to "
             f"pods without `{QUARANTINE_LABEL}` (included in the simulation)."
         )
-    lines += ["", "Connections that change (before => after):", ""]
-    lines += [f"- {c.src} => {c.dst}: {c.before} => {c.after}" for c in sim.changes] or ["- none"]
+    lines += ["", "Connections that change (before => after):", "", "```text"]
+    # In a code block Markdown is inert; escapes keep every peer on its line, so none can
+    # close the block.
+    changes = [
+        f"- {visible(c.src)} => {visible(c.dst)}: {c.before} => {c.after}" for c in sim.changes
+    ]
+    lines += [*(changes or ["- none"]), "```"]
     lines += ["", "## What the log could not tell", ""]
-    lines += [f"- {u}" for u in inv.unknown] or ["- nothing"]
+    lines += [f"- {_md(u)}" for u in inv.unknown] or ["- nothing"]
     return "\n".join(lines) + "\n"
 
 

@@ -440,6 +440,69 @@ def validate_object(obj: dict, *, version: str = "1.30") -> list[str]:
     return errs + _validate_object_meta(obj.get("metadata"), kind not in _CLUSTER_SCOPED, rule)
 
 
+# The JSON types of the fields the inventory's readers use (remediation, simulation), as the
+# schema has them: {field: type} ("*": every field), [item type]. A full schema check costs
+# ~10 ms an object.
+_OWNERS = {"ownerReferences": [{"kind": str, "name": str, "controller": bool}]}
+_POD_SPEC = {
+    "serviceAccountName": str,
+    "hostNetwork": bool,
+    "containers": [{"ports": [{"containerPort": int, "protocol": str, "name": str}]}],
+}
+_TEMPLATE = {"metadata": {"labels": {"*": str}}, "spec": _POD_SPEC}
+_SHAPES = {
+    "Pod": {
+        "metadata": _OWNERS,
+        "spec": _POD_SPEC,
+        "status": {"podIP": str, "hostIP": str, "podIPs": [{"ip": str}]},
+    },
+    "Service": {"spec": {"clusterIP": str}},
+    "CronJob": {"spec": {"jobTemplate": {"spec": {"template": _TEMPLATE}}}},
+    **dict.fromkeys(
+        ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job"),
+        {"spec": {"template": _TEMPLATE}},
+    ),
+}
+
+
+def _shape_errors(value: Any, shape: Any, path: str, errs: list[str]) -> None:
+    """Append an Invalid type error for each value in value that does not have shape's type."""
+    if value is None:
+        return
+    if isinstance(shape, dict):
+        for key, inner in (_typed(value, dict, path, errs) or {}).items():
+            if key in shape or "*" in shape:
+                _shape_errors(
+                    inner, shape.get(key, shape.get("*")), f"{path}.{key}".lstrip("."), errs
+                )
+    elif isinstance(shape, list):
+        for ipath, item in _items(value, path, errs):
+            _shape_errors(item, shape[0], ipath, errs)
+    elif shape is bool:  # _typed refuses booleans where numbers are wanted, so not here
+        if not isinstance(value, bool):
+            errs.append(f"{path}: Invalid type: expected boolean")
+    else:
+        _typed(value, shape, path, errs)
+
+
+def storable_errors(obj: dict) -> list[str]:
+    """Return why the API server could never have stored obj as a log records it ([]: it could).
+
+    For objects read back from an audit log, where any field may be crafted: ObjectMeta, the
+    JSON types of the fields kforensics reads, and for a NetworkPolicy its whole spec (CIDRs as
+    lax as older servers were).
+    """
+    if not isinstance(obj, dict):
+        return ["<root>: Invalid type: expected object"]
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ""
+    if kind == "NetworkPolicy":
+        return validate_network_policy(default_network_policy(obj), strict_cidr=False)
+    rule = _NAME_RULES.get(kind, _dns1123_subdomain)
+    errs = _validate_object_meta(obj.get("metadata"), kind not in _CLUSTER_SCOPED, rule)
+    _shape_errors(obj, _SHAPES.get(kind, {}), "", errs)
+    return errs
+
+
 # --- valid names from attacker-controlled text ----------------------------------------------
 # Sanitizing collapses runs of '-', so a kept name never contains "--", while every rewritten
 # name has "--" before its digest: a rewritten name can never equal a name that was kept.

@@ -12,6 +12,9 @@ import json
 import re
 from typing import Any
 
+from kforensics import untrusted
+from kforensics.untrusted import TOO_DEEP
+
 REDACTED = "[REDACTED]"
 
 # Keys whose values are secret material wherever they appear (compared case-insensitively,
@@ -116,7 +119,9 @@ def _walk(value: Any, parent_kind: str | None = None) -> Any:
             value[:1] in "{[" and len(value) > 1
         ):  # JSON inside a string (last-applied-configuration)
             try:
-                return json.dumps(_walk(json.loads(value)), ensure_ascii=False)
+                return json.dumps(_walk(untrusted.loads(value)), ensure_ascii=False)
+            except untrusted.TooDeep:
+                return TOO_DEEP  # too deep to check for secrets: a marker, never the text
             except ValueError:
                 pass
         return redact_text(value)
@@ -127,7 +132,9 @@ def redact(value: Any) -> Any:
     """Return a deep copy of JSON-like data (or a JSON string) with secret material redacted."""
     if isinstance(value, str | bytes):
         try:
-            parsed = json.loads(value)
+            parsed = untrusted.loads(value)
+        except untrusted.TooDeep:
+            return TOO_DEEP  # nothing is shown that could not be checked for secrets
         except ValueError:
             return redact_text(
                 value.decode("utf-8", "replace") if isinstance(value, bytes) else value
@@ -135,4 +142,4 @@ def redact(value: Any) -> Any:
         if isinstance(parsed, dict | list):
             return json.dumps(_walk(parsed), ensure_ascii=False)
         return redact_text(value if isinstance(value, str) else value.decode("utf-8", "replace"))
-    return _walk(value)
+    return TOO_DEEP if untrusted.too_deep(value) else _walk(value)

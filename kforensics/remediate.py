@@ -61,9 +61,16 @@ class Remedy:
         seen: dict[str, None] = {}
         for f in self.findings:
             for e in f.evidence:
-                seen[f"{Path(e['source_file']).name}:{e['source_line']} ({e['audit_id']})"] = None
+                # Clients choose audit IDs: a 100 KB one would burst the annotations' 256 KB.
+                audit_id = _cut(e["audit_id"] or "")
+                seen[f"{Path(e['source_file']).name}:{e['source_line']} ({audit_id})"] = None
         out = list(seen)
         return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def _cut(text: str, limit: int = 64) -> str:
+    """Return text cut to limit characters (an ellipsis marks the cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _annotate(obj: dict, remedy: Remedy) -> dict:
@@ -188,29 +195,46 @@ def quarantine(findings: list[Finding], inv: Inventory, forensics_ns: str | None
     return remedies
 
 
+def _before(f: Finding, inv_at) -> Inventory | None:
+    """Return the inventory just before the finding's first event (None when it is undated)."""
+    return None if f.first_seen is None else inv_at(f.first_seen - timedelta(microseconds=1))
+
+
 def restore(findings: list[Finding], inv_at) -> list[Remedy]:
     """Return NetworkPolicies as the log recorded them before they were deleted or modified."""
     remedies = []
     seen = set()
-    for f in findings:
+    # A dated change first: an undated one (no timestamp logged) has no "before" to restore.
+    for f in sorted(findings, key=lambda f: f.first_seen is None):
         if f.rule_id != "k8s-networkpolicy-deleted-or-modified" or not f.namespace or not f.name:
             continue
         if (f.namespace, f.name) in seen:
             continue
         seen.add((f.namespace, f.name))
-        before = inv_at(f.first_seen - timedelta(microseconds=1)).get(
-            "NetworkPolicy", f.namespace, f.name
-        )
+        inv_before = _before(f, inv_at)
+        before = inv_before and inv_before.get("NetworkPolicy", f.namespace, f.name)
+        refused = inv_before and inv_before.refused.get(("NetworkPolicy", f.namespace, f.name))
         remedy = Remedy(
             kind="restore",
             name=f"restore-{f.namespace}-{f.name}",
             rationale=(
                 f"Restore NetworkPolicy {f.namespace}/{f.name} as last recorded before "
-                f"{f.actor or 'an unknown actor'} deleted or changed it"
+                f"{_cut(f.actor or 'an unknown actor', 253)} deleted or changed it"
             ),
             findings=[f],
         )
-        if before is None:
+        if inv_before is None:
+            remedy.notes.append(
+                f"{f.namespace}/{f.name}: the change is undated, so is what came before it; "
+                "restore it from version control"
+            )
+        elif refused is not None:
+            # A state the API server would have refused is crafted: never proposed for apply.
+            remedy.notes.append(
+                f"{f.namespace}/{f.name}: its recorded state is not a policy the API server "
+                f"accepts ({refused}); restore it from version control"
+            )
+        elif before is None:
             remedy.notes.append(
                 f"{f.namespace}/{f.name}: no earlier state in the log (audit level too low); "
                 "restore it from version control"
@@ -229,8 +253,8 @@ def pin_namespaces(findings: list[Finding], inv_at) -> list[Remedy]:
     for f in findings:
         if f.rule_id != "k8s-namespace-relabel-netpol-selector" or not f.namespace or not f.name:
             continue
-        before_inv = inv_at(f.first_seen - timedelta(microseconds=1))
-        policy = before_inv.get("NetworkPolicy", f.namespace, f.name)
+        before_inv = _before(f, inv_at)
+        policy = before_inv and before_inv.get("NetworkPolicy", f.namespace, f.name)
         remedy = Remedy(
             kind="pin-namespaces",
             name=f"pin-{f.namespace}-{f.name}",
@@ -241,7 +265,8 @@ def pin_namespaces(findings: list[Finding], inv_at) -> list[Remedy]:
             findings=[f],
         )
         if policy is None:
-            remedy.notes.append(f"{f.namespace}/{f.name}: policy not recorded; rewrite by hand")
+            why = "policy not recorded" if before_inv else "the relabel is undated"
+            remedy.notes.append(f"{f.namespace}/{f.name}: {why}; rewrite by hand")
             remedies.append(remedy)
             continue
         obj = clean(policy)
