@@ -1,16 +1,23 @@
-"""Altair charts for the notebooks, built only from the aggregates of `kforensics.investigate`.
+"""Altair charts for the notebooks, built only from aggregates (of `kforensics.investigate`).
 
 No chart sees raw rows: each gets a few hundred aggregated rows at most, passed inline as
 `alt.Data(values=...)` with timestamps as ISO strings. Tooltips are plain text fields.
 
 Altair's HTML output embeds the data as JSON inside a <script> element, where a log value such
 as `</script><img onerror=...>` would end the script. So every `<` and `>` in chart text is
-replaced by the look-alikes `‹` and `›`: charts are overviews, the escaped tables are exact.
+replaced by the look-alikes `‹` and `›`, and control and bidi characters by their escapes:
+charts are overviews, the escaped tables are exact.
+
+The time axis of the request charts covers the stretch of the case that holds the most requests
+with no gap longer than MAX_GAP (`_STRETCHES`, an aggregate of its own): a single request
+stamped 1970 or 9999 (a crafted or broken clock) would otherwise stretch it over millennia and
+squash everything else into one bar. The subtitle says how many requests lie outside, and when;
+an explicit since and until are kept as given.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import altair as alt
 import duckdb
@@ -18,6 +25,8 @@ import pyarrow as pa
 
 from kforensics import investigate as inv
 from kforensics.investigate import Time
+from kforensics.investigate_sql import as_time, run
+from kforensics.untrusted import visible
 
 MAX_ROWS = 500
 LEVEL_ORDER = ["critical", "high", "medium", "low", "info"]
@@ -26,8 +35,49 @@ OUTCOME_ORDER = ["2xx", "3xx", "4xx", "5xx", "1xx", "none"]
 OUTCOME_COLORS = ["#4c78a8", "#72b7b2", "#f58518", "#e45756", "#54a24b", "#bab0ac"]
 
 
+MAX_GAP = timedelta(days=7)
+
+# The stretches of the window separated by gaps longer than $gap, the busiest one first.
+_STRETCHES = """
+WITH t AS (
+    SELECT ts, count(*) AS n FROM requests
+    WHERE ts IS NOT NULL AND @W(ts) AND ($identity::VARCHAR IS NULL OR username = $identity)
+    GROUP BY ts
+),
+g AS (SELECT ts, n, coalesce(ts - lag(ts) OVER (ORDER BY ts) > $gap, false) AS jump FROM t),
+s AS (SELECT ts, n, sum(jump::INTEGER) OVER (ORDER BY ts ROWS UNBOUNDED PRECEDING) AS k FROM g)
+SELECT min(ts) AS lo, max(ts) AS hi, sum(n)::BIGINT AS requests
+FROM s GROUP BY k ORDER BY requests DESC, hi DESC
+"""
+
+
 def _safe(text: str) -> str:
-    return text.replace("<", "\u2039").replace(">", "\u203a")
+    return visible(text).replace("<", "\u2039").replace(">", "\u203a")
+
+
+def time_axis(
+    con: duckdb.DuckDBPyConnection, since: Time, until: Time, identity: str | None = None
+) -> tuple[Time, Time, str]:
+    """Return the window the request charts draw (see the module) and a note on what it leaves."""
+    if as_time(since) and as_time(until):
+        return since, until, ""
+    stretches = run(
+        con, _STRETCHES, since=since, until=until, identity=identity or None, gap=MAX_GAP
+    ).to_pylist()
+    if len(stretches) < 2:
+        return since, until, ""
+    best, outside = stretches[0], sum(s["requests"] for s in stretches[1:])
+    first = min(s["lo"] for s in stretches[1:])
+    last = max(s["hi"] for s in stretches[1:])
+    try:
+        end = best["hi"] + timedelta(microseconds=1)  # until is exclusive
+    except OverflowError:  # the busiest stretch ends at 9999-12-31T23:59:59.999999
+        end = until
+    note = (
+        f"not drawn: {outside} request(s) dated {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
+        f"more than {MAX_GAP.days} days from the rest"
+    )
+    return best["lo"], end, note
 
 
 def chart_rows(table: pa.Table, limit: int = MAX_ROWS) -> list[dict]:
@@ -56,10 +106,15 @@ def _empty(title: str) -> alt.Chart:
     )
 
 
-def _volume(table: pa.Table, title: str, height: int = 160) -> alt.Chart:
+def _title(text: str, note: str = "") -> alt.TitleParams:
+    """Return a chart title cut to the chart's width: a long log value must not widen the page."""
+    return alt.TitleParams(text, subtitle=note or alt.Undefined, limit=700)
+
+
+def _volume(table: pa.Table, title: str, height: int = 160, note: str = "") -> alt.Chart:
     width = (table.column("bucket_seconds")[0].as_py() if table.num_rows else 60) * 1000
     return (
-        alt.Chart(_data(table), title=title, height=height, width=700)
+        alt.Chart(_data(table), title=_title(title, note), height=height, width=700)
         .mark_bar()
         .encode(
             x=alt.X("bucket:T", title="time (UTC)"),
@@ -88,10 +143,11 @@ def outcomes_over_time(
     identity: str | None = None,
 ) -> alt.Chart:
     """Return stacked bars of requests over time by outcome class (2xx/3xx/4xx/5xx)."""
+    since, until, note = time_axis(con, since, until, identity)
     table = inv.volume_over_time(con, since, until, identity=identity)
     if not table.num_rows:
         return _empty("Requests by outcome")
-    return _volume(table, "Requests by outcome (UTC)")
+    return _volume(table, "Requests by outcome (UTC)", note=note)
 
 
 def timeline(
@@ -101,11 +157,12 @@ def timeline(
     identity: str | None = None,
 ) -> alt.Chart | alt.VConcatChart:
     """Return requests over time (bars) above the findings as points coloured by level."""
+    since, until, note = time_axis(con, since, until, identity)
     volume = inv.volume_over_time(con, since, until, identity=identity)
     if not volume.num_rows:
         return _empty("Timeline")
     title = f"Requests of {_safe(identity)}" if identity else "Requests"
-    bars = _volume(volume, title, height=140)
+    bars = _volume(volume, title, height=140, note=note)
     found = inv.findings_points(con, since, until, identity=identity)
     if not found.num_rows:
         return bars

@@ -306,10 +306,13 @@ def strip_active(markup: str) -> str:
 
 def _altair_html_spec(markup: str) -> dict | None:
     # Altair's html renderer (its default) emits `(function(spec, embedOpt){...})({spec}, {...})`;
-    # the spec is json.dumps output, so a JSON decoder reads it back exactly.
+    # the spec is json.dumps output, so a JSON decoder reads it back exactly. The function body
+    # is Altair's own code: the first `})(` after its start ends it, whereas one found searching
+    # from the end may be inside the spec (a log value in a title or a data row).
     if "altair-viz-" not in markup or "<script" not in markup:
         return None
-    at = markup.rfind("})(")
+    start = markup.find("(function(spec, embedOpt)")
+    at = markup.find("})(", start) if start >= 0 else -1
     if at < 0:
         return None
     try:
