@@ -20,6 +20,7 @@ from kforensics.load import LoadResult, load
 from kforensics.mapping import QUALITY_FLAGS
 from kforensics.reader import InputError
 from kforensics.rules import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
+from kforensics.untrusted import BIDI, visible
 
 
 def case_option(help: str, required: bool = True):
@@ -166,7 +167,7 @@ def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
             rows = rel.fetchall()
             if fmt == "jsonl":
                 for row in rows:
-                    click.echo(orjson.dumps(dict(zip(columns, row, strict=True)), default=str))
+                    click.echo(_json_line(dict(zip(columns, row, strict=True))))
             else:
                 import csv
 
@@ -277,22 +278,30 @@ def detect_cmd(
         excs = load_exceptions(exceptions) if exceptions else []
         findings = detect(case, rules, exceptions=excs, since=_when(since), until=_when(until))
     except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
     findings = [f for f in findings if LEVELS.index(f.level) >= LEVELS.index(min_level)]
     if fmt == "jsonl":
         for f in findings:
-            click.echo(orjson.dumps(f.to_json()).decode())
+            click.echo(_json_line(f.to_json()))
         return
     print_findings(findings, len(rules))
 
 
+# JSON allows these raw in strings, but str.splitlines() and JavaScript end a line at U+2028,
+# U+2029 and U+0085, and a terminal obeys a bidi override: escaped, the value is the same.
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x80, 0xA0), 0x2028, 0x2029, 0xFEFF, *BIDI]}
+
+
+def _json_line(value: object) -> str:
+    """Return value as one JSON line that every line splitter reads as one line."""
+    return orjson.dumps(value, default=str).decode().translate(_JSON_ESCAPES)
+
+
 def _plain(value: object) -> Text:
     """Return a table cell that shows log text literally: no markup, control bytes escaped."""
-    text = "" if value is None else str(value)
-    return Text(text.translate(_CONTROL))
+    return Text(visible("" if value is None else str(value)))
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": ""}
 
 
@@ -394,13 +403,14 @@ def netpol_cmd(
             case, out, at=_when(at), forensics_namespace=forensics_namespace
         )
     except (CaseError, RuleError, RuleSQLError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(visible(str(exc))) from exc
+    # Names and messages quote the log: escaped, they cannot drive the terminal.
     for r in remedies:
-        click.echo(f"{r.kind:15} {r.name}: {len(r.objects)} object(s)")
+        click.echo(f"{r.kind:15} {visible(r.name)}: {len(r.objects)} object(s)")
     for p in sim.problems:
-        click.echo(f"warning: {p}", err=True)
+        click.echo(f"warning: {visible(p)}", err=True)
     for e in errors:
-        click.echo(f"invalid: {e}", err=True)
+        click.echo(f"invalid: {visible(e)}", err=True)
     for p in paths:
         click.echo(p)
     if errors:
@@ -469,7 +479,7 @@ def report_cmd(
     try:
         result = run_report(notebook, case, dict(parameters), out, fail_on=fail_on)
     except ReportError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(visible(str(exc))) from exc  # a cell's error may quote the log
     click.echo(result.ipynb)
     click.echo(result.html)
     if result.failed:

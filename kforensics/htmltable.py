@@ -8,6 +8,8 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
+from kforensics.untrusted import visible
+
 
 def _cell(value, max_chars: int) -> str:
     if value is None:
@@ -18,6 +20,7 @@ def _cell(value, max_chars: int) -> str:
         text = json.dumps(value, default=str, ensure_ascii=False)
     else:
         text = str(value)
+    text = visible(text)  # a line break, an ANSI escape or U+202E is shown, not obeyed
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
     return html.escape(text, quote=True)
