@@ -16,7 +16,6 @@ import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 import yaml
 
@@ -63,7 +62,8 @@ class Remedy:
             for e in f.evidence:
                 # Clients choose audit IDs: a 100 KB one would burst the annotations' 256 KB.
                 audit_id = _cut(e["audit_id"] or "")
-                seen[f"{Path(e['source_file']).name}:{e['source_line']} ({audit_id})"] = None
+                # the file as given to load: two nodes' audit.log must not read the same
+                seen[f"{e['source_file']}:{e['source_line']} ({audit_id})"] = None
         out = list(seen)
         return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
 

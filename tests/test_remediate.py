@@ -22,7 +22,12 @@ GOLDEN = ROOT / "tests" / "golden" / "sample-remediation"
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     case = tmp_path_factory.mktemp("case") / "case.duckdb"
-    load(case, [SAMPLES / "native"])
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # evidence cites the path as given to load: relative, the same on any machine
+    try:
+        load(case, [SAMPLES.relative_to(ROOT) / "native"])
+    finally:
+        os.chdir(cwd)
     detect(case, load_rules(), exceptions=load_exceptions(SAMPLES / "known_false_positives.yaml"))
     out = tmp_path_factory.mktemp("out")
     return case, out, remediate_case(case, out)
@@ -53,7 +58,8 @@ def test_every_object_is_valid_and_cites_its_evidence(sample):
             meta = obj["metadata"]
             if "kforensics.io/remedy" not in meta["labels"]:
                 continue
-            assert meta["annotations"]["kforensics.io/evidence"].startswith("audit.log:")
+            evidence = meta["annotations"]["kforensics.io/evidence"]
+            assert evidence.startswith("data/samples/native/audit.log:")
             assert meta["annotations"]["kforensics.io/rationale"]
 
 
