@@ -41,7 +41,7 @@ MAX_GAP = timedelta(days=7)
 _STRETCHES = """
 WITH t AS (
     SELECT ts, count(*) AS n FROM requests
-    WHERE ts IS NOT NULL AND @W(ts) AND ($identity::VARCHAR IS NULL OR username = $identity)
+    WHERE ts IS NOT NULL AND @W(ts) AND ($identity::VARCHAR IS NULL OR @MINE)
     GROUP BY ts
 ),
 g AS (SELECT ts, n, coalesce(ts - lag(ts) OVER (ORDER BY ts) > $gap, false) AS jump FROM t),
