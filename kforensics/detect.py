@@ -16,6 +16,7 @@ from kforensics.rules import SUBJECT_FIELDS, Rule
 # Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
 EXCEPTION_FIELDS = {
     "actor": "h.actor",
+    "impersonated": "ev.impersonated_user",
     "source_ip": "h.source_ip",
     "namespace": "h.namespace",
     "resource": "h.resource",
@@ -99,7 +100,9 @@ def _exception_sql(exc: Exception_, params: dict) -> str:
             )
         else:
             col = EXCEPTION_FIELDS[key]
-            parts.append("(" + " OR ".join(f"{col} GLOB ${n}" for n in names) + ")")
+            # A field the event lacks (NULL) matches no pattern: NULL would make NOT (...) NULL
+            # and drop the hit, so an unknown actor would hide under any actor exception.
+            parts.append("coalesce(" + " OR ".join(f"{col} GLOB ${n}" for n in names) + ", false)")
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -222,7 +225,7 @@ def _group_sql(rules: list[Rule]) -> str:
     return f"""
     WITH s AS (
         SELECT h.rule_id, h.event_id, {subject}, ev.impersonated_user, ev.ts, ev.audit_id,
-               ev.source_file, ev.source_line, ev.quality
+               ev.source_file, ev.source_line, ev.source_index, ev.quality
         FROM hits h JOIN ev USING (event_id)
     ),
     k AS (SELECT *, {" || '|' || ".join(keys)} AS gkey FROM s)
@@ -241,8 +244,8 @@ def _group_sql(rules: list[Rule]) -> str:
         CASE WHEN count(DISTINCT name) = 1 THEN any_value(name) END AS name,
         count(*) AS count,
         list({{'event_id': event_id, 'audit_id': audit_id, 'source_file': source_file,
-               'source_line': source_line}} ORDER BY ts NULLS LAST, source_file, source_line)
-            AS evidence,
+               'source_line': source_line}}
+             ORDER BY ts NULLS LAST, source_file, source_line, source_index, event_id) AS evidence,
         list_sort(list_distinct(flatten(list(quality)))) AS quality
     FROM k
     GROUP BY rule_id, gkey

@@ -44,13 +44,17 @@ INTERACTIVE = """\
 if interactive:
     import ipywidgets as widgets
 
-    identities = inv.top_identities(con, limit=100).column("identity").to_pylist()
+    top = inv.top_identities(con, limit=100)
+    # both identities of an impersonated request, each once
+    identities = top.column("identity").to_pylist() + top.column("impersonated_by").to_pylist()
     levels = ["", "critical", "high", "medium", "low", "info"]
     controls = {{
         "w_since": widgets.Text(value=since, description="since"),
         "w_until": widgets.Text(value=until, description="until"),
         "w_identity": widgets.Combobox(
-            value={identity}, options=[i for i in identities if i], description="identity"
+            value={identity},
+            options=list(dict.fromkeys(i for i in identities if i)),
+            description="identity",
         ),
         "w_namespace": widgets.Text(value={namespace}, description="namespace"),
         "w_level": widgets.Dropdown(options=levels, value="", description="level"),

@@ -148,6 +148,10 @@ def test_requests_reusing_an_audit_id_are_each_evidence_everywhere(tmp_path, cas
         ("pods/exec", "create", 1),
     ]
     assert cols(inv.top_identities(c), "identity", "requests") == [("alice", 2)]
+    assert cols(inv.volume_over_time(c, identity="alice"), "outcome", "requests") == [
+        ("1xx", 1),  # the exec (101)
+        ("2xx", 1),
+    ]
     identity = run_notebook("02_identity", case_path, tmp_path, identity="alice")
     workload = run_notebook("03_workload", case_path, tmp_path, namespace="shop")
     for html in (identity, workload):

@@ -82,6 +82,26 @@ def test_exceptions_drop_matching_hits_only(tmp_path, case_path, priv_rule):
     assert detect(case_path, priv_rule, exceptions=load_exceptions(path), store=False) == []
 
 
+def test_exceptions_never_drop_a_hit_that_lacks_the_field(tmp_path, case_path, priv_rule):
+    unknown = {**PRIV, "user": {}}  # no username: the actor is unknown
+    proxied = {
+        **PRIV,
+        "objectRef": {**PRIV["objectRef"], "name": "r"},
+        "impersonatedUser": {"username": "u-7f3k2", "groups": ["system:authenticated"]},
+    }
+    case_with(tmp_path, case_path, unknown, proxied)  # fmt: skip
+    path = tmp_path / "exceptions.yaml"
+    path.write_text("k8s-privileged-pod:\n  - actor: 'system:*'\n  - impersonated: 'bob'\n")
+    findings = detect(case_path, priv_rule, exceptions=load_exceptions(path), store=False)
+    assert [(f.actor, f.impersonated) for f in findings] == [
+        (None, None),
+        ("alice@example.com", "u-7f3k2"),
+    ]
+    path.write_text("k8s-privileged-pod:\n  - impersonated: 'u-*'\n    reason: the proxy\n")
+    findings = detect(case_path, priv_rule, exceptions=load_exceptions(path), store=False)
+    assert [(f.actor, f.name) for f in findings] == [(None, "p")]
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
