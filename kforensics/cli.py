@@ -111,6 +111,13 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
         f"{result.duplicates:,}", f"{result.rejected:,}", style="bold",
     )  # fmt: skip
     console.print(table, markup=False)
+    unread = [s for s in result.sources if s.error]
+    if unread:
+        console.print("not read (see the sources table):", markup=False)
+        for s in unread:
+            console.print(
+                Text("  ") + _plain(s.path) + Text(": ") + _plain(s.error), highlight=False
+            )
     if result.reject_reasons:
         console.print("rejected (see the rejects table for file and line):", markup=False)
         for reason, n in result.reject_reasons[:10]:

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from kforensics import load, reader
+from kforensics.cli import main
 from tests.conftest import ROOT, event, jsonl
 
 RSS_LIMIT = 1536 * 1024 * 1024  # 1.5 GiB
@@ -201,6 +203,11 @@ def test_unlistable_folder_is_a_source_with_its_reason(tmp_path, case_path, con,
     assert con().execute("SELECT path, error FROM sources WHERE error IS NOT NULL").fetchall() == [
         (str(root / "node-2"), "cannot list: Permission denied")
     ]
+    out = CliRunner().invoke(main, ["load", str(root), "--case", str(tmp_path / "b.duckdb")])
+    assert out.exit_code == 0
+    assert f"not read (see the sources table):\n  {root / 'node-2'}: cannot list: Permission" in (
+        out.output
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
