@@ -2,8 +2,9 @@
 
 The bulk of real logs (native JSON lines) never reaches this module: DuckDB maps them in one
 pass (see `mapping.py`). What lands here is everything else: EventLists and arrays, EKS
-CloudWatch records, GKE Cloud Logging entries, AKS diagnostic records, and lines that are not
-audit events at all, which become rejects with a reason.
+CloudWatch records, GKE Cloud Logging entries, AKS diagnostic records, log-pipeline wrappers
+(Fluent Bit, Vector, Splunk, Elastic), and lines that are not JSON at all, which become rejects
+with a reason. Whether an unwrapped object is an audit event is the SQL mapping's call.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from kforensics import formats
 from kforensics import reader as reader_module
 from kforensics.case import connect, create_schema
 from kforensics.inventory import manifest_objects
+from kforensics.jsonstream import RecordStream
 from kforensics.mapping import mapped_select
 from kforensics.progress import ByteProgress
 from kforensics.reader import FileReader, InputError, Lines, discover
@@ -368,8 +369,6 @@ class _Loader:
 
     def document(self, reader: FileReader, blocks: Iterator[bytes], stats: SourceStats) -> None:
         """Load a JSON document (EventList, array, envelope, concatenated values), streamed."""
-        from kforensics.jsonstream import RecordStream  # TEMP until it lands
-
         blanks = _BlankCounter()
         stream = RecordStream(blanks.counted(blocks), max_record_bytes=reader_module.MAX_LINE_BYTES)
         records: list[formats.Record] = []
