@@ -93,7 +93,10 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
         if not console.is_terminal:
             console = Console(width=120)
     paths = [s.path for s in result.sources]
-    base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    try:
+        base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    except ValueError:  # absolute and relative paths given together: show them as given
+        base = ""
     title = f"load {result.load_id} into {result.case}" + (f", files under {base}/" if base else "")
     table = Table(title=title, title_justify="left")
     for col in ("file", "format", "lines", "records", "loaded", "duplicates", "rejected"):

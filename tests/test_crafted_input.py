@@ -259,3 +259,12 @@ def test_deeply_nested_request_object_loads(tmp_path, case_path, con):
     log.write_bytes(line + b"\n" + jsonl(event("ok")))
     result = load(case_path, [log])
     assert (result.events_loaded, result.rejected) == (2, 0)
+
+
+def test_summary_of_relative_and_absolute_paths_together(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("rel.log").write_bytes(jsonl(event("r")))
+    (tmp_path / "abs.log").write_bytes(jsonl(event("a")))
+    out = CliRunner().invoke(main, ["load", "rel.log", str(tmp_path / "abs.log"), "--case", "c.db"])
+    assert out.exit_code == 0, out.output
+    assert "rel.log" in out.output and "abs.log" in out.output
