@@ -268,3 +268,22 @@ def test_summary_of_relative_and_absolute_paths_together(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["load", "rel.log", str(tmp_path / "abs.log"), "--case", "c.db"])
     assert out.exit_code == 0, out.output
     assert "rel.log" in out.output and "abs.log" in out.output
+
+
+def test_file_that_cannot_be_opened_is_a_source_with_its_reason(tmp_path, case_path, monkeypatch):
+    (tmp_path / "locked.log").write_bytes(jsonl(event("x")))
+    (tmp_path / "ok.log").write_bytes(jsonl(event("y")))
+    real_open = open
+
+    def guarded(path, mode="rb"):
+        if Path(path).name == "locked.log":  # as root, chmod cannot lock a file
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, mode)
+
+    monkeypatch.setattr(reader, "open", guarded, raising=False)
+    result = load(case_path, [tmp_path])
+    assert [(Path(s.path).name, s.error, s.rejected) for s in result.sources] == [
+        ("locked.log", "cannot open: Permission denied", 0),
+        ("ok.log", None, 0),
+    ]
+    assert result.events_loaded == 1
