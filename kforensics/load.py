@@ -139,8 +139,7 @@ def _native_chunk(lines: Lines) -> pa.Table:
         # Mostly blank: hand DuckDB only the lines (a file of blank lines costs nothing).
         keep = np.flatnonzero(lines.valid)
         text = lines.text.take(pa.array(2 * keep))
-        numbers, n = lines.numbers[keep], 0
-        rows = len(keep)
+        numbers, rows = lines.numbers[keep], len(keep)
     else:
         text, rows = lines.text, 2 * n
         numbers = np.zeros(rows, dtype=np.int64)
@@ -233,11 +232,9 @@ class _Loader:
         self, stats: SourceStats, line: int, index: int | None, reason: str, raw, new=True
     ) -> None:
         """Record a reject; `new` when it is a record not already counted in stats.records."""
+        size = None if raw is None else len(raw)
         if isinstance(raw, bytes | memoryview):
             raw = bytes(raw[: REJECT_RAW_CHARS * 4]).decode("utf-8", errors="backslashreplace")
-            size = None
-        else:
-            size = None if raw is None else len(raw)
         text = None if raw is None else raw[:REJECT_RAW_CHARS]
         self.rejects.append((self.load_id, stats.path, line, index, reason, text, size))
         stats.rejected += 1
@@ -642,9 +639,8 @@ def _remove_duplicates(con: duckdb.DuckDBPyConnection, load_id: int, sources: li
         "AND e.ts IS NOT DISTINCT FROM m.ts"
     )
     scope = (
-        "FROM events e JOIN (SELECT DISTINCT audit_id, stage, ts FROM events "
-        "WHERE load_id = $id) m ON e.audit_id IS NOT DISTINCT FROM m.audit_id "
-        "AND e.stage IS NOT DISTINCT FROM m.stage AND e.ts IS NOT DISTINCT FROM m.ts"
+        "FROM events e JOIN (SELECT DISTINCT audit_id, stage, ts FROM events "  # noqa: S608
+        "WHERE load_id = $id) m ON " + same
         if had_events
         else "FROM events e WHERE e.load_id = $id"
     )

@@ -68,6 +68,8 @@ _TYPE_LITERAL = json.dumps(EVENT_TYPE).replace("'", "''")
 # take `infinity`, `epoch` and bare dates.
 _ZONE = r"([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)$"
 _INSTANT = r"^\d{4}-[01]\d-[0-3]\d[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?" + _ZONE[:-1] + "?$"
+# What may stand before an event's `{`: JSON whitespace and a byte-order mark.
+_LEADING_SPACE = " \t\r\n\ufeff"
 # 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z, in microseconds since the epoch.
 _FIRST_US, _LAST_US = 0, 253402300799999999
 
@@ -152,9 +154,12 @@ def _problem() -> str:
         for path in _STRINGS
     )
     return f"""CASE
-        WHEN e IS NULL THEN 'invalid JSON'
-        WHEN NOT starts_with(ltrim(event_text, ' \t\r\n\ufeff'), '{{') THEN
-            'not an audit event: a JSON ' || lower(json_type(event_text))
+        -- Only text that starts as an object is parsed (see `mapped_select`).
+        WHEN e IS NULL THEN coalesce(
+            'not an audit event: a JSON ' || CASE try(json_type(event_text))
+                WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'ARRAY' THEN
+                'array' WHEN 'NULL' THEN 'null' WHEN 'OBJECT' THEN NULL ELSE 'number' END,
+            'invalid JSON')
         WHEN NOT coalesce(
             e.auditID IS NOT NULL
             OR (kind = 'Event' AND starts_with(event_api_version, 'audit.k8s.io/'))
@@ -217,7 +222,7 @@ def mapped_select(chunk: str) -> str:
     # Only text that can be an object is parsed: a failed parse inside try() costs an
     # exception, and a file of junk lines would pay it per line.
     parse = (
-        f"CASE WHEN starts_with(ltrim(event_text, ' \t\ufeff'), '{{') "
+        f"CASE WHEN starts_with(ltrim(event_text, '{_LEADING_SPACE}'), '{{') "
         f"THEN try(from_json(event_text, '{_TYPE_LITERAL}')) END"
     )
     objects = ",\n                ".join(

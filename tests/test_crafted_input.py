@@ -117,6 +117,9 @@ def test_invalid_utf8_inside_a_multi_line_document(tmp_path, case_path, con):
         con().execute("SELECT source_line, source_index, reason FROM rejects").fetchone()
     )
     assert (index, reason.startswith("invalid UTF-8")) == (1, True)
+    size = con().execute("SELECT raw_bytes FROM rejects").fetchone()[0]
+    # The element as it stands in the document: "b" became two invalid bytes, one byte more.
+    assert size == len(json.dumps(event("b"), indent=2).replace("\n", "\n    ")) + 1
     assert data.splitlines()[line - 1].strip() == b"{"
 
 

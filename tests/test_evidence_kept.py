@@ -271,3 +271,16 @@ def test_pipeline_line_that_is_not_an_event_is_a_reject_naming_the_field(tmp_pat
     assert (result.events_loaded, result.rejected) == (1, 1)
     assert one(con, "SELECT source_line, reason FROM rejects")[0] == 1
     assert "pipeline record whose log is not JSON" in one(con, "SELECT reason FROM rejects")[0]
+
+
+def test_eventlist_items_that_are_not_objects_say_what_they_are(tmp_path, case_path, con):
+    log = tmp_path / "hook.json"
+    log.write_text(json.dumps({"kind": "EventList", "items": [event("i"), 42, "x", [1]]}, indent=1))
+    result = load(case_path, [log])
+    assert (result.events_loaded, result.rejected) == (1, 3)
+    reasons = con().execute("SELECT source_index, reason FROM rejects ORDER BY 1").fetchall()
+    assert reasons == [
+        (1, "not an audit event: a JSON number"),
+        (2, "not an audit event: a JSON string"),
+        (3, "not an audit event: a JSON array"),
+    ]
