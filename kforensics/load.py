@@ -406,7 +406,9 @@ class _Loader:
         found: list[formats.Record] = []
         for offset, raw in enumerate(bytes(piece.data).split(b"\n")):
             text = raw.strip().rstrip(b",").strip()
-            if offset == 0 or not (text.startswith(b"{") and text.endswith(b"}")):
+            # The broken value's own first line is no exception: after a stray `[` the piece
+            # is an unterminated element that starts with a whole event.
+            if not (text.startswith(b"{") and text.endswith(b"}")):
                 continue
             try:
                 line_text = text.decode("utf-8")

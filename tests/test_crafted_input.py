@@ -290,3 +290,15 @@ def test_file_that_cannot_be_opened_is_a_source_with_its_reason(tmp_path, case_p
         ("ok.log", None, 0),
     ]
     assert result.events_loaded == 1
+
+
+@pytest.mark.parametrize("stray", [b"[", b"{", b"[\n{", b'{"kind": "EventList", "items": ['])
+@pytest.mark.parametrize("end", [b"\n", b""])
+def test_a_stray_opening_line_hides_no_event_after_it(tmp_path, case_path, con, stray, end):
+    log = tmp_path / "audit.log"
+    log.write_bytes(stray + b"\n" + jsonl(event("a")) + jsonl(event("b"))[:-1] + end)
+    result = load(case_path, [log])
+    assert result.events_loaded == 2
+    assert result.sources[0].records == result.events_loaded + result.rejected
+    ids = [r[0] for r in con().execute("SELECT audit_id FROM events ORDER BY 1").fetchall()]
+    assert ids == ["a", "b"]
