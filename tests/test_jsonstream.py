@@ -387,7 +387,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     elements=st.lists(json_values, max_size=6),
     wrap=st.sampled_from(["array", "items", "Records", "events-after"]),
@@ -443,7 +443,7 @@ FRAGMENTS = [
 ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     parts=st.lists(st.sampled_from(FRAGMENTS), max_size=40),
     size=st.integers(min_value=1, max_value=9),

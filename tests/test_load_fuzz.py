@@ -1,6 +1,8 @@
 """Property-based fuzzing of the loader: whatever the lines, every one is accounted for.
 
-Bounded: a fixed number of examples (about a minute in all on two cores).
+Bounded: a fixed number of examples (about 20 s on two cores), derandomised so that CI sees the
+same examples every run. To search further, run it by hand with derandomize off and
+`--hypothesis-seed=N` (seeds 1 to 4 passed on 2026-12-03).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def line_strategy(counter: list[int]):
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_every_line_is_an_event_a_duplicate_a_blank_or_a_reject(data):
     counter = [0]
