@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from samplecase import sample_case  # noqa: E402 (bench/samplecase.py)
 
 from kforensics import connect  # noqa: E402
-from kforensics.detect import detect  # noqa: E402
-from kforensics.rules import load_rules  # noqa: E402
+from kforensics.detect.rule import load_rules  # noqa: E402
+from kforensics.detect.run import detect  # noqa: E402
 
 
 def main() -> int:

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from samplecase import sample_case  # noqa: E402 (bench/samplecase.py)
 
-from kforensics.detect import detect  # noqa: E402
-from kforensics.report import ReportError, resolve_notebook, run_report  # noqa: E402
-from kforensics.rules import load_rules  # noqa: E402
+from kforensics.detect.rule import load_rules  # noqa: E402
+from kforensics.detect.run import detect  # noqa: E402
+from kforensics.report.run import ReportError, resolve_notebook, run_report  # noqa: E402
 
 SECONDS_TARGET = 60
 BYTES_TARGET = 5_000_000

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kforensics import load  # noqa: E402
-from kforensics.samplegen import write_native_lines  # noqa: E402
+from kforensics.sample.generate import write_native_lines  # noqa: E402
 
 
 def sample_case(data: Path, events: int) -> Path:

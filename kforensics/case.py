@@ -7,11 +7,9 @@ from pathlib import Path
 
 import duckdb
 
+from kforensics.errors import CaseError
+
 SCHEMA_VERSION = 2
-
-
-class CaseError(Exception):
-    """A case file that cannot be opened: missing, locked by another process, or not DuckDB."""
 
 
 def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:

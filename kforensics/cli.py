@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from kforensics.case import CaseError, connect
-from kforensics.detect import ExceptionsError, RuleSQLError, detect, load_exceptions
-from kforensics.load import LoadResult, load
-from kforensics.mapping import QUALITY_FLAGS
-from kforensics.reader import InputError
-from kforensics.rules import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
+from kforensics.detect.rule import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
+from kforensics.detect.run import ExceptionsError, RuleSQLError, detect, load_exceptions
+from kforensics.ingest.load import LoadResult, load
+from kforensics.ingest.mapping import QUALITY_FLAGS
+from kforensics.ingest.read import InputError
 from kforensics.untrusted import BIDI, visible
 
 
@@ -202,7 +202,7 @@ def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
 )
 def sample_cmd(out: Path, seed: int, background: int | None) -> None:
     """Write the synthetic sample story (native, EKS, GKE and AKS shapes) to OUT."""
-    from kforensics import samplegen
+    from kforensics.sample import generate as samplegen
 
     if background is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -352,7 +352,7 @@ def print_findings(findings: list, rules_run: int, console: Console | None = Non
 )
 def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
     """List the detection rules (all statuses); with --check, test them on their own events."""
-    from kforensics.ruletest import check_rule
+    from kforensics.detect.selftest import check_rule
 
     try:
         rules = load_rules(list(rule_dirs), statuses=None, builtin=builtin)
@@ -406,7 +406,7 @@ def netpol_cmd(
         return
     if case is None or out is None:
         raise click.UsageError("kforensics netpol needs --case and --out (or a subcommand)")
-    from kforensics.netpol_report import remediate_case
+    from kforensics.netpol.remediation import remediate_case
 
     try:
         paths, remedies, sim, errors = remediate_case(
@@ -432,8 +432,8 @@ def netpol_cmd(
 def connlist_cmd(paths: tuple[Path, ...]) -> None:
     """Print the allowed connections of Kubernetes objects (files or folders), in np-guard
     netpol-analyzer's connlist format."""
-    from kforensics.k8sobjects import read_objects
-    from kforensics.netpol_eval import connlist
+    from kforensics.netpol.evaluate import connlist
+    from kforensics.netpol.model import read_objects
 
     try:
         click.echo(connlist(read_objects(list(paths))), nl=False)
@@ -476,7 +476,7 @@ def report_cmd(
     list_: bool,
 ) -> None:
     """Run an investigation NOTEBOOK with papermill; write it executed and as offline HTML."""
-    from kforensics.report import ReportError, list_notebooks, run_report
+    from kforensics.report.run import ReportError, list_notebooks, run_report
 
     if list_:
         for info in list_notebooks():

@@ -31,7 +31,7 @@ def cli_help() -> str:
 
 def rules_table() -> str:
     """Return the table of built-in rules, as Markdown."""
-    from kforensics.rules import load_rules
+    from kforensics.detect.rule import load_rules
 
     rows = [
         "| rule | level | status | ATT&CK | tactics | what it finds | equivalent of |",

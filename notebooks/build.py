@@ -24,11 +24,11 @@ from pathlib import Path
 from IPython.display import HTML, display
 
 import kforensics
-from kforensics import charts
-from kforensics import investigate as inv
-from kforensics.detect import stored_findings
-from kforensics.htmltable import html_table, remediation_html
-from kforensics.netpol_report import remediate_case
+from kforensics.investigate import charts
+from kforensics.investigate import queries as inv
+from kforensics.detect.run import stored_findings
+from kforensics.investigate.tables import html_table, remediation_html
+from kforensics.netpol.remediation import remediate_case
 
 con = kforensics.connect(case)  # read-only
 window = {"since": since or None, "until": until or None}"""

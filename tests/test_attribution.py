@@ -15,13 +15,13 @@ import papermill
 import pytest
 from click.testing import CliRunner
 
-from kforensics import investigate as inv
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect import detect
-from kforensics.evtable import prepare
-from kforensics.mapping import QUALITY_FLAGS
-from kforensics.rules import load_rules
+from kforensics.detect.ev import prepare
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect
+from kforensics.ingest.mapping import QUALITY_FLAGS
+from kforensics.investigate import queries as inv
 from tests.conftest import ROOT, event, jsonl
 
 SA = "system:serviceaccount:shop:web"

@@ -232,8 +232,8 @@ def test_mixed_bad_file_accounts_for_every_line(tmp_path, case_path, con):
 
 
 def test_line_over_the_size_limit_is_rejected_unread(tmp_path, case_path, con, monkeypatch):
-    monkeypatch.setattr("kforensics.reader.MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr("kforensics.reader.BLOCK_SIZE", 256)
+    monkeypatch.setattr("kforensics.ingest.read.MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr("kforensics.ingest.read.BLOCK_SIZE", 256)
     huge = orjson.dumps(event("huge", requestObject={"x": "y" * 5000}))
     log = tmp_path / "audit.log"
     log.write_bytes(GOOD + b"\n" + huge + b"\n" + orjson.dumps(event("next")) + b"\n" + huge)

@@ -20,8 +20,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from kforensics import load, reader
+from kforensics import load
 from kforensics.cli import main
+from kforensics.ingest import read as reader
 from tests.conftest import ROOT, event, jsonl
 
 RSS_LIMIT = 1536 * 1024 * 1024  # 1.5 GiB

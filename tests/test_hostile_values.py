@@ -24,10 +24,10 @@ from click.testing import CliRunner
 
 from kforensics import connect, load, untrusted
 from kforensics.cli import main
-from kforensics.detect import detect
-from kforensics.netpol_validate import validate_object
-from kforensics.report import _chart_spec, run_report
-from kforensics.rules import load_rules
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect
+from kforensics.netpol.validate import validate_object
+from kforensics.report.run import _chart_spec, run_report
 from tests.conftest import SAMPLES, event
 from tests.test_report import CHROMIUM, _Dom, dump_dom
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from kforensics import load
-from kforensics.detect import detect, load_exceptions
-from kforensics.rules import LEVELS, load_rules
-from kforensics.samplegen import incident_steps
+from kforensics.detect.rule import LEVELS, load_rules
+from kforensics.detect.run import detect, load_exceptions
+from kforensics.sample.generate import incident_steps
 from tests.conftest import SAMPLES
 
 KNOWN_FP = SAMPLES / "known_false_positives.yaml"

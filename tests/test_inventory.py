@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.inventory import reconstruct
-from kforensics.ruletest import expand
+from kforensics.detect.selftest import expand
+from kforensics.netpol.inventory import reconstruct
 from tests.conftest import jsonl
 
 NS = {"kind": "Namespace", "apiVersion": "v1",
@@ -92,6 +92,6 @@ def test_a_dump_that_is_not_a_manifest_is_named(tmp_path, case_path):
 
 
 def test_clean_drops_server_fields():
-    from kforensics.inventory import clean
+    from kforensics.netpol.inventory import clean
 
     assert clean(NP)["metadata"] == {"name": "deny", "namespace": "shop"}

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from kforensics import charts, connect, load
-from kforensics import investigate as inv
-from kforensics.detect import detect, load_exceptions
-from kforensics.htmltable import html_table
-from kforensics.redact import REDACTED, redact, redact_text
-from kforensics.rules import load_rules
-from kforensics.ruletest import expand
+from kforensics import connect, load
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect, load_exceptions
+from kforensics.detect.selftest import expand
+from kforensics.investigate import charts
+from kforensics.investigate import queries as inv
+from kforensics.investigate.redact import REDACTED, redact, redact_text
+from kforensics.investigate.tables import html_table
 from tests.conftest import SAMPLES, jsonl
 
 SA = "system:serviceaccount:shop:storefront"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kforensics.jsonstream import Piece, RecordStream, iter_records
+from kforensics.ingest.jsonstream import Piece, RecordStream, iter_records
 
 EVENTS = [
     {"kind": "Event", "auditID": "a1", "verb": "get", "user": {"groups": ["dev", "ops"]}},
@@ -71,7 +71,7 @@ def test_pretty_event_list_is_split_the_same_whatever_the_block_size():
 
 
 def test_memoryview_blocks_and_a_caller_block_bigger_than_a_slice(monkeypatch):
-    monkeypatch.setattr("kforensics.jsonstream.SLICE_BYTES", 7)
+    monkeypatch.setattr("kforensics.ingest.jsonstream.SLICE_BYTES", 7)
     view = memoryview(PRETTY)
     stream = iter_records([view[:100], view[100:]], max_record_bytes=1000)
     assert [p.data for p in stream] == [element_text(e) for e in EVENTS]
@@ -300,8 +300,8 @@ def test_many_records_stream_in_bounded_memory():
 def test_tiny_records_are_scanned_in_parts_with_the_same_result(monkeypatch):
     doc = b"[" + b",".join(b"%d" % (i % 10) for i in range(1000)) + b"]\n" + b"{}" * 100
     whole = records(doc)
-    monkeypatch.setattr("kforensics.jsonstream._MAX_PIECES", 3)
-    monkeypatch.setattr("kforensics.jsonstream.SLICE_BYTES", 100)
+    monkeypatch.setattr("kforensics.ingest.jsonstream._MAX_PIECES", 3)
+    monkeypatch.setattr("kforensics.ingest.jsonstream.SLICE_BYTES", 100)
     assert records(doc) == whole
     assert len(whole) == 1100
     assert whole[999] == (1, 999, None, b"9")

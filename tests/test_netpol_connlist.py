@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kforensics.k8sobjects import NAME_LABEL, build_cluster, parse_objects, read_objects
-from kforensics.netpol_eval import (
+from kforensics.netpol.evaluate import (
     ConnSet,
     External,
     LabelGapError,
@@ -17,6 +16,7 @@ from kforensics.netpol_eval import (
     connection_map,
     connlist,
 )
+from kforensics.netpol.model import NAME_LABEL, build_cluster, parse_objects, read_objects
 from tests.conftest import SHARED, corpus
 
 _OUTPUTS = SHARED / "netpol-analyzer" / "test_outputs" / "connlist"

@@ -12,8 +12,8 @@ import papermill
 import pytest
 
 from kforensics import load
-from kforensics.detect import detect, load_exceptions
-from kforensics.rules import load_rules
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect, load_exceptions
 from tests.conftest import ROOT, SAMPLES
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect import detect, load_exceptions
-from kforensics.netpol_report import remediate_case
-from kforensics.rules import load_rules
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect, load_exceptions
+from kforensics.netpol.remediation import remediate_case
 from tests.conftest import ROOT, SAMPLES
 
 GOLDEN = ROOT / "tests" / "golden" / "sample-remediation"
@@ -133,9 +133,9 @@ def test_cli_connlist_prints_netpol_analyzer_format(tmp_path):
 def test_hostile_names_never_reach_objects_or_commands(tmp_path):
     from datetime import UTC, datetime
 
-    from kforensics.detect import Finding
-    from kforensics.inventory import Inventory
-    from kforensics.remediate import plan
+    from kforensics.detect.run import Finding
+    from kforensics.netpol.inventory import Inventory
+    from kforensics.netpol.plan import plan
 
     evil_ns = "shop;rm -rf /"
     inv = Inventory(at=None)
@@ -161,10 +161,10 @@ def test_hostile_names_never_reach_objects_or_commands(tmp_path):
 def test_egress_block_for_pods_not_yet_isolated_keeps_dns_and_cuts_metadata():
     from datetime import UTC, datetime
 
-    from kforensics.detect import Finding
-    from kforensics.inventory import Inventory
-    from kforensics.netpol_report import simulate, validate
-    from kforensics.remediate import plan
+    from kforensics.detect.run import Finding
+    from kforensics.netpol.inventory import Inventory
+    from kforensics.netpol.plan import plan
+    from kforensics.netpol.remediation import simulate, validate
 
     inv = Inventory(at=None)
     for name, ip in (("web-1", "10.244.1.5"), ("web-2", "10.244.2.6")):

@@ -16,9 +16,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kforensics import connect, load, report
-from kforensics.detect import detect
-from kforensics.report import (
+from kforensics import connect, load
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect
+from kforensics.report import run as report
+from kforensics.report.run import (
     ReportError,
     list_notebooks,
     resolve_notebook,
@@ -26,7 +28,6 @@ from kforensics.report import (
     script_json,
     vega_bundle,
 )
-from kforensics.rules import load_rules
 from tests.conftest import SAMPLES, event, jsonl
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect import detect
-from kforensics.report import run_report
-from kforensics.rules import load_rules
-from kforensics.ruletest import expand
+from kforensics.detect.rule import load_rules
+from kforensics.detect.run import detect
+from kforensics.detect.selftest import expand
+from kforensics.report.run import run_report
 from tests.conftest import jsonl
 
 PLANTED = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kforensics.rules import builtin_dir, load_rules, parse_rule
-from kforensics.ruletest import check_rule
+from kforensics.detect.rule import builtin_dir, load_rules, parse_rule
+from kforensics.detect.selftest import check_rule
 
 RULES = load_rules(statuses=None)
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from kforensics import load
-from kforensics.formats import parse_gke_method, parse_gke_resource_name
+from kforensics.ingest.shapes import parse_gke_method, parse_gke_resource_name
 from tests.conftest import event, jsonl
 
 COLUMNS = (

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from kforensics.redact import redact
+from kforensics.investigate.redact import redact
 
 Time = datetime | str | None
 

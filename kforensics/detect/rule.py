@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from kforensics.errors import RuleError
+
 LEVELS = ("info", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated")
 DEFAULT_STATUSES = ("stable", "test")
@@ -26,10 +28,6 @@ DEFAULT_GROUP_BY = ("actor", "namespace", "resource", "name")
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _TECHNIQUE = re.compile(r"^T\d{4}(?:\.\d{3})?$")
 REQUIRED = ("id", "title", "description", "level", "status", "attack", "sql", "tests")
-
-
-class RuleError(Exception):
-    """A rule file that is not a valid rule: the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class Rule:
 
 def builtin_dir() -> Path:
     """Return the folder of the rules that ship with kforensics."""
-    return Path(str(resources.files("kforensics").joinpath("rules")))
+    return Path(str(resources.files("kforensics.detect").joinpath("rules")))
 
 
 def _strings(value: Any, what: str, path: Path) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import duckdb
 import yaml
 
 from kforensics import untrusted
-from kforensics.netpol_validate import is_dns1123_label, storable_errors
+from kforensics.netpol.validate import is_dns1123_label, storable_errors
 
 KINDS = {
     "namespaces": "Namespace",

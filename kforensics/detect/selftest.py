@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 
 from kforensics.case import connect
-from kforensics.detect import run_rules
-from kforensics.evtable import prepare
-from kforensics.load import load
-from kforensics.rules import Rule
+from kforensics.detect.ev import prepare
+from kforensics.detect.rule import Rule
+from kforensics.detect.run import run_rules
+from kforensics.ingest.load import load
 
 T0 = datetime(2026, 3, 14, 10, 0, 0, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from .samplebackground import _bg_templates, _stream, background_events, write_native_lines
-from .sampleincident import ATTACKER, play_incident
-from .sampleobjects import (
+from .background import _bg_templates, _stream, background_events, write_native_lines
+from .incident import ATTACKER, play_incident
+from .objects import (
     _OPS_RULES,
     _binding,
     _deployment,
@@ -29,7 +29,7 @@ from .sampleobjects import (
     _service,
     _to_sa,
 )
-from .sampleshapes import (
+from .shapes import (
     WRITE_VERBS,
     epoch_us,
     native_line,
@@ -38,7 +38,7 @@ from .sampleshapes import (
     to_eks_filter_events,
     to_gke_entry,
 )
-from .sampleworld import (
+from .world import (
     _CREATE_Q,
     _T0,
     _US,

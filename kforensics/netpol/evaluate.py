@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, reduce
 from itertools import pairwise
 
-from kforensics.k8sobjects import (
+from kforensics.errors import LabelGapError
+from kforensics.netpol.model import (
     Cluster,
     IPBlock,
     K8sObject,
@@ -188,10 +189,6 @@ class Connection:
 
     def __str__(self) -> str:
         return f"{self.src} => {self.dst} : {self.conns}"
-
-
-class LabelGapError(ValueError):
-    """Pods of one owner have labels that a policy selector tells apart."""
 
 
 def _ip_intervals(block: IPBlock) -> Intervals:

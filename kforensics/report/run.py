@@ -22,7 +22,8 @@ from typing import Any
 
 import nbformat
 
-from kforensics.rules import LEVELS
+from kforensics.detect.rule import LEVELS
+from kforensics.errors import ReportError
 
 KERNEL = "python3"
 # Jupyter's mime types (application/vnd.vegalite.v5+json, application/vnd.vega.v5+json) carry a
@@ -69,10 +70,6 @@ _EMBED_JS = (
 )
 
 
-class ReportError(Exception):
-    """A report could not be produced (bad notebook, parameter, case, or a failing cell)."""
-
-
 @dataclass(frozen=True)
 class Parameter:
     """A notebook parameter: its name, default (Python source), the type values convert to."""
@@ -112,7 +109,7 @@ class ReportResult:
 def notebooks_dir() -> Path:
     """Return the folder of report notebooks ($KFORENSICS_NOTEBOOKS, else the repo's notebooks/)."""
     env = os.environ.get("KFORENSICS_NOTEBOOKS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "notebooks"
 
 
 def _type_of(default: str) -> str:

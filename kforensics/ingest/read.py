@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from kforensics.errors import InputError
+
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_SIZE = 32 * 1024 * 1024
 # Longer lines (counted without their line end) are rejected, and never held whole when they
@@ -26,10 +28,6 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 # A block of short (or blank) lines is cut into pieces of at most this many lines, so that the
 # per-line arrays stay small whatever the input: 32 MiB of newlines would otherwise be 32M lines.
 MAX_BLOCK_LINES = 1 << 20
-
-
-class InputError(Exception):
-    """A path given on the command line that cannot be read at all."""
 
 
 @dataclass

@@ -19,9 +19,9 @@ import math
 import duckdb
 import pyarrow as pa
 
-from kforensics.htmltable import html_table
-from kforensics.investigate_sql import EXEC, NICE, Time, as_time, redact_columns, run
-from kforensics.mapping import QUALITY_FLAGS
+from kforensics.ingest.mapping import QUALITY_FLAGS
+from kforensics.investigate.sql import EXEC, NICE, Time, as_time, redact_columns, run
+from kforensics.investigate.tables import html_table
 
 __all__ = [
     "as_time",

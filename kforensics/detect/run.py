@@ -10,8 +10,9 @@ import duckdb
 import yaml
 
 from kforensics.case import connect, create_schema
-from kforensics.evtable import prepare
-from kforensics.rules import SUBJECT_FIELDS, Rule
+from kforensics.detect.ev import prepare
+from kforensics.detect.rule import SUBJECT_FIELDS, Rule
+from kforensics.errors import ExceptionsError, RuleSQLError
 
 # Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
 EXCEPTION_FIELDS = {
@@ -27,10 +28,6 @@ EXCEPTION_FIELDS = {
     "user_group": None,  # any of the user's groups
     "image": None,  # every container image repository
 }
-
-
-class ExceptionsError(Exception):
-    """An exceptions file that cannot be used: the message names the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -168,10 +165,6 @@ def _iso(t: datetime | None) -> str | None:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class RuleSQLError(Exception):
-    """A rule whose SQL does not run: the message names the rule file."""
 
 
 def _hits(con: duckdb.DuckDBPyConnection, rule: Rule, exceptions: list[Exception_]) -> None:

@@ -23,9 +23,9 @@ import altair as alt
 import duckdb
 import pyarrow as pa
 
-from kforensics import investigate as inv
-from kforensics.investigate import Time
-from kforensics.investigate_sql import as_time, run
+from kforensics.investigate import queries as inv
+from kforensics.investigate.queries import Time
+from kforensics.investigate.sql import as_time, run
 from kforensics.untrusted import visible
 
 MAX_ROWS = 500

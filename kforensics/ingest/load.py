@@ -14,14 +14,14 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from kforensics import formats
-from kforensics import reader as reader_module
 from kforensics.case import connect, create_schema
-from kforensics.inventory import manifest_objects
-from kforensics.jsonstream import RecordStream
-from kforensics.mapping import mapped_select
+from kforensics.ingest import read as reader_module
+from kforensics.ingest import shapes as formats
+from kforensics.ingest.jsonstream import RecordStream
+from kforensics.ingest.mapping import mapped_select
+from kforensics.ingest.read import FileReader, InputError, Lines, discover
+from kforensics.netpol.inventory import manifest_objects
 from kforensics.progress import ByteProgress
-from kforensics.reader import FileReader, InputError, Lines, discover
 
 # Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
 ARROW_BATCH_ROWS = 65536

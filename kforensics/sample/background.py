@@ -11,7 +11,7 @@ from heapq import heappop, heappush
 from itertools import islice
 from pathlib import Path
 
-from .sampleobjects import (
+from .objects import (
     _binding,
     _deployment,
     _endpointslice,
@@ -20,8 +20,8 @@ from .sampleobjects import (
     _persist,
     _pod_objects,
 )
-from .sampleshapes import native_line
-from .sampleworld import (
+from .shapes import native_line
+from .world import (
     _CREATE_Q,
     _NAME_CHARS,
     _T0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from .sampleobjects import (
+from .objects import (
     _BASIC_RULES,
     _NONRES_RULES,
     _OPS_RULES,
@@ -23,7 +23,7 @@ from .sampleobjects import (
     _status_patch,
     _to_sa,
 )
-from .sampleworld import (
+from .world import (
     _CREATE_Q,
     _NAME_CHARS,
     _SA_MOUNT,
@@ -44,7 +44,7 @@ from .sampleworld import (
 )
 
 if TYPE_CHECKING:
-    from .samplegen import _Story
+    from .generate import _Story
 
 ATTACKER = "system:serviceaccount:shop:storefront"
 _PROBES = (  # what the attacker tries first with curl; all are denied

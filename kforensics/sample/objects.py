@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from .sampleworld import (
+from .world import (
     _SA_MOUNT,
     _T0,
     _US,

@@ -13,16 +13,16 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kforensics.inventory import Inventory, clean
-from kforensics.k8sobjects import selector_matches
-from kforensics.netpol_eval import Change, ConnSet, allowed_connections, build_cluster
-from kforensics.netpol_validate import (
+from kforensics.netpol.evaluate import Change, ConnSet, allowed_connections, build_cluster
+from kforensics.netpol.inventory import Inventory, clean
+from kforensics.netpol.model import selector_matches
+from kforensics.netpol.plan import QUARANTINE_LABEL, Remedy, to_yaml
+from kforensics.netpol.validate import (
     dns1123_label,
     is_dns1123_subdomain,
     is_label_key,
     validate_object,
 )
-from kforensics.remediate import QUARANTINE_LABEL, Remedy, to_yaml
 from kforensics.untrusted import visible
 
 _NOT_QUARANTINED = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
@@ -252,10 +252,10 @@ def remediate_case(
     from functools import cache
 
     from kforensics.case import connect
-    from kforensics.detect import detect, stored_findings
-    from kforensics.inventory import reconstruct
-    from kforensics.remediate import plan
-    from kforensics.rules import load_rules
+    from kforensics.detect.rule import load_rules
+    from kforensics.detect.run import detect, stored_findings
+    from kforensics.netpol.inventory import reconstruct
+    from kforensics.netpol.plan import plan
 
     if findings is None:
         with connect(case) as con:

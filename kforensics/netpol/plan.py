@@ -19,10 +19,10 @@ from datetime import timedelta
 
 import yaml
 
-from kforensics.detect import Finding
-from kforensics.inventory import Inventory, clean
-from kforensics.k8sobjects import selector_matches
-from kforensics.netpol_validate import (
+from kforensics.detect.run import Finding
+from kforensics.netpol.inventory import Inventory, clean
+from kforensics.netpol.model import selector_matches
+from kforensics.netpol.validate import (
     dns1123_subdomain,
     is_dns1123_label,
     is_dns1123_subdomain,
