@@ -15,11 +15,12 @@ from rich.table import Table
 from rich.text import Text
 
 from kforensics.case import CaseError, connect
-from kforensics.detect.rule import DEFAULT_STATUSES, LEVELS, STATUSES, RuleError, load_rules
+from kforensics.detect.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
 from kforensics.detect.run import ExceptionsError, RuleSQLError, detect, load_exceptions
 from kforensics.ingest.load import LoadResult, load
 from kforensics.ingest.mapping import QUALITY_FLAGS
 from kforensics.ingest.read import InputError
+from kforensics.levels import LEVELS, at_or_above
 from kforensics.untrusted import BIDI, visible
 
 
@@ -289,7 +290,7 @@ def detect_cmd(
         findings = detect(case, rules, exceptions=excs, since=_when(since), until=_when(until))
     except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
         raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
-    findings = [f for f in findings if LEVELS.index(f.level) >= LEVELS.index(min_level)]
+    findings = [f for f in findings if f.level in at_or_above(min_level)]
     if fmt == "jsonl":
         for f in findings:
             click.echo(_json_line(f.to_json()))

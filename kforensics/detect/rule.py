@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from kforensics.errors import RuleError
+from kforensics.levels import LEVELS, rank
 
-LEVELS = ("info", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated")
 DEFAULT_STATUSES = ("stable", "test")
 # MITRE ATT&CK tactics (Enterprise and Containers matrices), as Sigma spells them in tags.
@@ -53,7 +53,7 @@ class Rule:
     @property
     def severity(self) -> int:
         """Return the level's rank: 0 for info up to 4 for critical."""
-        return LEVELS.index(self.level)
+        return rank(self.level)
 
 
 def builtin_dir() -> Path:

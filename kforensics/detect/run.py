@@ -13,6 +13,7 @@ from kforensics.case import connect, create_schema
 from kforensics.detect.ev import prepare
 from kforensics.detect.rule import SUBJECT_FIELDS, Rule
 from kforensics.errors import ExceptionsError, RuleSQLError
+from kforensics.levels import severity_sql
 
 # Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
 EXCEPTION_FIELDS = {
@@ -298,15 +299,17 @@ def run_rules(
     return findings
 
 
+# the only formatted part is the level order, a constant of kforensics.levels
+_STORED = (
+    "SELECT finding_id, rule_id, title, level, attack, tactics, first_seen, last_seen, actor, "  # noqa: S608
+    "source_ips, namespace, resource, name, count, evidence, impersonated, quality "
+    f"FROM findings ORDER BY {severity_sql()}, first_seen NULLS LAST, rule_id, finding_id"
+)
+
+
 def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     """Return the findings the last `detect` stored in the case, most severe first."""
-    rows = con.execute(
-        "SELECT finding_id, rule_id, title, level, attack, tactics, first_seen, last_seen, actor, "
-        "source_ips, namespace, resource, name, count, evidence, impersonated, quality "
-        "FROM findings "
-        "ORDER BY CASE level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
-        "WHEN 'low' THEN 3 ELSE 4 END, first_seen NULLS LAST, rule_id, finding_id"
-    ).fetchall()
+    rows = con.execute(_STORED).fetchall()
     return [Finding(*row) for row in rows]
 
 

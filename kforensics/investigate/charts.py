@@ -26,10 +26,11 @@ import pyarrow as pa
 from kforensics.investigate import queries as inv
 from kforensics.investigate.queries import Time
 from kforensics.investigate.sql import as_time, run
+from kforensics.levels import MOST_SEVERE_FIRST
 from kforensics.untrusted import visible
 
 MAX_ROWS = 500
-LEVEL_ORDER = ["critical", "high", "medium", "low", "info"]
+LEVEL_ORDER = list(MOST_SEVERE_FIRST)
 LEVEL_COLORS = ["#67000d", "#d62728", "#ff7f0e", "#bcbd22", "#7f7f7f"]
 OUTCOME_ORDER = ["2xx", "3xx", "4xx", "5xx", "1xx", "none"]
 OUTCOME_COLORS = ["#4c78a8", "#72b7b2", "#f58518", "#e45756", "#54a24b", "#bab0ac"]

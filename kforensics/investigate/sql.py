@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from kforensics.investigate.redact import redact
+from kforensics.levels import severity_sql
 
 Time = datetime | str | None
 
@@ -21,8 +22,7 @@ NICE = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21
 RBAC = "('roles', 'clusterroles', 'rolebindings', 'clusterrolebindings')"
 WRITES = "('create', 'update', 'patch', 'delete', 'deletecollection')"
 SUBJECTS = '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]'
-LEVELS = "CASE level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
-WHEN 'low' THEN 3 ELSE 4 END"
+LEVELS = severity_sql()
 # Attribution of a request (columns of `requests`): `identity` is the identity it was authorised
 # as (the impersonated one under `kubectl --as`, as `ev.effective_user`), `impersonated_by` who
 # sent it when it was made with impersonation. A refusal of an impersonated request is the

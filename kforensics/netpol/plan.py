@@ -20,6 +20,7 @@ from datetime import timedelta
 import yaml
 
 from kforensics.detect.run import Finding
+from kforensics.levels import at_or_above
 from kforensics.netpol.inventory import Inventory, clean
 from kforensics.netpol.model import selector_matches
 from kforensics.netpol.validate import (
@@ -38,7 +39,7 @@ DNS_PEER = {
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
 }
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
-ATTACK_LEVELS = ("medium", "high", "critical")
+ATTACK_LEVELS = at_or_above("medium")
 
 
 @dataclass

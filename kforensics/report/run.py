@@ -22,8 +22,8 @@ from typing import Any
 
 import nbformat
 
-from kforensics.detect.rule import LEVELS
 from kforensics.errors import ReportError
+from kforensics.levels import LEVELS, at_or_above
 
 KERNEL = "python3"
 # Jupyter's mime types (application/vnd.vegalite.v5+json, application/vnd.vega.v5+json) carry a
@@ -259,7 +259,7 @@ def _findings_at_or_above(case: Path, level: str) -> int:
         if not runs:
             # Failing open would report "nothing found" for a case never examined.
             raise ReportError(f"{case}: no detection has run; run `kforensics detect` first")
-        levels = list(LEVELS[LEVELS.index(level) :])
+        levels = list(at_or_above(level))
         return con.execute(
             "SELECT count(*) FROM findings WHERE list_contains($levels, level)", {"levels": levels}
         ).fetchone()[0]
