@@ -27,7 +27,8 @@ from kforensics.cli import main
 from kforensics.detect.rule import load_rules
 from kforensics.detect.run import detect
 from kforensics.netpol.validate import validate_object
-from kforensics.report.run import _chart_spec, run_report
+from kforensics.report.export import chart_spec
+from kforensics.report.run import run_report
 from tests.conftest import SAMPLES, event
 from tests.test_report import CHROMIUM, _Dom, dump_dom
 
@@ -491,7 +492,7 @@ def test_report_runs_on_the_crafted_entity(reports: dict, name: str) -> None:
         assert untrusted.TOO_DEEP in html
     # The requests of 1970 and 9999 do not stretch the time axis over millennia: the bars
     # cover the incident, and the chart says what it left out.
-    specs = [spec for o in outputs if (spec := _chart_spec(o.get("data", {})))]
+    specs = [spec for o in outputs if (spec := chart_spec(o.get("data", {})))]
     volumes = [v for spec in specs for v in (spec.get("vconcat") or [spec]) if _buckets(v)]
     assert volumes
     for chart in volumes:

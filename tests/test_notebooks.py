@@ -1,10 +1,12 @@
-"""The investigation notebooks: committed without outputs, parameterised, run by papermill."""
+"""The investigation notebooks: built from percent sources, in the wheel, run by papermill."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -14,20 +16,27 @@ import pytest
 from kforensics import load
 from kforensics.detect.rule import load_rules
 from kforensics.detect.run import detect, load_exceptions
+from kforensics.report.display import VEGA_LITE_MIME
+from kforensics.report.run import notebooks_dir
 from tests.conftest import ROOT, SAMPLES
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted((ROOT / "kforensics" / "report" / "notebooks").glob("*.ipynb"))
 NAMES = ["01_triage", "02_identity", "03_workload"]
-SHAPES = ["native", "eks", "gke", "aks"]
-FORBIDDEN = re.compile(r"\bSELECT\b|execute\(|\.sql\(|\bFROM\s+(events|requests|findings)\b", re.I)
+# Every notebook runs on the native shape; a shape changes only how events are read, which the
+# triage notebook (the whole case) shows.
+RUNS = [("native", name) for name in NAMES] + [(s, "01_triage") for s in ("eks", "gke", "aks")]
+SQL = re.compile(r"\bSELECT\b|execute\(|\.sql\(|\bFROM\s+(events|requests|findings)\b", re.I)
 
 
 def read(path: Path):
     return nbformat.read(path, as_version=4)
 
 
-def test_the_three_notebooks_exist():
+def test_the_three_notebooks_exist_as_sources_and_package_data():
+    assert [p.stem for p in SOURCES] == NAMES
     assert [p.stem for p in NOTEBOOKS] == NAMES
+    assert sorted(p.stem for p in notebooks_dir().glob("*.ipynb")) == NAMES
 
 
 def test_build_script_reproduces_the_committed_notebooks(tmp_path):
@@ -56,35 +65,64 @@ def test_notebook_structure(path):
     code = [c for c in cells if c.cell_type == "code"]
     for cell in code:
         assert not cell.outputs and cell.execution_count is None, "outputs committed"
-        assert not FORBIDDEN.search(cell.source), cell.source
+    # SQL only in the section that shows an analyst's own query, with its value bound.
+    queries = [c.source for c in code if SQL.search(c.source)]
+    if path.stem == "01_triage":
+        assert len(queries) == 1 and "$code" in queries[0] and "params=" in queries[0]
+    else:
+        assert queries == []
     assert sum("if interactive:" in c.source for c in code) == 1
-    assert "ipywidgets" not in "".join(c.source for c in code if "if interactive:" not in c.source)
+    static = "".join(c.source for c in code if "if interactive:" not in c.source)
+    assert "ipywidgets" not in static and "explore" not in static
     assert cells[-1].cell_type == "code" and "remediate_case(" in cells[-1].source
     assert cells[-2].cell_type == "markdown" and "Remediation" in cells[-2].source
 
 
-@pytest.fixture(scope="module", params=SHAPES)
-def executed(request, tmp_path_factory):
-    """Load one sample shape, detect, and run every notebook on it (static mode)."""
-    shape = request.param
-    work = tmp_path_factory.mktemp(f"nb-{shape}")
-    case = work / "case.duckdb"
-    load(case, [SAMPLES / shape])
-    detect(case, load_rules(), exceptions=load_exceptions(SAMPLES / "known_false_positives.yaml"))
+def test_the_wheel_ships_the_notebooks(tmp_path):
+    # Built from a copy: setuptools writes build/ into the source tree.
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.duckdb*")
+    shutil.copytree(ROOT / "kforensics", source / "kforensics", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    [wheel] = tmp_path.glob("kforensics-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(n for n in names if n.startswith("kforensics/report/notebooks/"))
+    assert shipped == [f"kforensics/report/notebooks/{n}.ipynb" for n in NAMES]
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> dict[str, Path]:
+    """One case per sample shape, loaded and detected."""
     out = {}
-    for path in NOTEBOOKS:
-        target = work / path.name
-        papermill.execute_notebook(
-            str(path),
-            str(target),
-            parameters={"case": str(case), "remediation_out": str(work / f"rem-{path.stem}")},
-            kernel_name="python3",
-            progress_bar=False,
-            execution_timeout=120,
-            cwd=str(work),
-        )
-        out[path.stem] = (read(target), work / f"rem-{path.stem}")
+    for shape in sorted({shape for shape, _ in RUNS}):
+        case = tmp_path_factory.mktemp(f"case-{shape}") / "case.duckdb"
+        load(case, [SAMPLES / shape])
+        exceptions = load_exceptions(SAMPLES / "known_false_positives.yaml")
+        detect(case, load_rules(), exceptions=exceptions)
+        out[shape] = case
     return out
+
+
+def execute(path: Path, work: Path, **parameters):
+    """Run the notebook in work with papermill; return the executed notebook."""
+    target = work / path.name
+    papermill.execute_notebook(
+        str(path),
+        str(target),
+        parameters=parameters,
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=120,
+        cwd=str(work),
+    )
+    return read(target)
 
 
 def outputs(nb) -> list[dict]:
@@ -102,40 +140,30 @@ def widget_views(nb) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_on_every_shape(executed, name):
-    nb, remediation = executed[name]
+@pytest.mark.parametrize(("shape", "name"), RUNS, ids=[f"{s}-{n}" for s, n in RUNS])
+def test_notebook_runs(cases, shape, name, tmp_path):
+    remediation = tmp_path / "remediation"
+    nb = execute(
+        ROOT / "kforensics" / "report" / "notebooks" / f"{name}.ipynb",
+        tmp_path,
+        case=str(cases[shape]),
+        remediation_out=str(remediation),
+    )
     assert not [o for o in outputs(nb) if o.output_type == "error"]
     html = "".join(html_of(o) for o in outputs(nb))
     assert '<table class="kforensics">' in html
     assert "storefront" in html  # the sample incident's actor shows up in every notebook
-    assert "vegaEmbed" in html  # charts were displayed
+    specs = [o["data"][VEGA_LITE_MIME] for o in outputs(nb) if VEGA_LITE_MIME in o.get("data", {})]
+    assert specs and all(
+        s["$schema"].startswith("https://vega.github.io/schema/vega-lite/") for s in specs
+    )
     assert (remediation / "REPORT.md").is_file()
     assert "Remedies (" in html
-    widgets = widget_views(nb)
-    assert not widgets  # static mode: nothing widget-related ran
-
-
-@pytest.fixture(scope="module")
-def native_case(tmp_path_factory) -> Path:
-    case = tmp_path_factory.mktemp("nb-interactive") / "case.duckdb"
-    load(case, [SAMPLES / "native"])
-    detect(case, load_rules())
-    return case
+    assert not widget_views(nb)  # static mode: nothing widget-related ran
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_interactive_mode_runs_without_a_front_end(native_case, path, tmp_path):
-    target = tmp_path / path.name
-    papermill.execute_notebook(
-        str(path),
-        str(target),
-        parameters={"case": str(native_case), "interactive": True},
-        kernel_name="python3",
-        progress_bar=False,
-        execution_timeout=120,
-        cwd=str(tmp_path),
-    )
-    nb = read(target)
+def test_notebook_interactive_mode_runs_without_a_front_end(cases, path, tmp_path):
+    nb = execute(path, tmp_path, case=str(cases["native"]), interactive=True)
     assert not [o for o in outputs(nb) if o.output_type == "error"]
     assert widget_views(nb)

@@ -19,15 +19,10 @@ import pytest
 from kforensics import connect, load
 from kforensics.detect.rule import load_rules
 from kforensics.detect.run import detect
-from kforensics.report import run as report
-from kforensics.report.run import (
-    ReportError,
-    list_notebooks,
-    resolve_notebook,
-    run_report,
-    script_json,
-    vega_bundle,
-)
+from kforensics.report import export
+from kforensics.report.display import VEGA_LITE_MIME
+from kforensics.report.export import render_html, script_json, vega_bundle
+from kforensics.report.run import ReportError, list_notebooks, resolve_notebook, run_report
 from tests.conftest import SAMPLES, event, jsonl
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -57,9 +52,11 @@ def notebook(path: Path, *cells: str) -> Path:
 
 
 CHART_CELLS = (
-    f"import altair as alt, html\nP = {PAYLOADS!r}\n"
-    "alt.Chart(alt.Data(values=[{'a': i, 'b': i + 1, 'who': p} for i, p in enumerate(P)]))"
-    ".mark_bar().encode(x='a:Q', y='b:Q', tooltip='who:N')",
+    f"import altair as alt, html\nfrom kforensics.report.display import show\nP = {PAYLOADS!r}\n"
+    "show(alt.Chart(alt.Data(values=[{'a': i, 'b': i + 1, 'who': p} for i, p in enumerate(P)]))"
+    ".mark_bar().encode(x='a:Q', y='b:Q', tooltip='who:N'))\n"
+    # Altair's own renderer: its scripts go, it draws nothing (charts come from show()).
+    "display(alt.Chart(alt.Data(values=[{'a': 1}])).mark_point().encode(x='a:Q'))",
     # The Jupyter mime type, as a frontend-targeted renderer would emit it.
     "from IPython.display import display, HTML, Javascript\n"
     "c = alt.Chart(alt.Data(values=[{'k': p, 'n': 3} for p in P])).mark_bar()"
@@ -139,6 +136,74 @@ def test_html_drops_scripts_from_outputs(chart_report) -> None:
         assert f"<td>{html.escape(p, quote=False)}</td>" in page
     raw = re.search(r'<div id="raw">.*?</div>', page, flags=re.DOTALL).group(0)
     assert "onerror" not in raw and "<img" in raw  # the unescaped bug's handler is gone
+
+
+def test_show_puts_the_spec_in_the_output_and_the_page_draws_it(chart_report) -> None:
+    result, page = chart_report
+    out = nbformat.read(str(result.ipynb), as_version=4)
+    data = [o.get("data", {}) for c in out.cells for o in c.get("outputs", [])]
+    [spec] = [d[VEGA_LITE_MIME] for d in data if VEGA_LITE_MIME in d]
+    assert [row["who"] for row in spec["data"]["values"]] == PAYLOADS  # data inlined, as given
+    assert spec["mark"] == {"type": "bar"} and spec["encoding"]["tooltip"]["field"] == "who"
+    embedded = re.search(r"vegaEmbed\(el,(\{.*?\}),\{actions:false", page).group(1)
+    assert script_json(spec) == embedded
+
+
+HOSTILE_HTML = {
+    "svg-script": "<svg><script>document.title='pwned'</script></svg>",
+    "js-link": '<a id="js" href="javascript:document.title=\'pwned\'">x</a>',
+    "cell-img": "<table><tr><td><img src=x onerror=\"document.title='pwned'\"></td></tr></table>",
+    "unclosed": "<b>bold <i>italic <a href='#top'>top",
+    "style": "<style>body{display:none}</style>styled",
+    "iframe": "<iframe srcdoc=\"<script>parent.document.title='pwned'</script>\"></iframe>",
+    "meta": "<meta http-equiv=refresh content='0;url=https://evil.example/'>",
+    "form": "<form action=https://evil.example/><button formaction=javascript:x>go</button></form>",
+    "data-link": '<a href="data:text/html,<script>alert(1)</script>">d</a>',
+    "attack": '<a href="https://attack.mitre.org/techniques/T1609/">T1609</a>',
+}
+CLEANED = {
+    "svg-script": "",
+    "js-link": '<a id="js" rel="noopener noreferrer">x</a>',
+    "cell-img": '<table><tbody><tr><td><img alt="No description has been provided for this image"/>'
+    "</td></tr></tbody></table>",
+    "unclosed": '<b>bold <i>italic <a href="#top" rel="noopener noreferrer">top</a></i></b>',
+    "style": "styled",
+    "iframe": "",
+    "meta": "",
+    "form": "go",
+    "data-link": '<a rel="noopener noreferrer">d</a>',
+    "attack": '<a href="https://attack.mitre.org/techniques/T1609/" rel="noopener noreferrer">'
+    "T1609</a>",
+}
+
+
+def test_exported_html_keeps_only_the_allow_list() -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", {"text/html": f'<div id="{k}">{v}</div>'})
+        for k, v in HOSTILE_HTML.items()
+    ]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("## Notes `<b>`\n\n<script>document.title='pwned'</script>"),
+        cell,
+    ]
+    page, charts = render_html(nb, "allow-list")
+    assert charts == 0 and "<script" not in page and "pwned" not in page
+    for key, expected in CLEANED.items():
+        assert f'<div id="{key}">{expected}</div>' in page, key
+    # Markdown is rendered, then cleaned: code spans stay literal text, the script is gone.
+    assert '<h2 id="Notes-%3Cb%3E">Notes <code>&lt;b&gt;</code>' in page
+
+
+def test_svg_output_becomes_an_image() -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>document.title="pwned"</script></svg>'
+    cell.outputs = [nbformat.v4.new_output("display_data", {"image/svg+xml": svg})]
+    nb.cells = [cell]
+    page, _ = render_html(nb, "svg")
+    assert "<svg" not in page and '<img alt="image" src="data:image/svg+xml;base64,' in page
 
 
 def test_script_json_cannot_close_the_script() -> None:
@@ -278,7 +343,7 @@ def test_fail_on_refuses_a_case_no_detection_examined(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
 def test_csp_alone_stops_unescaped_payloads(tmp_path: Path, monkeypatch) -> None:
     # Defence in depth: with the output filter disabled, the page's CSP still runs no payload.
-    monkeypatch.setattr(report, "strip_active", lambda markup: markup)
+    monkeypatch.setattr(export, "clean_html", lambda markup: markup)
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("")
     raw = "".join(PAYLOADS) + '<svg><a id="l" href="javascript:document.title=\'pwned\'"></a></svg>'
@@ -286,7 +351,7 @@ def test_csp_alone_stops_unescaped_payloads(tmp_path: Path, monkeypatch) -> None
         nbformat.v4.new_output("display_data", {"text/html": f"<div id=raw>{raw}</div>"})
     ]
     nb.cells = [cell]
-    page, charts = report.render_html(nb, "csp")
+    page, charts = render_html(nb, "csp")
     assert charts == 0 and "onerror" in page  # the filter really was off
     path = tmp_path / "csp.html"
     path.write_text(page, encoding="utf-8")

@@ -1,0 +1,55 @@
+"""What a notebook shows: charts as their own Vega-Lite spec, rows as escaped HTML tables.
+
+The exporter (kforensics.report.export) draws a chart from the spec `show` put in the output,
+so nothing has to be read back out of a renderer's HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from kforensics.investigate.tables import html_table
+
+# Jupyter's name for a Vega-Lite spec (a "+json" type, so nbformat stores it as JSON). The
+# exporter reads the spec from here; front ends that cannot draw it fall back to text/html.
+VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
+
+
+def chart_bundle(chart: Any) -> dict[str, Any]:
+    """Return the mime bundle of an Altair chart: its spec (data inlined), HTML, plain text."""
+    bundle = {VEGA_LITE_MIME: chart.to_dict(), "text/plain": f"<{type(chart).__name__}>"}
+    # Altair's own rendering (IPython's display protocol), for a live Jupyter only: the
+    # exporter replaces the whole output with a chart drawn from the spec.
+    rendered = chart._repr_mimebundle_()
+    rendered = rendered[0] if isinstance(rendered, tuple) else rendered
+    if "text/html" in rendered:
+        bundle["text/html"] = rendered["text/html"]
+    return bundle
+
+
+def _rows(value: Any) -> pa.Table | list[dict]:
+    if isinstance(value, pa.Table | list):
+        return value
+    if hasattr(value, "to_arrow_table"):  # a DuckDB relation
+        return value.to_arrow_table()
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a pandas DataFrame
+        return pa.Table.from_pandas(value, preserve_index=False)
+    raise TypeError(f"show() takes a chart, an Arrow table or a list of rows, not {type(value)}")
+
+
+def bundle(value: Any, max_rows: int = 50) -> dict[str, Any]:
+    """Return the mime bundle show() displays for a chart or for rows."""
+    import altair as alt
+
+    if isinstance(value, alt.TopLevelMixin):  # every Altair chart: single, layered, concat
+        return chart_bundle(value)
+    return {"text/html": html_table(_rows(value), max_rows), "text/plain": f"<{len(value)} rows>"}
+
+
+def show(value: Any, max_rows: int = 50) -> None:
+    """Display a chart (its Vega-Lite spec) or rows (an escaped HTML table); returns None."""
+    from IPython.display import display
+
+    display(bundle(value, max_rows), raw=True)
