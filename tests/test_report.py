@@ -196,14 +196,29 @@ def test_exported_html_keeps_only_the_allow_list() -> None:
     assert '<h2 id="Notes-%3Cb%3E">Notes <code>&lt;b&gt;</code>' in page
 
 
-def test_svg_output_becomes_an_image() -> None:
+def test_other_output_types_show_nothing_that_runs() -> None:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("")
     svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>document.title="pwned"</script></svg>'
-    cell.outputs = [nbformat.v4.new_output("display_data", {"image/svg+xml": svg})]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            {"image/svg+xml": svg, "application/javascript": "document.title='pwned'"},
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            {"image/png": "iVBORw0KGgo=\" onerror=\"document.title='pwned'", "text/plain": "png"},
+        ),
+        nbformat.v4.new_output("display_data", {"image/png": "iVBORw0KGgo=", "text/plain": "ok"}),
+        nbformat.v4.new_output("display_data", {"text/markdown": "`<i>` <script>pwned</script>"}),
+    ]
     nb.cells = [cell]
-    page, _ = render_html(nb, "svg")
-    assert "<svg" not in page and '<img alt="image" src="data:image/svg+xml;base64,' in page
+    page, _ = render_html(nb, "types")
+    assert "<svg" not in page and "pwned" not in page and "<script" not in page
+    assert '<img alt="image" src="data:image/svg+xml;base64,' in page  # a picture, inert
+    assert page.count("<img") == 2 and 'src="data:image/png;base64,iVBORw0KGgo="' in page
+    assert "<pre>png</pre>" in page  # the crafted PNG fell back to its text
+    assert "<p><code>&lt;i&gt;</code> </p>" in page
 
 
 def test_script_json_cannot_close_the_script() -> None:

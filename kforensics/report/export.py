@@ -24,8 +24,14 @@ from kforensics.report.sanitise import clean_html, markdown_html
 
 # Jupyter's mime types for a Vega-Lite or Vega spec (display.VEGA_LITE_MIME among them).
 _VEGA_MIME = re.compile(r"^application/vnd\.vega(lite)?\.v\d+\+json$")
-# Mime types whose content is code the browser would run, or widgets that need a live kernel.
-_DROPPED_MIME = re.compile(r"javascript|ecmascript|widget-view|widget-state", re.IGNORECASE)
+# The mime types a page shows (nbconvert escapes text/plain and text/latex); every other one
+# goes: JavaScript, widgets that need a live kernel, types nbconvert would pass through raw.
+_KEPT_MIME = frozenset(
+    {"text/html", "text/markdown", "text/plain", "text/latex", "image/svg+xml", "image/png",
+     "image/jpeg"}
+)  # fmt: skip
+# nbconvert writes a PNG or JPEG into an img's src as it is: only base64 may be there.
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328}
@@ -102,8 +108,10 @@ def _chart_output(spec: dict, number: int, nonce: str) -> nbformat.NotebookNode:
 
 
 def _clean_outputs(data: nbformat.NotebookNode) -> None:
-    for mime in [m for m in data if _DROPPED_MIME.search(m)]:
-        del data[mime]
+    for mime in list(data):
+        image = mime in ("image/png", "image/jpeg")
+        if mime not in _KEPT_MIME or image and not _BASE64.fullmatch(_text(data[mime])):
+            del data[mime]
     if "image/svg+xml" in data:
         # Inside an <img> an SVG is a picture: its scripts and links never run.
         svg = base64.b64encode(_text(data.pop("image/svg+xml")).encode()).decode()
