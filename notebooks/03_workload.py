@@ -26,15 +26,12 @@ remediation_out = ""
 import tempfile
 from pathlib import Path
 
-from IPython.display import HTML, display
-
 import kforensics
 from kforensics.detect.run import stored_findings
 from kforensics.investigate import charts
 from kforensics.investigate import queries as inv
-from kforensics.investigate.tables import remediation_html
 from kforensics.netpol.remediation import remediate_case
-from kforensics.report.display import show
+from kforensics.report.display import show, show_remediation
 
 con = kforensics.connect(case)  # read-only
 window = {"since": since or None, "until": until or None}
@@ -111,8 +108,5 @@ if interactive:
 
 # %%
 out_dir = Path(remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-"))
-files, remedies, simulation, errors = remediate_case(
-    Path(case), out_dir, findings=stored_findings(con)
-)
-show([{"remediation written to": str(out_dir)}])
-display(HTML(remediation_html(files, remedies, simulation, errors)))
+remediation = remediate_case(Path(case), out_dir, findings=stored_findings(con))
+show_remediation(remediation, out_dir)

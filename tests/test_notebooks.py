@@ -74,7 +74,7 @@ def test_notebook_structure(path):
     assert sum("if interactive:" in c.source for c in code) == 1
     static = "".join(c.source for c in code if "if interactive:" not in c.source)
     assert "ipywidgets" not in static and "explore" not in static
-    assert cells[-1].cell_type == "code" and "remediate_case(" in cells[-1].source
+    assert cells[-1].cell_type == "code" and "remediate" in cells[-1].source
     assert cells[-2].cell_type == "markdown" and "Remediation" in cells[-2].source
 
 
