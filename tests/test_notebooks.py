@@ -95,6 +95,18 @@ def test_the_wheel_ships_the_notebooks(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n for n in names if n.startswith("kforensics/report/notebooks/"))
     assert shipped == [f"kforensics/report/notebooks/{n}.ipynb" for n in NAMES]
+    # Installed (a pure wheel unpacked is what pip installs), `report` finds them there.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    found = subprocess.run(
+        [sys.executable, "-c", "import kforensics.report.run as r; d = r.notebooks_dir();"
+         "print(r.__file__); print(sorted(p.name for p in d.glob('*.ipynb')))"],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    module, listed = found.stdout.splitlines()
+    assert Path(module).is_relative_to(site)
+    assert listed == str([f"{n}.ipynb" for n in NAMES])
 
 
 @pytest.fixture(scope="module")
