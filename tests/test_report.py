@@ -160,6 +160,7 @@ HOSTILE_HTML = {
     "form": "<form action=https://evil.example/><button formaction=javascript:x>go</button></form>",
     "data-link": '<a href="data:text/html,<script>alert(1)</script>">d</a>',
     "attack": '<a href="https://attack.mitre.org/techniques/T1609/">T1609</a>',
+    "clobber": '<div id="kf-chart-1">not a chart</div>',
 }
 CLEANED = {
     "svg-script": "",
@@ -174,6 +175,7 @@ CLEANED = {
     "data-link": '<a rel="noopener noreferrer">d</a>',
     "attack": '<a href="https://attack.mitre.org/techniques/T1609/" rel="noopener noreferrer">'
     "T1609</a>",
+    "clobber": "<div>not a chart</div>",
 }
 
 

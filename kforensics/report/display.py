@@ -19,10 +19,13 @@ VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
 
 def chart_bundle(chart: Any) -> dict[str, Any]:
     """Return the mime bundle of an Altair chart: its spec (data inlined), HTML, plain text."""
-    bundle = {VEGA_LITE_MIME: chart.to_dict(), "text/plain": f"<{type(chart).__name__}>"}
-    # Altair's own rendering (IPython's display protocol), for a live Jupyter only: the
-    # exporter replaces the whole output with a chart drawn from the spec.
-    rendered = chart._repr_mimebundle_()
+    import altair as alt
+
+    spec = chart.to_dict()
+    bundle = {VEGA_LITE_MIME: spec, "text/plain": f"<{type(chart).__name__}>"}
+    # Altair's active renderer, for a live Jupyter only: the exporter replaces the whole
+    # output with a chart drawn from the spec.
+    rendered = alt.renderers.get()(spec)
     rendered = rendered[0] if isinstance(rendered, tuple) else rendered
     if "text/html" in rendered:
         bundle["text/html"] = rendered["text/html"]

@@ -38,6 +38,8 @@ def _keep_url(tag: str, attribute: str, value: str) -> str | None:
         return value if value.startswith(("#", "https://")) else None
     if tag == "img" and attribute == "src":
         return value if value.startswith("data:image/") else None
+    if attribute == "id" and value.startswith("kf-"):
+        return None  # the page's own elements (charts) are found by these ids
     return value
 
 
