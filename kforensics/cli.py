@@ -433,12 +433,13 @@ def netpol_cmd(
 def connlist_cmd(paths: tuple[Path, ...]) -> None:
     """Print the allowed connections of Kubernetes objects (files or folders), in np-guard
     netpol-analyzer's connlist format."""
+    from kforensics.errors import ManifestError
     from kforensics.netpol.evaluate import connlist
     from kforensics.netpol.model import read_objects
 
     try:
         click.echo(connlist(read_objects(list(paths))), nl=False)
-    except ValueError as exc:
+    except (ManifestError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from kforensics.netpol.names import dns1123_label, dns1123_subdomain, label_value
 from kforensics.netpol.validate import (
     default_network_policy,
-    dns1123_label,
-    dns1123_subdomain,
-    label_value,
     validate_network_policy,
     validate_object,
     validate_schema,
@@ -464,7 +462,7 @@ def test_name_helpers_keep_valid_names_and_mark_rewritten_ones() -> None:
 
 def test_name_helpers_are_stable_across_processes() -> None:
     code = (
-        "from kforensics.netpol.validate import dns1123_label, dns1123_subdomain, label_value;"
+        "from kforensics.netpol.names import dns1123_label, dns1123_subdomain, label_value;"
         "print(dns1123_label('<script>'), dns1123_subdomain('Ünï..cødé'), label_value('x' * 80))"
     )
     runs = {

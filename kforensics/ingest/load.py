@@ -18,9 +18,9 @@ from kforensics.case import connect, create_schema
 from kforensics.ingest import read as reader_module
 from kforensics.ingest import shapes as formats
 from kforensics.ingest.jsonstream import RecordStream
+from kforensics.ingest.manifests import ManifestError, manifest_objects
 from kforensics.ingest.mapping import mapped_select
 from kforensics.ingest.read import FileReader, InputError, Lines, discover
-from kforensics.netpol.inventory import manifest_objects
 from kforensics.progress import ByteProgress
 
 # Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
@@ -518,7 +518,7 @@ def load(
     files, unreadable = discover(paths) if paths else ([], [])
     try:
         manifests = [(f, manifest_objects(f)) for f in discover(inventory)[0]] if inventory else []
-    except ValueError as exc:
+    except ManifestError as exc:
         raise InputError(str(exc)) from exc
     total = sum(_size(f) for f in files)
     Path(case).parent.mkdir(parents=True, exist_ok=True)

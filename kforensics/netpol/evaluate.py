@@ -416,22 +416,43 @@ class Change:
         return self.after - self.before
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Two simulations of one cluster, their external peers cut alike: {(src, dst): conns}."""
+
+    before: dict[tuple[str, str], ConnSet]
+    after: dict[tuple[str, str], ConnSet]
+
+    @cached_property
+    def changes(self) -> list[Change]:
+        """Return the pairs whose allowed connections differ, sorted by (src, dst)."""
+        none = ConnSet.none()
+        pairs = sorted(self.before.keys() | self.after.keys())
+        return [
+            Change(src, dst, self.before.get((src, dst), none), self.after.get((src, dst), none))
+            for src, dst in pairs
+            if self.before.get((src, dst), none) != self.after.get((src, dst), none)
+        ]
+
+
+def compare_clusters(before: Cluster, after: Cluster) -> Comparison:
+    """Return the connections of both clusters, the external space cut by every policy of both.
+
+    Cut alike, the external peers of the two line up, so that their connections can be diffed.
+    """
+    cut = [*before.policies, *after.policies]
+    return Comparison(
+        connection_map(allowed_connections(before, cut_with=cut)),
+        connection_map(allowed_connections(after, cut_with=cut)),
+    )
+
+
 def compare(
     objects: Iterable[K8sObject | Mapping], proposed: Iterable[K8sObject | Mapping]
 ) -> list[Change]:
     """Return the pairs whose connections change once the proposed objects are applied.
 
-    Both simulations cut the external space with the ipBlocks of every policy, old and new,
-    so that external peers line up; a proposed policy replaces the one of the same name.
+    A proposed policy replaces the one of the same name (see `compare_clusters`).
     """
     base = list(objects)
-    before_cluster, after_cluster = build_cluster(base), build_cluster([*base, *proposed])
-    cut = [*before_cluster.policies, *after_cluster.policies]
-    before = connection_map(allowed_connections(before_cluster, cut_with=cut))
-    after = connection_map(allowed_connections(after_cluster, cut_with=cut))
-    none = ConnSet.none()
-    return [
-        Change(src, dst, before.get((src, dst), none), after.get((src, dst), none))
-        for src, dst in sorted(before.keys() | after.keys())
-        if before.get((src, dst), none) != after.get((src, dst), none)
-    ]
+    return compare_clusters(build_cluster(base), build_cluster([*base, *proposed])).changes

@@ -12,13 +12,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
-import yaml
 
 from kforensics import untrusted
-from kforensics.netpol.validate import is_dns1123_label, storable_errors
+from kforensics.netpol.names import is_dns1123_label
+from kforensics.netpol.validate import storable_errors
 
 KINDS = {
     "namespaces": "Namespace",
@@ -73,25 +72,6 @@ class Inventory:
         labels = dict((ns.get("metadata") or {}).get("labels") or {})
         labels["kubernetes.io/metadata.name"] = name
         return labels
-
-
-def manifest_objects(path: Path) -> list[dict]:
-    """Return the Kubernetes objects in a YAML or JSON file (multi-document, List, items)."""
-    try:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not a YAML or JSON manifest: {exc}") from exc
-    out: list[dict] = []
-    stack = [d for d in docs if d is not None]
-    while stack:
-        doc = stack.pop(0)
-        if isinstance(doc, list):
-            stack[:0] = doc
-        elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
-            stack[:0] = doc["items"]
-        elif isinstance(doc, dict) and doc.get("kind") and (doc.get("metadata") or {}).get("name"):
-            out.append(doc)
-    return out
 
 
 def merge_patch(target: object, patch: object) -> object:

@@ -22,8 +22,8 @@ import yaml
 from kforensics.detect.run import Finding
 from kforensics.levels import at_or_above
 from kforensics.netpol.inventory import Inventory, clean
-from kforensics.netpol.model import selector_matches
-from kforensics.netpol.validate import (
+from kforensics.netpol.model import effective_policy_types, selector_matches
+from kforensics.netpol.names import (
     dns1123_subdomain,
     is_dns1123_label,
     is_dns1123_subdomain,
@@ -396,8 +396,7 @@ def _egress_isolating(inv: Inventory, ns: str, pods: list[dict]) -> list[str]:
     out = []
     for p in inv.of_kind("NetworkPolicy"):
         spec = p.get("spec") or {}
-        types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress") else [])
-        if p["metadata"].get("namespace") != ns or "Egress" not in types:
+        if p["metadata"].get("namespace") != ns or "Egress" not in effective_policy_types(spec):
             continue
         if any(
             selector_matches(spec.get("podSelector") or {}, (pod["metadata"].get("labels") or {}))
@@ -408,8 +407,9 @@ def _egress_isolating(inv: Inventory, ns: str, pods: list[dict]) -> list[str]:
 
 
 def _denies_all(policy: dict) -> bool:
+    """True when the policy isolates every pod of its namespace both ways (its allows apart)."""
     spec = policy.get("spec") or {}
-    types = set(spec.get("policyTypes") or ["Ingress"])
+    types = effective_policy_types(spec)
     return spec.get("podSelector") in ({}, None) and {"Ingress", "Egress"} <= types
 
 

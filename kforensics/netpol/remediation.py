@@ -13,16 +13,12 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kforensics.netpol.evaluate import Change, ConnSet, allowed_connections, build_cluster
+from kforensics.netpol.evaluate import Change, build_cluster, compare_clusters
 from kforensics.netpol.inventory import Inventory, clean
 from kforensics.netpol.model import selector_matches
+from kforensics.netpol.names import dns1123_label, is_dns1123_subdomain, is_label_key
 from kforensics.netpol.plan import QUARANTINE_LABEL, Remedy, to_yaml
-from kforensics.netpol.validate import (
-    dns1123_label,
-    is_dns1123_subdomain,
-    is_label_key,
-    validate_object,
-)
+from kforensics.netpol.validate import validate_object
 from kforensics.untrusted import visible
 
 _NOT_QUARANTINED = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
@@ -132,22 +128,18 @@ def simulate(inv: Inventory, remedies: list[Remedy]) -> Simulation:
         base = _peers(inv, quarantined, relabel=False)
         after = _peers(inv, quarantined, relabel=True)
         fixes = sim.fixes
-        before_c, after_c = build_cluster(base), build_cluster([*after, *proposed, *fixes])
-        cut = [*before_c.policies, *after_c.policies]
-        b = {(c.src, c.dst): c.conns for c in allowed_connections(before_c, cut_with=cut)}
-        a = {(c.src, c.dst): c.conns for c in allowed_connections(after_c, cut_with=cut)}
+        comparison = compare_clusters(
+            build_cluster(base), build_cluster([*after, *proposed, *fixes])
+        )
     except ValueError as exc:
         sim.error = f"simulation not possible on this inventory: {exc}"
         return sim
-    none = ConnSet.none()
-    sim.changes = [
-        Change(s, d, b.get((s, d), none), a.get((s, d), none))
-        for s, d in sorted(b.keys() | a.keys())
-        if b.get((s, d), none) != a.get((s, d), none)
-    ]
+    sim.changes = comparison.changes
     for ns, name in sorted(quarantined):
         peer = f"{ns}/{name}[Pod]"
-        still = sorted(f"{s} => {d} : {c}" for (s, d), c in a.items() if peer in (s, d) and c)
+        still = sorted(
+            f"{s} => {d} : {c}" for (s, d), c in comparison.after.items() if peer in (s, d) and c
+        )
         for line in still:
             sim.problems.append(f"after the proposals {peer} still has {line}")
     return sim

@@ -9,15 +9,24 @@ JSON types, which the server rejects while decoding, come back as "Invalid type"
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
 
 import kubernetes_validate
+
+from kforensics.netpol.model import POLICY_TYPES, effective_policy_types
+from kforensics.netpol.names import (
+    PORT_RANGE_MSG,
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    label_key_errors,
+    label_value_errors,
+    port_name_errors,
+    utf8_len,
+)
 
 # --- field errors, worded as apimachinery's field.Error -------------------------------------
 
@@ -70,90 +79,6 @@ def _items(value: Any, path: str, errs: list[str]) -> list[tuple[str, Any]]:
     """Return (path, item) pairs of a JSON array; a null item decodes as an empty struct."""
     items = _typed(value, list, path, errs) or []
     return [(f"{path}[{i}]", {} if item is None else item) for i, item in enumerate(items)]
-
-
-# --- content checks (apimachinery util/validation and api/validate/content) -----------------
-
-_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_SUBDOMAIN = _DNS_LABEL + r"(\." + _DNS_LABEL + ")*"
-_LABEL_KEY = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_VALUE = "(" + _LABEL_KEY + ")?"
-_ENDS = "and must start and end with an alphanumeric character"
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    f"'.', {_ENDS}"
-)
-_LABEL_MSG = (
-    f"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', {_ENDS}"
-)
-_KEY_MSG = f"must consist of alphanumeric characters, '-', '_' or '.', {_ENDS}"
-_VALUE_MSG = "a valid label must be an empty string or " + _KEY_MSG[5:]
-_PORT_CHARS_MSG = "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
-_PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
-
-
-def _blen(text: str) -> int:
-    """Return the UTF-8 length of text, which is what Go's len() and upstream's limits count."""
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def _regex_error(msg: str, regex: str, *examples: str) -> str:
-    """Return upstream's RegexError message, its double spaces included."""
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{regex}')"
-
-
-def _pattern(value: str, regex: str, limit: int, unit: str, msg: str, *examples: str) -> list[str]:
-    """Return the length and format messages of one of upstream's Is* checks."""
-    errs = [f"must be no more than {limit} {unit}"] if _blen(value) > limit else []
-    return errs if re.fullmatch(regex, value) else [*errs, _regex_error(msg, regex, *examples)]
-
-
-def _dns1123_subdomain(value: str, unit: str = "characters") -> list[str]:
-    """Return IsDNS1123Subdomain's messages."""
-    return _pattern(value, _DNS_SUBDOMAIN, 253, unit, _SUBDOMAIN_MSG, "example.com")
-
-
-def _dns1123_label(value: str) -> list[str]:
-    """Return IsDNS1123Label's messages."""
-    errs = _pattern(value, _DNS_LABEL, 63, "characters", _LABEL_MSG, "my-name", "123-abc")
-    if not re.fullmatch(_DNS_LABEL, value) and re.fullmatch(_DNS_SUBDOMAIN, value):
-        errs[-1] = "must not contain dots"  # the format error, replaced as upstream does
-    return errs
-
-
-def _label_key(value: str) -> list[str]:
-    """Return IsLabelKey's (formerly IsQualifiedName's) messages."""
-    parts, examples = value.split("/"), ("MyName", "my.name", "123-abc")
-    if len(parts) > 2:
-        shape = _regex_error(_KEY_MSG, _LABEL_KEY, *examples)
-        tail = "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        return [f"a valid label key {shape} {tail}"]
-    name_errs = _pattern(parts[-1], _LABEL_KEY, 63, "bytes", _KEY_MSG, *examples)
-    errs = []
-    if len(parts) == 2:
-        prefix_errs = _dns1123_subdomain(parts[0], "bytes") if parts[0] else ["must be non-empty"]
-        errs += ["prefix part " + m for m in prefix_errs]
-    if not parts[-1]:  # upstream reports emptiness instead of length, then the regex failure
-        name_errs.insert(0, "must be non-empty")
-    return errs + ["name part " + m for m in name_errs]
-
-
-def _label_value(value: str) -> list[str]:
-    """Return IsLabelValue's messages."""
-    return _pattern(value, _LABEL_VALUE, 63, "bytes", _VALUE_MSG, "MyValue", "my_value", "12345")
-
-
-def _port_name(port: str) -> list[str]:
-    """Return IsValidPortName's (IANA_SVC_NAME) messages."""
-    checks = (
-        (_blen(port) > 15, "must be no more than 15 characters"),
-        (not re.fullmatch("[-a-z0-9]+", port), _PORT_CHARS_MSG),
-        (not re.search("[a-z]", port), "must contain at least one letter (a-z)"),
-        ("--" in port, "must not contain consecutive hyphens"),
-        (port[:1] == "-" or port[-1:] == "-", "must not begin or end with a hyphen"),
-    )
-    return [msg for failed, msg in checks if failed]
 
 
 # --- CIDRs, as Go's forked net.ParseCIDR (sloppy) or netip.ParsePrefix (strict) read them ----
@@ -216,9 +141,9 @@ def _path_segment(name: str) -> list[str]:
 def _validate_labels(labels: Any, path: str, errs: list[str]) -> None:
     """Append ValidateLabels' errors: keys must be label keys, values label values."""
     for key, value in (_typed(labels, dict, path, errs) or {}).items():
-        errs.extend(_invalid(path, key, m) for m in _label_key(str(key)))
+        errs.extend(_invalid(path, key, m) for m in label_key_errors(str(key)))
         if _typed(value, str, f"{path}[{key}]", errs) is not None:
-            errs.extend(_invalid(path, value, m) for m in _label_value(value))
+            errs.extend(_invalid(path, value, m) for m in label_value_errors(value))
 
 
 def _validate_object_meta(
@@ -244,14 +169,17 @@ def _validate_object_meta(
     if namespaced and not namespace:
         errs.append("metadata.namespace: Required value")
     elif namespaced:
-        errs += [_invalid("metadata.namespace", namespace, m) for m in _dns1123_label(namespace)]
+        errs += [
+            _invalid("metadata.namespace", namespace, m) for m in dns1123_label_errors(namespace)
+        ]
     elif namespace:
         errs.append("metadata.namespace: Forbidden: not allowed on this type")
     _validate_labels(meta.get("labels"), "metadata.labels", errs)
     annotations = _typed(meta.get("annotations"), dict, "metadata.annotations", errs) or {}
     for key in annotations:  # the rule is a label key, except that case does not matter
-        errs += [_invalid("metadata.annotations", key, m) for m in _label_key(str(key).lower())]
-    if sum(_blen(str(k)) + _blen(str(v)) for k, v in annotations.items()) > 256 * 1024:
+        lowered = label_key_errors(str(key).lower())
+        errs += [_invalid("metadata.annotations", key, m) for m in lowered]
+    if sum(utf8_len(str(k)) + utf8_len(str(v)) for k, v in annotations.items()) > 256 * 1024:
         errs.append("metadata.annotations: Too long: must have at most 262144 bytes")
     return errs
 
@@ -273,16 +201,15 @@ def _validate_selector(selector: Any, path: str, errs: list[str]) -> None:
         elif operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
             errs.append(_invalid(f"{epath}.operator", operator, "not a valid selector operator"))
         key = _typed(expr.get("key"), str, f"{epath}.key", errs) or ""
-        errs.extend(_invalid(f"{epath}.key", key, m) for m in _label_key(key))
+        errs.extend(_invalid(f"{epath}.key", key, m) for m in label_key_errors(key))
         for vpath, value in values:
             if _typed(value, str, vpath, errs) is not None:
-                errs.extend(_invalid(vpath, value, m) for m in _label_value(value))
+                errs.extend(_invalid(vpath, value, m) for m in label_value_errors(value))
 
 
 # --- NetworkPolicy --------------------------------------------------------------------------
 
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
-_POLICY_TYPES = ("Ingress", "Egress")
 
 
 def default_network_policy(obj: dict) -> dict:
@@ -292,7 +219,8 @@ def default_network_policy(obj: dict) -> dict:
     if not isinstance(spec, dict):
         return out
     if not spec.get("policyTypes"):  # upstream tests len() == 0, so [] is defaulted too
-        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+        types = effective_policy_types(spec)
+        spec["policyTypes"] = [t for t in POLICY_TYPES if t in types]  # upstream's order
     for direction in ("ingress", "egress"):
         rules = spec.get(direction)
         for rule in rules if isinstance(rules, list) else []:
@@ -312,16 +240,16 @@ def _validate_port(port: Any, path: str, errs: list[str]) -> None:
     number, end = port.get("port"), _typed(port.get("endPort"), int, f"{path}.endPort", errs)
     if isinstance(number, int) and not isinstance(number, bool):
         if not 1 <= number <= 65535:
-            errs.append(_invalid(f"{path}.port", number, _PORT_RANGE_MSG))
+            errs.append(_invalid(f"{path}.port", number, PORT_RANGE_MSG))
         if end is not None and end < number:
             errs.append(_invalid(f"{path}.endPort", end, "must be greater than or equal to `port`"))
         if end is not None and not 1 <= end <= 65535:
-            errs.append(_invalid(f"{path}.endPort", end, _PORT_RANGE_MSG))
+            errs.append(_invalid(f"{path}.endPort", end, PORT_RANGE_MSG))
     elif isinstance(number, str):
         if end is not None:
             detail = "may not be specified when `port` is non-numeric"
             errs.append(_invalid(f"{path}.endPort", end, detail))
-        errs.extend(_invalid(f"{path}.port", number, m) for m in _port_name(number))
+        errs.extend(_invalid(f"{path}.port", number, m) for m in port_name_errors(number))
     elif number is not None:
         errs.append(f"{path}.port: Invalid type: expected integer or string")
     elif end is not None:
@@ -374,7 +302,7 @@ def validate_network_policy(
     # strict_cidr mirrors the StrictIPCIDRValidation gate (on by default from 1.36; off, CIDRs
     # may carry leading zeros or host bits); lint adds a check the server lacks (duplicate
     # policyTypes), for objects kforensics itself emits.
-    errs = _validate_object_meta(obj.get("metadata"), True, _dns1123_subdomain)
+    errs = _validate_object_meta(obj.get("metadata"), True, dns1123_subdomain_errors)
     spec = _typed(obj.get("spec"), dict, "spec", errs) or {}
     _validate_selector(spec.get("podSelector"), "spec.podSelector", errs)
     for direction, peers in (("ingress", "from"), ("egress", "to")):
@@ -391,8 +319,8 @@ def validate_network_policy(
         return [*errs, f"spec.policyTypes: Invalid value: {shown}: {detail}"]
     for i, ptype in enumerate(types):
         path = f"spec.policyTypes[{i}]"
-        if _typed(ptype, str, path, errs) is not None and ptype not in _POLICY_TYPES:
-            errs.append(_not_supported(path, ptype, _POLICY_TYPES))
+        if _typed(ptype, str, path, errs) is not None and ptype not in POLICY_TYPES:
+            errs.append(_not_supported(path, ptype, POLICY_TYPES))
         elif lint and ptype in types[:i]:
             errs.append(f"{path}: Duplicate value: {_value(ptype)}")
     return errs
@@ -406,7 +334,7 @@ _CLUSTER_SCOPED = frozenset(
     "ValidatingWebhookConfiguration MutatingWebhookConfiguration ValidatingAdmissionPolicy "
     "ValidatingAdmissionPolicyBinding CertificateSigningRequest".split()
 )
-_NAME_RULES = {"Namespace": _dns1123_label} | dict.fromkeys(
+_NAME_RULES = {"Namespace": dns1123_label_errors} | dict.fromkeys(
     ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"), _path_segment
 )
 
@@ -436,7 +364,7 @@ def validate_object(obj: dict, *, version: str = "1.30") -> list[str]:
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ""
     if kind == "NetworkPolicy" and obj.get("apiVersion") == "networking.k8s.io/v1":
         return errs + validate_network_policy(default_network_policy(obj), lint=True)
-    rule = _NAME_RULES.get(kind, _dns1123_subdomain)
+    rule = _NAME_RULES.get(kind, dns1123_subdomain_errors)
     return errs + _validate_object_meta(obj.get("metadata"), kind not in _CLUSTER_SCOPED, rule)
 
 
@@ -497,73 +425,7 @@ def storable_errors(obj: dict) -> list[str]:
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ""
     if kind == "NetworkPolicy":
         return validate_network_policy(default_network_policy(obj), strict_cidr=False)
-    rule = _NAME_RULES.get(kind, _dns1123_subdomain)
+    rule = _NAME_RULES.get(kind, dns1123_subdomain_errors)
     errs = _validate_object_meta(obj.get("metadata"), kind not in _CLUSTER_SCOPED, rule)
     _shape_errors(obj, _SHAPES.get(kind, {}), "", errs)
     return errs
-
-
-# --- valid names from attacker-controlled text ----------------------------------------------
-# Sanitizing collapses runs of '-', so a kept name never contains "--", while every rewritten
-# name has "--" before its digest: a rewritten name can never equal a name that was kept.
-
-_SEP, _DIGEST_LEN = "--", 10
-
-
-def _with_digest(raw: str, body: str, max_len: int, limit: int, trailing: str) -> str:
-    """Return body cut to fit max_len, then "--" and a 50-bit base32 SHA-256 digest of raw."""
-    if not len(_SEP) + _DIGEST_LEN < max_len <= limit:  # room for at least one body character
-        raise ValueError(f"max_len must be between {len(_SEP) + _DIGEST_LEN + 1} and {limit}")
-    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).digest()
-    tag = base64.b32encode(digest).decode("ascii")[:_DIGEST_LEN].lower()
-    return (body[: max_len - len(_SEP) - _DIGEST_LEN].rstrip(trailing) or "x") + _SEP + tag
-
-
-def _dashed(text: str, invalid: str) -> str:
-    """Return text with `invalid` characters turned to '-', runs collapsed and ends trimmed."""
-    return re.sub("-+", "-", re.sub(invalid, "-", text)).strip("-")
-
-
-def dns1123_label(text: str, *, prefix: str = "", max_len: int = 63) -> str:
-    """Return prefix+text if it is a valid DNS-1123 label, else a sanitized label plus digest."""
-    raw, body = prefix + text, _dashed((prefix + text).lower(), "[^a-z0-9]")
-    digested = _with_digest(raw, body, max_len, 63, "-")  # also checks max_len, always
-    return raw if body == raw and 0 < len(raw) <= max_len else digested
-
-
-def dns1123_subdomain(text: str, *, prefix: str = "", max_len: int = 253) -> str:
-    """Return prefix+text if it is a valid DNS-1123 subdomain, else a sanitized one plus digest."""
-    raw = prefix + text
-    body = ".".join(filter(None, (_dashed(p, "[^a-z0-9]") for p in raw.lower().split("."))))
-    digested = _with_digest(raw, body, max_len, 253, ".-")  # also checks max_len, always
-    return raw if body == raw and 0 < len(raw) <= max_len else digested
-
-
-def label_value(text: str) -> str:
-    """Return text if it is a valid label value (empty is), else a sanitized value plus digest."""
-    body = re.sub("^[-_.]+|[-_.]+$", "", _dashed(text, "[^A-Za-z0-9._-]"))
-    return text if body == text and len(text) <= 63 else _with_digest(text, body, 63, 63, "-_.")
-
-
-def is_dns1123_label(text: str) -> bool:
-    """Return whether text is already a valid DNS-1123 label (a namespace name)."""
-    return isinstance(text, str) and bool(text) and not _dns1123_label(text)
-
-
-def is_dns1123_subdomain(text: str) -> bool:
-    """Return whether text is already a valid DNS-1123 subdomain (most object names)."""
-    return isinstance(text, str) and bool(text) and not _dns1123_subdomain(text)
-
-
-def is_label_key(key: str) -> bool:
-    """Return whether key is a valid label key."""
-    return isinstance(key, str) and not _label_key(key)
-
-
-def is_label(key: str, value: str) -> bool:
-    """Return whether key: value is a valid label (so it can go into a selector as it is)."""
-    return (
-        isinstance(key, str)
-        and isinstance(value, str)
-        and not (_label_key(key) or _label_value(value))
-    )

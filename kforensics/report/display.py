@@ -62,7 +62,7 @@ def show_remediation(remediation: tuple, out_dir: Any) -> None:
     """Display what remediate_case returned (remedies, validation, simulation); returns None."""
     from IPython.display import HTML, display
 
-    from kforensics.investigate.tables import remediation_html
+    from kforensics.netpol.summary import remediation_html
 
     show([{"remediation written to": str(out_dir)}])
     display(HTML(remediation_html(*remediation)))  # its HTML escapes every log value
