@@ -95,3 +95,24 @@ def test_clean_drops_server_fields():
     from kforensics.netpol.inventory import clean
 
     assert clean(NP)["metadata"] == {"name": "deny", "namespace": "shop"}
+
+
+def test_a_dumps_kindless_list_items_take_the_lists_kind(tmp_path):
+    from kforensics.ingest.manifests import manifest_objects
+
+    # a PodList as the API returns it: items carry no kind; objects without a name are dropped
+    dump = {"kind": "PodList", "items": [{"metadata": {"name": "p", "namespace": "n"}},
+                                         {"metadata": {"namespace": "n"}}, "text"]}  # fmt: skip
+    (tmp_path / "pods.json").write_text(json.dumps(dump))
+    assert manifest_objects(tmp_path / "pods.json") == [
+        {"metadata": {"name": "p", "namespace": "n"}, "kind": "Pod"}
+    ]
+
+
+def test_a_dump_that_cannot_be_decoded_is_named(tmp_path, case_path):
+    (tmp_path / "dump.yaml").write_bytes(b"kind: Pod\nmetadata: {name: \xff}\n")
+    out = CliRunner().invoke(
+        main, ["load", "--inventory", str(tmp_path / "dump.yaml"), "--case", str(case_path)]
+    )
+    assert out.exit_code == 2
+    assert "dump.yaml: not a YAML or JSON manifest: 'utf-8' codec can't decode" in out.output

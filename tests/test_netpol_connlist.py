@@ -317,3 +317,34 @@ def test_read_objects_lists_and_kindless_items(tmp_path: Path) -> None:
     )
     assert parse_objects([{"kind": "ConfigMap"}]) == []
     assert External(0, 255).workload == "0.0.0.0-0.0.0.255[External]"
+
+
+def test_effective_policy_types_default_as_the_api_server_does() -> None:
+    from kforensics.netpol.model import effective_policy_types
+
+    ingress, both = frozenset({"Ingress"}), frozenset({"Ingress", "Egress"})
+    assert effective_policy_types({}) == ingress
+    assert effective_policy_types({"policyTypes": [], "egress": []}) == ingress
+    assert effective_policy_types({"egress": [{}]}) == both
+    assert effective_policy_types({"policyTypes": [], "egress": [{}]}) == both
+    assert effective_policy_types({"policyTypes": ["Egress"], "ingress": [{}]}) == {"Egress"}
+    assert effective_policy_types({"policyTypes": "Ingress"}) == frozenset()  # never stored
+
+
+def test_connlist_names_a_file_that_is_not_a_manifest(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kforensics.cli import main
+
+    (tmp_path / "ok.yaml").write_text("kind: Namespace\nmetadata: {name: n}\n")
+    (tmp_path / "bad.json").write_bytes(b'{"kind": "Pod", "metadata": \xff}')
+    out = CliRunner().invoke(main, ["netpol", "connlist", str(tmp_path)])
+    assert out.exit_code == 1
+    assert f"Error: {tmp_path / 'bad.json'}: not a YAML or JSON manifest: " in out.output
+    assert "Traceback" not in out.output
+    (tmp_path / "bad.json").write_text("[" * 200 + "]" * 200)
+    out = CliRunner().invoke(main, ["netpol", "connlist", str(tmp_path)])
+    assert out.exit_code == 1
+    assert out.output == (
+        f"Error: {tmp_path / 'bad.json'}: nested deeper than 100 levels: not a Kubernetes object\n"
+    )

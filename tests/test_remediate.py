@@ -200,3 +200,67 @@ def test_egress_block_for_pods_not_yet_isolated_keeps_dns_and_cuts_metadata():
     assert after[(web, "198.51.100.77-198.51.100.77[External]")] == "No Connections"
     quarantined = "app/web-1[Pod]"
     assert not any(quarantined in (s, d) and a != "No Connections" for (s, d), a in after.items())
+
+
+def _finding(namespace: str, actor: str | None = None, ips: tuple[str, ...] = ()):
+    from datetime import UTC, datetime
+
+    from kforensics.detect.run import Finding
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    evidence = [{"event_id": "e", "audit_id": "a", "source_file": "f.log", "source_line": 3}]
+    return Finding("f", "k8s-pod-exec", "t", "high", [], [], t, t, actor, list(ips),
+                   namespace, "pods", "x", 1, evidence)  # fmt: skip
+
+
+def _inventory(*objects: dict):
+    from kforensics.netpol.inventory import Inventory
+
+    inv = Inventory(at=None)
+    for obj in objects:
+        meta = obj["metadata"]
+        inv.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
+    return inv
+
+
+def _netpol(name: str, spec: dict) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": "app"}, "spec": spec}  # fmt: skip
+
+
+APP_NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}}
+
+
+def test_default_deny_reads_policy_types_as_the_api_server_defaults_them():
+    from kforensics.netpol.plan import default_deny
+
+    # No policyTypes and egress rules: the server stores [Ingress, Egress], so this policy
+    # already isolates every pod both ways (the old copy read [Ingress] and proposed a deny).
+    both = _netpol("allow-some", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}],
+                                  "egress": [{"to": [{"namespaceSelector": {}}]}]})  # fmt: skip
+    assert default_deny([_finding("app")], _inventory(APP_NS, both), []) == []
+    # Without egress rules it isolates ingress only: a default-deny is still proposed.
+    ingress_only = _netpol("allow-some", {"podSelector": {}, "egress": []})
+    (remedy,) = default_deny([_finding("app")], _inventory(APP_NS, ingress_only), [])
+    assert remedy.name == "default-deny-app"
+
+
+def test_a_policy_allows_only_in_the_directions_it_is_typed_for():
+    from kforensics.netpol.plan import plan
+    from kforensics.netpol.remediation import simulate
+
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web-1", "namespace": "app", "labels": {"app": "web"}},
+           "spec": {"serviceAccountName": "web", "containers": [{"name": "c", "image": "x"}]},
+           "status": {"podIP": "10.244.1.5"}}  # fmt: skip
+    # Typed Egress only, with no egress rules: its ingress rule is ignored, it allows nothing,
+    # so it cannot defeat the quarantine.
+    ignored = _netpol("egress-only", {"podSelector": {}, "policyTypes": ["Egress"],
+                                      "ingress": [{}]})  # fmt: skip
+    allows = _netpol("allow-in", {"podSelector": {}, "ingress": [{}]})
+    finding = _finding("app", "system:serviceaccount:app:web", ("10.244.1.5",))
+    for policies, defeated in (([ignored], []), ([ignored, allows], ["allow-in"])):
+        inv = _inventory(APP_NS, pod, *policies)
+        remedies = plan([finding], lambda _t, inv=inv: inv)
+        sim = simulate(inv, [r for r in remedies if r.kind == "quarantine"])
+        assert [f["metadata"]["name"] for f in sim.fixes] == defeated

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kforensics.netpol.evaluate import Change, build_cluster, compare_clusters
 from kforensics.netpol.inventory import Inventory, clean
-from kforensics.netpol.model import selector_matches
+from kforensics.netpol.model import POLICY_TYPES, effective_policy_types, selector_matches
 from kforensics.netpol.names import dns1123_label, is_dns1123_subdomain, is_label_key
 from kforensics.netpol.plan import QUARANTINE_LABEL, Remedy, to_yaml
 from kforensics.netpol.validate import validate_object
@@ -76,7 +76,9 @@ def _policies_defeating(inv: Inventory, ns: str, pod: dict, proposed: list[dict]
             continue
         if not selector_matches(spec.get("podSelector") or {}, labels):
             continue
-        if spec.get("ingress") or spec.get("egress"):
+        # rules of a direction the policy is not typed for are ignored by every CNI
+        types = effective_policy_types(spec)
+        if any(spec.get(t.lower()) for t in POLICY_TYPES if t in types):
             out.append(policy)
     return out
 
