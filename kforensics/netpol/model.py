@@ -119,6 +119,11 @@ class LabelSelector:
         return True
 
     @property
+    def selects_all(self) -> bool:
+        """Return whether the selector has no term (it selects every object)."""
+        return not (self.match_labels or self.match_expressions)
+
+    @property
     def keys(self) -> set[str]:
         """Return the label keys the selector reads."""
         return {k for k, _ in self.match_labels} | {r.key for r in self.match_expressions}
@@ -331,9 +336,14 @@ def _selector(sel: Mapping, policy: str) -> LabelSelector:
     return LabelSelector(labels, tuple(reqs))
 
 
+def parse_selector(selector: Mapping) -> LabelSelector:
+    """Return the LabelSelector of a selector as written in a manifest."""
+    return _selector(selector, "selector")
+
+
 def selector_matches(selector: Mapping, labels: Mapping[str, str]) -> bool:
     """Return whether a label selector (as written in a manifest) matches the labels."""
-    return _selector(selector, "selector").matches(labels)
+    return parse_selector(selector).matches(labels)
 
 
 def build_cluster(objects: Iterable[K8sObject | Mapping]) -> Cluster:

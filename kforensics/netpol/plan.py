@@ -22,7 +22,7 @@ import yaml
 from kforensics.detect.run import Finding
 from kforensics.levels import at_or_above
 from kforensics.netpol.inventory import Inventory, clean
-from kforensics.netpol.model import effective_policy_types, selector_matches
+from kforensics.netpol.model import effective_policy_types, parse_selector, selector_matches
 from kforensics.netpol.names import (
     dns1123_subdomain,
     is_dns1123_label,
@@ -278,11 +278,10 @@ def pin_namespaces(findings: list[Finding], inv_at) -> list[Remedy]:
             for rule in obj.get("spec", {}).get(direction) or []:
                 for peer in rule.get(peer_key) or []:
                     sel = peer.get("namespaceSelector")
-                    if sel is None or not (sel.get("matchLabels") or sel.get("matchExpressions")):
+                    selector = None if sel is None else parse_selector(sel)
+                    if selector is None or selector.selects_all:
                         continue
-                    trusted = [
-                        n for n in names if selector_matches(sel, before_inv.namespace_labels(n))
-                    ]
+                    trusted = [n for n in names if selector.matches(before_inv.namespace_labels(n))]
                     peer["namespaceSelector"] = {"matchExpressions": [{
                         "key": "kubernetes.io/metadata.name", "operator": "In",
                         "values": trusted or ["kforensics-none"],
@@ -302,7 +301,7 @@ def egress_blocks(findings: list[Finding], inv: Inventory) -> list[Remedy]:
             continue
         pods = entry["pods"]
         labels = _workload_labels(pods)
-        external = sorted(ip for ip in entry["ips"] if ip and not _private(ip) and ":" not in ip)
+        external = sorted(ip for ip in entry["ips"] if ip and not _private(ip))
         except_ = sorted(
             {METADATA_IPS[0], *(f"{ip}/32" for ip in api), *(f"{ip}/32" for ip in external)}
         )
@@ -423,7 +422,9 @@ def _api_server_ips(inv: Inventory) -> list[str]:
     return ips
 
 
-# Addresses that are inside a cluster's reach, never "the attacker's address" to block.
+# Addresses that are inside a cluster's reach, never "the attacker's address" to block. Not
+# `ip_address(...).is_private`: it also covers the documentation and benchmark ranges
+# (192.0.2.0/24, 198.18.0.0/15, ...), where test attackers live, and misses CGNAT (100.64/10).
 _INTERNAL = tuple(
     ipaddress.ip_network(n)
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
@@ -432,7 +433,7 @@ _INTERNAL = tuple(
 
 
 def _private(ip: str) -> bool:
-    """True for RFC 1918, CGNAT, loopback and link-local addresses (and non-addresses)."""
+    """True for RFC 1918, CGNAT, loopback and link-local addresses (and IPv6, non-addresses)."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
