@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 
+from kforensics.detect.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
 from kforensics.errors import RuleError
 from kforensics.levels import LEVELS, rank
 
@@ -69,8 +72,28 @@ def _strings(value: Any, what: str, path: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_rule(path: Path) -> Rule:
-    """Return the rule in a YAML file, or raise RuleError saying what is wrong with it."""
+@cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    # Only parses (extract_statements runs nothing): one in-memory connection serves every rule.
+    return duckdb.connect()
+
+
+def _one_select(sql: str, path: Path) -> str:
+    """Return sql if it is one SELECT statement, else raise RuleError saying what it is."""
+    try:
+        statements = _parser().extract_statements(sql)
+    except duckdb.Error as exc:
+        raise RuleError(f"{path}: sql does not parse: {str(exc).splitlines()[0]}") from exc
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise RuleError(f"{path}: sql must be one SELECT statement over ev")
+    return sql
+
+
+def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
+    """Return the rule in a YAML file, or raise RuleError saying what is wrong with it.
+
+    Its SQL's `{{ references }}` are expanded from shared (default: the built-in lists and macros).
+    """
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -132,7 +155,9 @@ def parse_rule(path: Path) -> Rule:
         status=doc["status"],
         techniques=techniques,
         tactics=tactics,
-        sql=doc["sql"].strip().rstrip(";"),
+        sql=_one_select(
+            expand(doc["sql"].strip().rstrip(";"), shared or builtin_shared(), path), path
+        ),
         path=path,
         references=_strings(doc.get("references"), "references", path),
         falsepositives=_strings(doc.get("falsepositives"), "falsepositives", path),
@@ -151,16 +176,24 @@ def load_rules(
 ) -> list[Rule]:
     """Return the built-in rules plus those in extra_dirs, filtered by status, sorted by id.
 
-    A user rule with the id of a built-in rule replaces it (that is how a team tunes one).
+    A user rule with the id of a built-in rule replaces it (that is how a team tunes one). A
+    folder's `_macros.yaml` adds lists and macros every rule may use (a name already defined is
+    replaced, built-in rules included); files starting with `_` are not rules.
     """
     dirs = ([builtin_dir()] if builtin else []) + [Path(d) for d in extra_dirs]
-    by_id: dict[str, Rule] = {}
     for folder in dirs:
         if not folder.is_dir():
             raise RuleError(f"{folder}: no such rules folder")
+    shared = builtin_shared()
+    for folder in dirs[1:] if builtin else dirs:
+        if (folder / SHARED_FILE).is_file():
+            shared = shared.merged(load_shared(folder / SHARED_FILE))
+    by_id: dict[str, Rule] = {}
+    for folder in dirs:
         for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-            rule = parse_rule(path)
-            by_id[rule.id] = rule
+            if not path.name.startswith("_"):
+                rule = parse_rule(path, shared)
+                by_id[rule.id] = rule
     rules = sorted(by_id.values(), key=lambda r: r.id)
     if statuses is not None:
         rules = [r for r in rules if r.status in statuses]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import orjson
 
-from kforensics.case import connect
 from kforensics.detect.ev import prepare
 from kforensics.detect.rule import Rule
 from kforensics.detect.run import run_rules
@@ -72,33 +73,50 @@ def expand(item: dict, tag: str) -> list[dict]:
     return out
 
 
-def run_item(rule: Rule, item: dict, tag: str, workdir: Path) -> tuple[list[str], list]:
-    """Load one test item into a fresh case; return its audit IDs and the rule's findings."""
+def _item_log(item: dict, tag: str, workdir: Path) -> tuple[Path, list[str]]:
     events = expand(item, tag)
     log = workdir / f"{tag}.log"
     log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    case = workdir / f"{tag}.duckdb"
-    result = load(case, [log])
-    if result.rejected:
-        raise ValueError(f"{rule.path}: test event rejected: {result.reject_reasons}")
-    con = connect(case)
-    try:
-        prepare(con)
-        return [e["auditID"] for e in events], run_rules(con, [rule])
-    finally:
-        con.close()
+    return log, [e["auditID"] for e in events]
 
 
 def check_rule(rule: Rule) -> list[str]:
-    """Return the problems found by running the rule on its test events (empty: all good)."""
+    """Return the problems found by running the rule on its test events (empty: all good).
+
+    Every test item goes through the real loader, all of a rule's items in one load into one
+    in-memory case (their audit IDs are distinct, so the loader's de-duplication cannot join
+    two); each item is then judged alone, with `events` holding that item's events only.
+    """
+    items = [
+        (kind, n, item)
+        for kind in ("match", "no_match")
+        for n, item in enumerate(rule.tests[kind], 1)
+    ]
     problems = []
-    with tempfile.TemporaryDirectory(prefix=f"kf-{rule.id}-") as tmp:
-        for kind in ("match", "no_match"):
-            for n, item in enumerate(rule.tests[kind], 1):
-                ids, findings = run_item(rule, item, f"{kind}-{n}", Path(tmp))
-                cited = {e["audit_id"] for f in findings for e in f.evidence}
-                if kind == "match" and not cited & set(ids):
-                    problems.append(f"{rule.id}: match event {n} did not fire")
-                if kind == "no_match" and findings:
-                    problems.append(f"{rule.id}: no_match event {n} fired")
+    # A named in-memory database lives while a connection to it is open: load() opens and closes
+    # its own, and `con` keeps the loaded case for the checks.
+    name = f":memory:kf-selftest-{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory(prefix=f"kf-{rule.id}-") as tmp, duckdb.connect(name) as con:
+        logs = {}
+        for kind, n, item in items:
+            logs[kind, n] = _item_log(item, f"{kind}-{n}", Path(tmp))
+        load(name, [log for log, _ in logs.values()])
+        rejected = con.execute("SELECT source_file, reason FROM rejects ORDER BY ALL").fetchall()
+        if rejected:
+            raise ValueError(f"{rule.path}: test event rejected: {rejected}")
+        con.execute("SET TimeZone = 'UTC'")  # as case.connect does
+        con.execute("CREATE TEMP TABLE loaded AS SELECT * FROM events")
+        for kind, n, _ in items:
+            log, ids = logs[kind, n]
+            con.execute("DELETE FROM events")
+            con.execute(
+                "INSERT INTO events SELECT * FROM loaded WHERE source_file = $f", {"f": str(log)}
+            )
+            prepare(con)
+            findings = run_rules(con, [rule])
+            cited = {e["audit_id"] for f in findings for e in f.evidence}
+            if kind == "match" and not cited & set(ids):
+                problems.append(f"{rule.id}: match event {n} did not fire")
+            if kind == "no_match" and findings:
+                problems.append(f"{rule.id}: no_match event {n} fired")
     return problems
