@@ -166,3 +166,11 @@ def test_rule_sql_is_one_select_after_expansion(tmp_path, sql, message):
     with pytest.raises(RuleError, match=f"^{path}: ") as exc:
         parse_rule(path)
     assert message in str(exc.value)
+
+
+def test_items_sharing_an_audit_id_are_refused():
+    rule = next(r for r in RULES if r.id == "k8s-pod-exec")
+    same = {**rule.tests["match"][0], "auditID": "a-1"}
+    clash = dataclasses.replace(rule, tests={"match": [same], "no_match": [same]})
+    with pytest.raises(ValueError, match="k8s-pod-exec.yaml: two test items give events the same"):
+        check_rule(clash)

@@ -73,49 +73,47 @@ def expand(item: dict, tag: str) -> list[dict]:
     return out
 
 
-def _item_log(item: dict, tag: str, workdir: Path) -> tuple[Path, list[str]]:
-    events = expand(item, tag)
-    log = workdir / f"{tag}.log"
-    log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return log, [e["auditID"] for e in events]
-
-
 def check_rule(rule: Rule) -> list[str]:
     """Return the problems found by running the rule on its test events (empty: all good).
 
-    Every test item goes through the real loader, all of a rule's items in one load into one
-    in-memory case (their audit IDs are distinct, so the loader's de-duplication cannot join
-    two); each item is then judged alone, with `events` holding that item's events only.
+    Every test item goes through the real loader: all of a rule's items, one after another in
+    one log file (their audit IDs differ, so the loader's de-duplication cannot join two), in
+    one load into an in-memory case. Each item is then judged alone, `events` holding its lines.
     """
     items = [
-        (kind, n, item)
+        (kind, n, expand(item, f"{kind}-{n}"))
         for kind in ("match", "no_match")
         for n, item in enumerate(rule.tests[kind], 1)
     ]
-    problems = []
+    ids = [{e["auditID"] for e in events} for _, _, events in items]
+    if len(set().union(*ids)) != sum(len(i) for i in ids):
+        # the loader would take one item's event for a repeat of another's and drop it
+        raise ValueError(f"{rule.path}: two test items give events the same auditID")
     # A named in-memory database lives while a connection to it is open: load() opens and closes
     # its own, and `con` keeps the loaded case for the checks.
     name = f":memory:kf-selftest-{uuid.uuid4().hex}"
+    problems = []
     with tempfile.TemporaryDirectory(prefix=f"kf-{rule.id}-") as tmp, duckdb.connect(name) as con:
-        logs = {}
-        for kind, n, item in items:
-            logs[kind, n] = _item_log(item, f"{kind}-{n}", Path(tmp))
-        load(name, [log for log, _ in logs.values()])
-        rejected = con.execute("SELECT source_file, reason FROM rejects ORDER BY ALL").fetchall()
+        log = Path(tmp) / "tests.log"
+        log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for _, _, evs in items for e in evs))
+        load(name, [log])
+        rejected = con.execute("SELECT source_line, reason FROM rejects ORDER BY ALL").fetchall()
         if rejected:
-            raise ValueError(f"{rule.path}: test event rejected: {rejected}")
+            raise ValueError(f"{rule.path}: test event rejected (line, reason): {rejected}")
         con.execute("SET TimeZone = 'UTC'")  # as case.connect does
         con.execute("CREATE TEMP TABLE loaded AS SELECT * FROM events")
-        for kind, n, _ in items:
-            log, ids = logs[kind, n]
+        first = 1
+        for (kind, n, events), audit_ids in zip(items, ids, strict=True):
             con.execute("DELETE FROM events")
             con.execute(
-                "INSERT INTO events SELECT * FROM loaded WHERE source_file = $f", {"f": str(log)}
+                "INSERT INTO events SELECT * FROM loaded WHERE source_line BETWEEN $a AND $b",
+                {"a": first, "b": first + len(events) - 1},
             )
+            first += len(events)
             prepare(con)
             findings = run_rules(con, [rule])
             cited = {e["audit_id"] for f in findings for e in f.evidence}
-            if kind == "match" and not cited & set(ids):
+            if kind == "match" and not cited & audit_ids:
                 problems.append(f"{rule.id}: match event {n} did not fire")
             if kind == "no_match" and findings:
                 problems.append(f"{rule.id}: no_match event {n} fired")
