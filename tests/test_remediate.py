@@ -264,3 +264,18 @@ def test_a_policy_allows_only_in_the_directions_it_is_typed_for():
         remedies = plan([finding], lambda _t, inv=inv: inv)
         sim = simulate(inv, [r for r in remedies if r.kind == "quarantine"])
         assert [f["metadata"]["name"] for f in sim.fixes] == defeated
+
+
+def test_remediation_html_summarises_and_escapes(sample):
+    from dataclasses import replace
+
+    from kforensics.netpol.summary import remediation_html
+
+    files, remedies, sim, errors = sample[2]
+    evil = replace(remedies[0], rationale="<script>alert(1)</script>")
+    page = remediation_html(files, [evil], sim, ["bad <b>"])
+    assert "<h4>Remedies (1)</h4>" in page
+    assert f"<h4>Simulation: {len(sim.changes)} connections change</h4>" in page
+    assert f"<h4>Files written ({len(files)})</h4>" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
+    assert "<td>bad &lt;b&gt;</td>" in page
