@@ -174,3 +174,12 @@ def test_items_sharing_an_audit_id_are_refused():
     clash = dataclasses.replace(rule, tests={"match": [same], "no_match": [same]})
     with pytest.raises(ValueError, match="k8s-pod-exec.yaml: two test items give events the same"):
         check_rule(clash)
+
+
+def test_the_readme_example_rule_holds(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("```yaml\nid: k8s-secrets-list-refused-burst\n") + len("```yaml\n")
+    text = readme[start : readme.index("```", start)]
+    (tmp_path / "k8s-secrets-list-refused-burst.yaml").write_text(text)
+    (rule,) = load_rules([tmp_path], builtin=False, statuses=None)
+    assert check_rule(rule) == []
