@@ -11,6 +11,7 @@ from kforensics.detect.macros import SHARED_FILE, builtin_shared, expand, load_s
 from kforensics.detect.rule import builtin_dir, load_rules, parse_rule
 from kforensics.detect.selftest import check_rule
 from kforensics.errors import RuleError
+from kforensics.levels import LEVELS, rank
 
 RULES = load_rules(statuses=None)
 
@@ -183,3 +184,13 @@ def test_the_readme_example_rule_holds(tmp_path):
     (tmp_path / "k8s-secrets-list-refused-burst.yaml").write_text(text)
     (rule,) = load_rules([tmp_path], builtin=False, statuses=None)
     assert check_rule(rule) == []
+
+
+def test_levels_come_from_kforensics_levels(tmp_path):
+    assert {r.level for r in RULES} <= set(LEVELS)
+    assert all(r.severity == rank(r.level) for r in RULES)
+    path = tmp_path / "k8s-team-debug-pod.yaml"
+    path.write_text(USER_RULE.replace("level: low", "level: severe"))
+    with pytest.raises(RuleError) as exc:
+        parse_rule(path)
+    assert str(exc.value) == f"{path}: level must be one of info, low, medium, high, critical"
