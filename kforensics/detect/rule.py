@@ -94,6 +94,7 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
 
     Its SQL's `{{ references }}` are expanded from shared (default: the built-in lists and macros).
     """
+    shared = builtin_shared() if shared is None else shared
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -155,9 +156,7 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
         status=doc["status"],
         techniques=techniques,
         tactics=tactics,
-        sql=_one_select(
-            expand(doc["sql"].strip().rstrip(";"), shared or builtin_shared(), path), path
-        ),
+        sql=_one_select(expand(doc["sql"].strip().rstrip(";"), shared, path), path),
         path=path,
         references=_strings(doc.get("references"), "references", path),
         falsepositives=_strings(doc.get("falsepositives"), "falsepositives", path),
@@ -180,12 +179,14 @@ def load_rules(
     folder's `_macros.yaml` adds lists and macros every rule may use (a name already defined is
     replaced, built-in rules included); files starting with `_` are not rules.
     """
-    dirs = ([builtin_dir()] if builtin else []) + [Path(d) for d in extra_dirs]
+    extra = [Path(d) for d in extra_dirs]
+    dirs = ([builtin_dir()] if builtin else []) + extra
     for folder in dirs:
         if not folder.is_dir():
             raise RuleError(f"{folder}: no such rules folder")
+    # The built-in lists and macros serve user rules too, even with builtin=False.
     shared = builtin_shared()
-    for folder in dirs[1:] if builtin else dirs:
+    for folder in extra:
         if (folder / SHARED_FILE).is_file():
             shared = shared.merged(load_shared(folder / SHARED_FILE))
     by_id: dict[str, Rule] = {}
