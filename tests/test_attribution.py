@@ -22,7 +22,8 @@ from kforensics.detect.rule import load_rules
 from kforensics.detect.run import detect
 from kforensics.ingest.mapping import QUALITY_FLAGS
 from kforensics.investigate import queries as inv
-from tests.conftest import ROOT, event, jsonl
+from kforensics.report.run import notebooks_dir
+from tests.conftest import event, jsonl
 
 SA = "system:serviceaccount:shop:web"
 AS_SA = {"username": SA, "groups": ["system:serviceaccounts", "system:authenticated"]}
@@ -78,7 +79,7 @@ def run_notebook(name: str, case: Path, work: Path, **params) -> str:
     """Execute a notebook on the case (static mode); return the HTML of its outputs."""
     target = work / f"{name}.ipynb"
     papermill.execute_notebook(
-        str(ROOT / "notebooks" / f"{name}.ipynb"),
+        str(notebooks_dir() / f"{name}.ipynb"),
         str(target),
         parameters={"case": str(case), "remediation_out": str(work / f"rem-{name}"), **params},
         kernel_name="python3",
