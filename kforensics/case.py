@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from kforensics.errors import CaseError
+from kforensics.untrusted import visible
 
 SCHEMA_VERSION = 2
+RELOAD_PATHS_SHOWN = 10  # the reload hint names at most this many source files
 
 
 def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -42,13 +45,51 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         # fetchall: a result left unfinished (fetchone) makes every later con.sql() refuse
         row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
         found = row[0] if row and row[0] is not None else 1
-    if found != SCHEMA_VERSION:
+    if found == SCHEMA_VERSION:
+        return
+    if found > SCHEMA_VERSION:
         con.close()
-        hint = "list them with `kforensics sql`: SELECT DISTINCT path FROM sources"
         raise CaseError(
-            f"{path}: the case has schema version {found}, this kforensics reads version "
-            f"{SCHEMA_VERSION}. Load its sources again into a new case ({hint})."
+            f"{visible(str(path))}: the case was written by a newer kforensics (schema version "
+            f"{found}); this one ({_version()}) reads version {SCHEMA_VERSION}. Upgrade "
+            "kforensics (pip install --upgrade kforensics) to open it."
         )
+    paths = _source_paths(con, tables)
+    con.close()
+    raise CaseError(
+        f"{visible(str(path))}: the case has schema version {found}; this kforensics "
+        f"({_version()}) reads version {SCHEMA_VERSION}, whose tables mean other things. "
+        f"Load its sources again into a new case: {reload_command(path, paths)}"
+    )
+
+
+def reload_command(case: Path, paths: list[str]) -> str:
+    """Return the shell command that loads paths into a new case beside `case`."""
+    shown = paths[:RELOAD_PATHS_SHOWN]
+    more = len(paths) - len(shown)
+    words = [shlex.quote(visible(p)) for p in shown] or ["PATHS..."]
+    new = case.with_name(f"{case.stem}-v{SCHEMA_VERSION}{case.suffix or '.duckdb'}")
+    command = f"kforensics load {' '.join(words)} --case {shlex.quote(visible(str(new)))}"
+    if more:
+        command += f"   # and {more} more: SELECT DISTINCT path FROM sources"
+    return command
+
+
+def _source_paths(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
+    # An old schema may lack the table or the column: then the user names the files.
+    if "sources" not in tables:
+        return []
+    try:
+        rows = con.execute("SELECT DISTINCT path FROM sources ORDER BY path").fetchall()
+    except duckdb.Error:
+        return []
+    return [r[0] for r in rows if isinstance(r[0], str)]
+
+
+def _version() -> str:
+    from kforensics import __version__  # late: kforensics/__init__ imports this module
+
+    return __version__
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,107 @@
+"""Case files of another schema version are refused, saying how to carry on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from kforensics import load
+from kforensics.case import SCHEMA_VERSION, connect
+from kforensics.cli import main
+from kforensics.errors import CaseError
+from tests.conftest import event, jsonl
+
+
+def old_case(tmp_path: Path, version: int | None, *names: str) -> Path:
+    """Return a case loaded from one log per name, then marked with another schema version."""
+    case = tmp_path / "incident.duckdb"
+    logs = []
+    for n, name in enumerate(names):
+        log = tmp_path / name
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(jsonl(event(f"a{n}")))
+        logs.append(log)
+    load(case, logs)
+    with duckdb.connect(str(case)) as con:
+        if version is None:
+            con.execute("DROP TABLE schema_version")  # the first schema had no such table
+        else:
+            con.execute("UPDATE schema_version SET version = $v", {"v": version})
+    return case
+
+
+def test_current_version_opens(tmp_path):
+    case = old_case(tmp_path, SCHEMA_VERSION, "audit.log")
+    with connect(case) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
+
+
+def test_older_case_names_the_load_command_for_a_new_case(tmp_path):
+    case = old_case(tmp_path, 1, "node a/audit.log", "audit.log")
+    with pytest.raises(CaseError) as caught:
+        connect(case)
+    assert str(caught.value) == (
+        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 2, "
+        "whose tables mean other things. Load its sources again into a new case: "
+        f"kforensics load {tmp_path}/audit.log '{tmp_path}/node a/audit.log' "
+        f"--case {tmp_path}/incident-v2.duckdb"
+    )
+
+
+def test_case_without_a_version_table_is_version_1(tmp_path):
+    case = old_case(tmp_path, None, "audit.log")
+    with pytest.raises(CaseError, match=r"schema version 1; this kforensics"):
+        connect(case)
+
+
+def test_reload_hint_is_bounded_and_one_line(tmp_path):
+    names = [f"logs/{n:02d}.log" for n in range(12)] + ["logs/evil\n$(reboot).log"]
+    case = old_case(tmp_path, 1, *names)
+    with pytest.raises(CaseError) as caught:
+        connect(case, read_only=False)  # loading into it is refused the same way
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.count(".log") == 10
+    assert message.endswith(
+        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v2.duckdb"
+        "   # and 3 more: SELECT DISTINCT path FROM sources"
+    )
+
+
+def test_hostile_source_path_is_quoted_and_escaped(tmp_path):
+    case = old_case(tmp_path, 1, "evil\n$(reboot).log")
+    with pytest.raises(CaseError) as caught:
+        connect(case)
+    assert f"kforensics load '{tmp_path}/evil\\x0a$(reboot).log' --case" in str(caught.value)
+
+
+def test_newer_case_asks_for_an_upgrade(tmp_path):
+    case = old_case(tmp_path, SCHEMA_VERSION + 1, "audit.log")
+    with pytest.raises(CaseError) as caught:
+        connect(case)
+    assert str(caught.value) == (
+        f"{case}: the case was written by a newer kforensics (schema version 3); this one "
+        "(0.1.0) reads version 2. Upgrade kforensics (pip install --upgrade kforensics) to open it."
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sql", "SELECT 1"],
+        ["detect"],
+        ["netpol", "--out", "{tmp}/out"],
+        ["load", "{tmp}/audit.log"],
+    ],
+    ids=["sql", "detect", "netpol", "load"],
+)
+def test_cli_shows_the_refusal_without_a_traceback(tmp_path, command):
+    case = old_case(tmp_path, 1, "audit.log")
+    args = [a.format(tmp=tmp_path) for a in command]
+    result = CliRunner().invoke(main, [*args, "--case", str(case)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {case}: the case has schema version 1;")
+    assert result.output.endswith(f"--case {tmp_path}/incident-v2.duckdb\n")
