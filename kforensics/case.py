@@ -71,7 +71,7 @@ def reload_command(case: Path, paths: list[str]) -> str:
     new = case.with_name(f"{case.stem}-v{SCHEMA_VERSION}{case.suffix or '.duckdb'}")
     command = f"kforensics load {' '.join(words)} --case {shlex.quote(visible(str(new)))}"
     if more:
-        command += f"   # and {more} more: SELECT DISTINCT path FROM sources"
+        command += f"   # and {more} more: SELECT DISTINCT path FROM sources"  # noqa: S608 (a shell comment)
     return command
 
 
