@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -46,7 +47,43 @@ def rules_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATORS = {"kforensics --help": cli_help, "rules": rules_table}
+def layout() -> str:
+    """Return the package tree with each module's one-line docstring, as a Markdown code block."""
+    root = Path(__file__).resolve().parent
+    rows: list[tuple[str, str]] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        pad = "  " * depth
+        entries = sorted(folder.iterdir(), key=lambda p: (p.is_dir(), p.name != "__init__.py", p.name))
+        for path in entries:
+            if path.name.startswith((".", "__pycache__")) or path.suffix == ".pyc":
+                continue
+            if path.is_dir() and (path / "__init__.py").exists():
+                rows.append((f"{pad}{path.name}/", _summary(path / "__init__.py")))
+                walk(path, depth + 1)
+            elif path.is_dir():
+                kinds = sorted({f"*{p.suffix}" for p in path.iterdir() if p.is_file()})
+                count = sum(1 for p in path.iterdir() if p.is_file())
+                rows.append((f"{pad}{path.name}/", f"data: {count} files ({', '.join(kinds)})"))
+            elif path.suffix == ".py":
+                rows.append((f"{pad}{path.name}", _summary(path)))
+            elif path.suffix == ".sql":
+                first = path.read_text(encoding="utf-8").splitlines()[0]
+                rows.append((f"{pad}{path.name}", first.removeprefix("--").strip()))
+
+    rows.append(("kforensics/", _summary(root / "__init__.py")))
+    walk(root, 1)
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"{name:<{width}}{text}".rstrip() for name, text in rows]
+    return "```\n" + "\n".join(lines) + "\n```\n"
+
+
+def _summary(path: Path) -> str:
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+GENERATORS = {"kforensics --help": cli_help, "rules": rules_table, "layout": layout}
 
 
 def render(text: str) -> str:

@@ -1,0 +1,1 @@
+"""Containment: the cluster rebuilt from the log, NetworkPolicies proposed, validated, simulated."""
