@@ -54,8 +54,8 @@ def layout() -> str:
 
     def walk(folder: Path, depth: int) -> None:
         pad = "  " * depth
-        entries = sorted(folder.iterdir(), key=lambda p: (p.is_dir(), p.name != "__init__.py", p.name))
-        for path in entries:
+        order = lambda p: (p.is_dir(), p.name != "__init__.py", p.name)  # noqa: E731
+        for path in sorted(folder.iterdir(), key=order):
             if path.name.startswith((".", "__pycache__")) or path.suffix == ".pyc":
                 continue
             if path.is_dir() and (path / "__init__.py").exists():
