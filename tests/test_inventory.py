@@ -116,3 +116,30 @@ def test_a_dump_that_cannot_be_decoded_is_named(tmp_path, case_path):
     )
     assert out.exit_code == 2
     assert "dump.yaml: not a YAML or JSON manifest: 'utf-8' codec can't decode" in out.output
+
+
+def test_inventory_folders_and_globs_are_found_as_connlist_finds_them(tmp_path, case_path, con):
+    dumps = tmp_path / "dumps"
+    (dumps / "ns").mkdir(parents=True)
+    (dumps / "ns" / "dark.yaml").write_text("kind: Namespace\nmetadata: {name: dark}\n")
+    (dumps / "pods.json").write_text('{"kind": "Pod", "metadata": {"name": "x", "namespace": "d"}}')
+    (dumps / "README.md").write_text("Taken with: [kubectl get -o yaml\n")  # not YAML
+    (tmp_path / "extra.txt").write_text("kind: ConfigMap\nmetadata: {name: c, namespace: d}\n")
+    out = CliRunner().invoke(
+        main,
+        ["load", "--inventory", str(dumps), "--inventory", str(tmp_path / "*.txt"),
+         "--case", str(case_path)],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "inventory: 3 objects kept" in out.output
+    rows = con().execute("SELECT kind, name FROM inventory ORDER BY kind").fetchall()
+    assert rows == [("ConfigMap", "c"), ("Namespace", "dark"), ("Pod", "x")]
+
+
+def test_an_inventory_path_that_names_nothing_is_an_error(tmp_path, case_path):
+    out = CliRunner().invoke(
+        main, ["load", "--inventory", str(tmp_path / "nope"), "--case", str(case_path)]
+    )
+    assert out.exit_code == 2
+    assert f"{tmp_path / 'nope'}: no such file or folder" in out.output
+    assert not case_path.exists()

@@ -18,7 +18,7 @@ from kforensics.case import connect, create_schema
 from kforensics.ingest import read as reader_module
 from kforensics.ingest import shapes as formats
 from kforensics.ingest.jsonstream import RecordStream
-from kforensics.ingest.manifests import ManifestError, manifest_objects
+from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_objects
 from kforensics.ingest.mapping import mapped_select
 from kforensics.ingest.read import FileReader, InputError, Lines, discover
 from kforensics.progress import ByteProgress
@@ -517,7 +517,7 @@ def load(
     """
     files, unreadable = discover(paths) if paths else ([], [])
     try:
-        manifests = [(f, manifest_objects(f)) for f in discover(inventory)[0]] if inventory else []
+        manifests = [(f, manifest_objects(f)) for f in manifest_files(inventory)]
     except ManifestError as exc:
         raise InputError(str(exc)) from exc
     total = sum(_size(f) for f in files)

@@ -15,23 +15,32 @@ from pathlib import Path
 import yaml
 
 from kforensics import untrusted
-from kforensics.errors import ManifestError
+from kforensics.errors import InputError, ManifestError
+from kforensics.ingest.read import discover
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: 10x faster
 
 
 def manifest_files(paths: Iterable[str | Path] | str | Path) -> list[Path]:
-    """Return the files given and the manifests under the folders given, in path order."""
+    """Return the files given and the manifests (by suffix) under the folders and globs given.
+
+    Paths are found as audit logs are (`ingest.read.discover`); anything named that cannot be
+    listed or read is a ManifestError: an inventory missing a file would restore a wrong cluster.
+    """
     if isinstance(paths, str | Path):
         paths = [paths]
     out: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES)
-            out += sorted(p for p in found if p.is_file())
-        else:
-            out.append(path)
+    for arg in paths:
+        try:
+            files, unreadable = discover([arg])
+        except InputError as exc:
+            raise ManifestError(str(exc)) from exc
+        if unreadable:
+            raise ManifestError(f"{unreadable[0].path}: cannot read: {unreadable[0].reason}")
+        if Path(arg).is_dir():  # a whole folder: only what looks like a manifest
+            files = [f for f in files if f.suffix in MANIFEST_SUFFIXES]
+        out += [f for f in files if f not in out]
     return out
 
 
