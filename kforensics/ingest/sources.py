@@ -1,0 +1,51 @@
+"""The accounting of one input file (SourceStats) and its row in the case's `sources` table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import duckdb
+
+
+@dataclass
+class SourceStats:
+    """What one input file held and where each of its records went."""
+
+    path: str
+    sha256: str = ""
+    bytes: int = 0
+    compression: str = "none"
+    format: str = ""
+    lines_read: int = 0
+    blank_lines: int = 0
+    records: int = 0
+    events_loaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    error: str | None = None  # why the file, or the folder it stands for, could not be read
+    formats: Counter = field(default_factory=Counter, repr=False)
+
+
+def write_sources(con: duckdb.DuckDBPyConnection, load_id: int, sources: list[SourceStats]) -> None:
+    """Write one `sources` row per file of the load (returns nothing)."""
+    for s in sources:
+        con.execute(
+            "INSERT INTO sources VALUES ($load, $path, $sha, $bytes, $comp, $fmt, $lines, "
+            "$blank, $records, $loaded, $dups, $rejected, $error)",
+            {
+                "load": load_id,
+                "path": s.path,
+                "sha": s.sha256,
+                "bytes": s.bytes,
+                "comp": s.compression,
+                "fmt": s.format,
+                "lines": s.lines_read,
+                "blank": s.blank_lines,
+                "records": s.records,
+                "loaded": s.events_loaded,
+                "dups": s.duplicates,
+                "rejected": s.rejected,
+                "error": s.error,
+            },
+        )
