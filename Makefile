@@ -51,10 +51,19 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m kforensics.docs
 
+# The notebooks are jupytext percent sources (.py): jupytext's viewer opens them as notebooks.
+# The override lives in the venv's JupyterLab settings, not in the user's home.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
+
 lab: $(STAMP)
 	@[ -f $(OUT)/demo.duckdb ] || $(MAKE) demo
-	$(BIN)/python -m pip install --quiet jupyterlab
-	$(BIN)/jupyter lab notebooks/
+	@[ -x $(BIN)/jupyter-lab ] || $(BIN)/python -m pip install --quiet jupyterlab
+	@mkdir -p $(LAB_SETTINGS)
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' \
+	  > $(LAB_SETTINGS)/overrides.json
+	$(BIN)/jupyter lab $(LAB_ROOT) $(LAB_ARGS) notebooks/
 
 clean:
 	rm -rf $(VENV) $(OUT)
