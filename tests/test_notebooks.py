@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import altair as alt
 import nbformat
 import papermill
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from kforensics import load
 from kforensics.detect.rule import load_rules
 from kforensics.detect.run import detect, load_exceptions
-from kforensics.report.display import VEGA_LITE_MIME
+from kforensics.report.display import VEGA_LITE_MIME, bundle
 from kforensics.report.run import notebooks_dir
 from tests.conftest import ROOT, SAMPLES
 
@@ -179,3 +180,17 @@ def test_notebook_interactive_mode_runs_without_a_front_end(cases, path, tmp_pat
     nb = execute(path, tmp_path, case=str(cases["native"]), interactive=True)
     assert not [o for o in outputs(nb) if o.output_type == "error"]
     assert widget_views(nb)
+
+
+def test_a_chart_of_raw_log_text_cannot_end_the_script_of_its_live_html():
+    # An analyst's own chart (the SQL section) holds log values as they are.
+    hostile = "</script><img src=x onerror=alert(1)>&\u2028"
+    chart = alt.Chart(alt.Data(values=[{"verb": hostile}])).mark_bar().encode(x="verb:N")
+    shown = bundle(chart)
+    assert shown[VEGA_LITE_MIME]["data"] == {"values": [{"verb": hostile}]}  # the exact spec
+    live = shown["text/html"]
+    assert "</script><img" not in live and "<img" not in live
+    assert (
+        '"verb":"\\u003c/script\\u003e\\u003cimg src=x onerror=alert(1)\\u003e\\u0026\\u2028"'
+        in live
+    )

@@ -6,15 +6,25 @@ so nothing has to be read back out of a renderer's HTML.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
 
 from kforensics.investigate.tables import html_table
+from kforensics.report.export import script_json
 
 # Jupyter's name for a Vega-Lite spec (a "+json" type, so nbformat stores it as JSON). The
 # exporter reads the spec from here; front ends that cannot draw it fall back to text/html.
 VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
+
+
+class _ScriptJSON(json.JSONEncoder):
+    """The JSON encoder Altair's HTML renderer is given: script_json's text."""
+
+    def encode(self, o: Any) -> str:
+        """Return o as JSON that no string inside can end a <script> with."""
+        return script_json(o)
 
 
 def chart_bundle(chart: Any) -> dict[str, Any]:
@@ -24,8 +34,12 @@ def chart_bundle(chart: Any) -> dict[str, Any]:
     spec = chart.to_dict()
     bundle = {VEGA_LITE_MIME: spec, "text/plain": f"<{type(chart).__name__}>"}
     # Altair's active renderer, for a live Jupyter only: the exporter replaces the whole
-    # output with a chart drawn from the spec.
-    rendered = alt.renderers.get()(spec)
+    # output with a chart drawn from the spec. Its HTML writes the spec into a <script>, and
+    # an analyst's own chart may hold raw log text such as "</script><img onerror=...>".
+    try:
+        rendered = alt.renderers.get()(spec, json_kwds={"cls": _ScriptJSON})
+    except TypeError:  # a renderer that takes no JSON options: no HTML rather than unsafe HTML
+        rendered = {}
     rendered = rendered[0] if isinstance(rendered, tuple) else rendered
     if "text/html" in rendered:
         bundle["text/html"] = rendered["text/html"]
