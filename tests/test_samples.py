@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kforensics import connect, load
-from kforensics.sample.generate import incident_steps
+from kforensics.sample import incident_steps
 from tests.conftest import SAMPLES
 
 SHAPES = ("native", "eks", "gke", "aks")
@@ -79,7 +79,7 @@ def test_the_incident_in_gke_maps_to_what_gke_keeps_of_the_native_rows(cases):
 
 
 def test_committed_samples_are_what_the_generator_writes(tmp_path):
-    from kforensics.sample.generate import write_samples
+    from kforensics.sample import write_samples
 
     written = write_samples(tmp_path, seed=7)
     assert written

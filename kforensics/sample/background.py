@@ -12,39 +12,39 @@ from itertools import islice
 from pathlib import Path
 
 from .objects import (
-    _binding,
-    _deployment,
-    _endpointslice,
-    _lease,
-    _node_patch,
-    _persist,
-    _pod_objects,
+    deployment,
+    endpointslice,
+    lease_object,
+    node_patch,
+    persist,
+    pod_binding,
+    pod_objects,
 )
 from .shapes import native_line
 from .world import (
-    _CREATE_Q,
-    _NAME_CHARS,
-    _T0,
-    _US,
     ALICE_R,
     BOB_R,
     CI_R,
     COORD,
     COREDNS_R,
+    CREATE_Q,
     DISCOVERY_R,
     KCM_R,
+    NAME_CHARS,
     NODES,
     PROM_R,
     PROXY_R,
     SCHED_R,
     START,
-    _ctl_r,
-    _Pod,
-    _stamp,
-    _template,
-    _ts,
-    _uuid,
-    _World,
+    T0,
+    US,
+    Pod,
+    World,
+    controller_reason,
+    stamp,
+    template,
+    ts,
+    uuid4,
 )
 
 _PROXY_SEL = "%21service.kubernetes.io%2Fheadless%2C%21service.kubernetes.io%2Fservice-proxy-name"
@@ -53,14 +53,14 @@ _PROXY_SEL = "%21service.kubernetes.io%2Fheadless%2C%21service.kubernetes.io%2Fs
 class _Templates:
     """Weighted request templates (cumulative weights for bisect)."""
 
-    def __init__(self, w: _World) -> None:
+    def __init__(self, w: World) -> None:
         self.w, self.tmpls, self.cum, self.total = w, [], [], 0.0
 
     def add(
         self, weight: float, actor: str, verb: str, uri: str, reason: str, **kw: object
     ) -> None:
         """Add a request template with a relative weight."""
-        self.tmpls.append(_template(self.w.actors[actor], verb, uri, reason, **kw))
+        self.tmpls.append(template(self.w.actors[actor], verb, uri, reason, **kw))
         self.total += weight
         self.cum.append(self.total)
 
@@ -73,7 +73,7 @@ class _Templates:
         self.add(weight, actor, "watch", uri, reason, ms=(secs * 1000, secs * 1000))
 
 
-def _bg_templates(w: _World, story: bool) -> _Templates:
+def background_templates(w: World, story: bool) -> _Templates:
     """Benign traffic of controllers, kubelets, add-ons, CI and humans; bench adds pod churn."""
     T = _Templates(w)
     add, watch = T.add, T.watch
@@ -82,11 +82,11 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
         ("kube-scheduler", "sched", SCHED_R),
     ):
         uri = f"/apis/{COORD}/v1/namespaces/kube-system/leases/{lease}?timeout=5s"
-        req = _lease(lease, "kube-system", w.uid("lease", lease))
+        req = lease_object(lease, "kube-system", w.uid("lease", lease))
         add(1.0, actor, "get", uri, reason, ms=(0.6, 2.5))
         add(1.0, actor, "update", uri, reason, req=req, ms=(2, 7))
     lease = "apiserver-" + w.uid("apiserver-lease").replace("-", "")[:26]
-    req = _lease(lease, "kube-system", w.uid("lease", lease))
+    req = lease_object(lease, "kube-system", w.uid("lease", lease))
     add(
         0.6,
         "apiserver",
@@ -105,7 +105,7 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
             ms=(0.5, 3),
         )
     for node in NODES:
-        k, req = f"kubelet:{node}", _lease(node, "kube-node-lease", w.uid("lease", node))
+        k, req = f"kubelet:{node}", lease_object(node, "kube-node-lease", w.uid("lease", node))
         uri = f"/apis/{COORD}/v1/namespaces/kube-node-lease/leases/{node}?timeout=10s"
         add(1.0, k, "update", uri, "", req=req, ms=(2, 9))
         add(0.3, k, "get", f"/api/v1/nodes/{node}?resourceVersion=0&timeout=10s", "", ms=(0.5, 2))
@@ -113,7 +113,7 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
         watch(0.03, k, "/api/v1/nodes", "", f"&fieldSelector=metadata.name%3D{node}")
         if not story:  # the story sends node heartbeats on a schedule instead
             uri = f"/api/v1/nodes/{node}/status?timeout=10s"
-            add(0.2, k, "patch", uri, "", req=_node_patch(_T0), ms=(4, 12))
+            add(0.2, k, "patch", uri, "", req=node_patch(T0), ms=(4, 12))
     for p in w.apps:
         k = f"kubelet:{p.node}"
         add(0.12, k, "get", p.path, "", ms=(0.5, 2))
@@ -126,7 +126,7 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
             uri = f"/api/v1/namespaces/{p.ns}/events"
             add(0.03, k, "create", uri, "", code=201, req=event, ms=(1, 4))
         if not story:
-            _, _, patch, running = _pod_objects(w, p, _T0)
+            _, _, patch, running = pod_objects(w, p, T0)
             add(0.015, k, "patch", f"{p.path}/status", "", req=patch, resp=running, ms=(5, 15))
     for i in range(2):
         for path in (
@@ -149,22 +149,22 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
         )
         watch(0.01, "prometheus", f"/api/v1/{res}", PROM_R)
     for p in (w.pods[0], w.pods[3]):
-        sl = _endpointslice(w, p)
+        sl = endpointslice(w, p)
         uri = f"/apis/discovery.k8s.io/v1/namespaces/{p.ns}/endpointslices/{sl['metadata']['name']}"
         add(
             0.08,
             "ctl:endpointslice-controller",
             "update",
             uri,
-            _ctl_r("endpointslice-controller"),
+            controller_reason("endpointslice-controller"),
             req=sl,
         )
     uri = "/api/v1/namespaces/shop/secrets?labelSelector=name%3Dstorefront%2Cowner%3Dhelm"
     add(0.05, "helm", "list", uri, CI_R)
     add(0.05, "ci", "get", "/apis/apps/v1/namespaces/shop/deployments/cart", CI_R)
     cart = w.apps[2]
-    dep = _deployment(cart, 1, "storefront")
-    dep = _persist(dep, w.uid("Deployment", "shop", "cart"), _T0 + 250 * _US, "helm", generation=1)
+    dep = deployment(cart, 1, "storefront")
+    dep = persist(dep, w.uid("Deployment", "shop", "cart"), T0 + 250 * US, "helm", generation=1)
     ann = {"ci.acme.example/pipeline": "shop-nightly", "ci.acme.example/run": "8841"}
     dep["metadata"]["annotations"] |= ann
     uri = "/apis/apps/v1/namespaces/shop/deployments/cart?fieldManager=kubectl-annotate"
@@ -176,7 +176,7 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
         0.03,
         "ci",
         "create",
-        f"/api/v1/namespaces/shop/configmaps{_CREATE_Q}",
+        f"/api/v1/namespaces/shop/configmaps{CREATE_Q}",
         CI_R,
         code=201,
         req=cm,
@@ -206,20 +206,27 @@ def _bg_templates(w: _World, story: bool) -> _Templates:
     if not story:  # bench-only churn: short-lived CI job pods with full pod specs
         r, image, ctl = w.r, "ghcr.io/acme/builder:2026.03", "ctl:job-controller"
         for _ in range(32):
-            sfx, node = "".join(r.choices(_NAME_CHARS, k=5)), r.choice(list(NODES))
+            sfx, node = "".join(r.choices(NAME_CHARS, k=5)), r.choice(list(NODES))
             ip = f"10.244.{r.randint(0, 2)}.{r.randint(100, 250)}"
-            p = _Pod("ci", "build", "job", sfx, node, ip, "deployer", "build", image, 8080)
-            p.uid, p.vol, p.cid = _uuid(r), f"kube-api-access-{sfx}", f"{r.getrandbits(256):064x}"
-            req, created, patch, running = _pod_objects(w, p, _T0)
+            p = Pod("ci", "build", "job", sfx, node, ip, "deployer", "build", image, 8080)
+            p.uid, p.vol, p.cid = uuid4(r), f"kube-api-access-{sfx}", f"{r.getrandbits(256):064x}"
+            req, created, patch, running = pod_objects(w, p, T0)
             kw = {"code": 201, "req": req, "resp": created, "ms": (8, 25)}
-            add(0.005, ctl, "create", "/api/v1/namespaces/ci/pods", _ctl_r("job-controller"), **kw)
-            binding = _binding(p.name, "ci", p.uid, p.node)
+            add(
+                0.005,
+                ctl,
+                "create",
+                "/api/v1/namespaces/ci/pods",
+                controller_reason("job-controller"),
+                **kw,
+            )
+            binding = pod_binding(p.name, "ci", p.uid, p.node)
             add(0.005, "bind", "create", f"{p.path}/binding", SCHED_R, code=201, req=binding)
             add(0.005, f"kubelet:{node}", "patch", f"{p.path}/status", "", req=patch, resp=running)
     return T
 
 
-def _stream(
+def template_stream(
     T: _Templates, rng: random.Random, t: int, gap_us: float
 ) -> Iterator[tuple[int, int, dict]]:
     """Endless time-ordered (stage_us, request_us, event) tuples from weighted templates."""
@@ -235,22 +242,22 @@ def _stream(
         rr, rs, rc, lo, span = tmpls[bisect(cum, rand() * total)]
         h = f"{bits(128):032x}"
         aid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
-        a = _ts(t)
+        a = ts(t)
         yield t, t, rr | {"auditID": aid, "requestReceivedTimestamp": a, "stageTimestamp": a}
         dur = lo + int(rand() * span)
         if rs is not None:
             t1 = t + min(dur // 20, 4000) + 1
-            heappush(heap, (t1, seq, t, _stamp(rs, aid, a, _ts(t1))))
+            heappush(heap, (t1, seq, t, stamp(rs, aid, a, ts(t1))))
             seq += 1
-        heappush(heap, (t + dur, seq, t, _stamp(rc, aid, a, _ts(t + dur))))
+        heappush(heap, (t + dur, seq, t, stamp(rc, aid, a, ts(t + dur))))
         seq += 1
 
 
 def background_events(n: int, seed: int, start: datetime, mean_gap: float = 0.02) -> Iterator[dict]:
     """Lazily yield n benign events in log order (nested dicts are shared: treat as read-only)."""
-    T = _bg_templates(_World(seed), story=False)
-    t = int(start.timestamp() * _US)
-    for _, _, ev in islice(_stream(T, random.Random(seed), t, mean_gap * _US), n):
+    T = background_templates(World(seed), story=False)
+    t = int(start.timestamp() * US)
+    for _, _, ev in islice(template_stream(T, random.Random(seed), t, mean_gap * US), n):
         yield ev
 
 

@@ -5,21 +5,21 @@ from __future__ import annotations
 import orjson
 
 from .world import (
-    _SA_MOUNT,
-    _T0,
-    _US,
     AUTHZ,
     NET,
     NODES,
     RBAC,
-    _Pod,
-    _rv,
-    _sec,
-    _World,
+    SA_MOUNT,
+    T0,
+    US,
+    Pod,
+    World,
+    resource_version,
+    ts_seconds,
 )
 
 
-def _meta(name: str = "", ns: str = "", **kw: object) -> dict:
+def object_meta(name: str = "", ns: str = "", **kw: object) -> dict:
     """ObjectMeta in API field order; kw: gen (generateName), uid, created, labels, ..."""
     m: dict = {}
     for k, v in (("name", name), ("generateName", kw.get("gen")), ("namespace", ns)):
@@ -38,57 +38,67 @@ def _meta(name: str = "", ns: str = "", **kw: object) -> dict:
     return m
 
 
-def _helm_meta(
+def helm_meta(
     name: str, ns: str, release: str, labels: dict | None = None, rel_ns: str = ""
 ) -> dict:
+    """Return ObjectMeta of an object a Helm release installed (its labels and annotations)."""
     ann = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": rel_ns or ns}
     labels = (labels or {}) | {"app.kubernetes.io/managed-by": "Helm"}
-    return _meta(name, ns, labels=labels, annotations=ann)
+    return object_meta(name, ns, labels=labels, annotations=ann)
 
 
-def _fields(d: dict) -> dict:
+def fields_v1(d: dict) -> dict:
     """An approximate FieldsV1 set for an object body."""
     out: dict = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
-            sub = _fields(v)
+            sub = fields_v1(v)
             out[f"f:{k}"] = (
                 {".": {}, **sub} if k in ("labels", "annotations", "matchLabels") else sub
             )
         elif isinstance(v, list) and v and all(isinstance(x, dict) and "name" in x for x in v):
-            out[f"f:{k}"] = {f'k:{{"name":"{x["name"]}"}}': {".": {}, **_fields(x)} for x in v}
+            out[f"f:{k}"] = {f'k:{{"name":"{x["name"]}"}}': {".": {}, **fields_v1(x)} for x in v}
         else:
             out[f"f:{k}"] = {}
     return out
 
 
-def _mf(manager: str, t: int, api_version: str, fields: dict, sub: str = "") -> dict:
-    e = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": _sec(t)}
+def managed_entry(manager: str, t: int, api_version: str, fields: dict, sub: str = "") -> dict:
+    """Return one managedFields entry: an Update by manager at t of these fields."""
+    e = {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": api_version,
+        "time": ts_seconds(t),
+    }
     e |= {"fieldsType": "FieldsV1", "fieldsV1": fields}
     return e | {"subresource": sub} if sub else e
 
 
-def _copy(obj: object) -> object:
+def deep_copy(obj: object) -> object:
+    """Return a deep copy of a JSON-like object."""
     return orjson.loads(orjson.dumps(obj))
 
 
-def _persist(
-    obj: dict, uid: str, t: int, manager: str, name: str = "", generation: int = 0
-) -> dict:
+def persist(obj: dict, uid: str, t: int, manager: str, name: str = "", generation: int = 0) -> dict:
     """The object as stored: server-set metadata and managedFields added."""
-    o: dict = _copy(obj)
+    o: dict = deep_copy(obj)
     m = o["metadata"]
     mm = {k: v for k, v in m.items() if k in ("labels", "annotations", "ownerReferences")}
     body = {k: v for k, v in o.items() if k not in ("kind", "apiVersion", "metadata", "status")}
-    managed = [_mf(manager, t, o["apiVersion"], _fields(({"metadata": mm} if mm else {}) | body))]
-    o["metadata"] = _meta(
+    managed = [
+        managed_entry(
+            manager, t, o["apiVersion"], fields_v1(({"metadata": mm} if mm else {}) | body)
+        )
+    ]
+    o["metadata"] = object_meta(
         name or m.get("name", ""),
         m.get("namespace", ""),
         gen=m.get("generateName"),
         uid=uid,
-        resourceVersion=_rv(t),
+        resourceVersion=resource_version(t),
         generation=generation,
-        created=_sec(t),
+        created=ts_seconds(t),
         labels=m.get("labels"),
         annotations=m.get("annotations"),
         ownerReferences=m.get("ownerReferences"),
@@ -138,7 +148,7 @@ def _api_vol(name: str) -> dict:
     return {"name": name, "projected": {"sources": sources, "defaultMode": 420}}
 
 
-def _podspec(p: _Pod, admitted: bool = False, node: str = "") -> dict:
+def _podspec(p: Pod, admitted: bool = False, node: str = "") -> dict:
     """A pod spec after defaulting; admitted adds what admission and the scheduler add."""
     scheme = "HTTPS" if p.port == 8443 else "HTTP"
     port = {"name": scheme.lower(), "containerPort": p.port, "protocol": "TCP"}
@@ -148,7 +158,7 @@ def _podspec(p: _Pod, admitted: bool = False, node: str = "") -> dict:
         c["env"] = [{"name": "DB_PASSWORD", "valueFrom": ref}]
     c["resources"] = _LIMITS
     if admitted:
-        c["volumeMounts"] = [{"name": p.vol, "readOnly": True, "mountPath": _SA_MOUNT}]
+        c["volumeMounts"] = [{"name": p.vol, "readOnly": True, "mountPath": SA_MOUNT}]
     probe = {"httpGet": {"path": "/healthz", "port": p.port, "scheme": scheme}, "timeoutSeconds": 1}
     c["readinessProbe"] = probe | {
         "periodSeconds": 10,
@@ -169,32 +179,33 @@ def _podspec(p: _Pod, admitted: bool = False, node: str = "") -> dict:
     return s
 
 
-def _pod_status(p: _Pod, t: int, host_ip: str) -> dict:
+def pod_status(p: Pod, t: int, host_ip: str) -> dict:
+    """Return a running pod's status as the kubelet reports it at t."""
     kinds = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
     conds = [
         {
             "type": k,
             "status": "True",
             "lastProbeTime": None,
-            "lastTransitionTime": _sec(t - 4 * _US),
+            "lastTransitionTime": ts_seconds(t - 4 * US),
         }
         for k in kinds
     ]
-    conds[2]["lastTransitionTime"] = conds[3]["lastTransitionTime"] = _sec(t)
+    conds[2]["lastTransitionTime"] = conds[3]["lastTransitionTime"] = ts_seconds(t)
     cs = {
         "name": p.container,
-        "state": {"running": {"startedAt": _sec(t - 2 * _US)}},
+        "state": {"running": {"startedAt": ts_seconds(t - 2 * US)}},
         "lastState": {},
     }
     cs |= {"ready": True, "restartCount": 0, "image": p.image}
     cs |= {"imageID": f"{p.image.rsplit(':', 1)[0]}@sha256:{p.cid[::-1]}"}
     cs |= {"containerID": f"containerd://{p.cid}", "started": True}
     st = {"phase": "Running", "conditions": conds, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}]}
-    st |= {"podIP": p.ip, "podIPs": [{"ip": p.ip}], "startTime": _sec(t - 5 * _US)}
+    st |= {"podIP": p.ip, "podIPs": [{"ip": p.ip}], "startTime": ts_seconds(t - 5 * US)}
     return st | {"containerStatuses": [cs], "qosClass": "Burstable"}
 
 
-def _status_patch(uid: str, status: dict) -> dict:
+def status_patch(uid: str, status: dict) -> dict:
     """The strategic-merge patch a kubelet sends for a pod status (keys sorted, like Go maps)."""
     body = {k: v for k, v in status.items() if k != "qosClass"}
     body["$setElementOrder/conditions"] = [{"type": c["type"]} for c in status["conditions"]]
@@ -202,40 +213,44 @@ def _status_patch(uid: str, status: dict) -> dict:
     return orjson.loads(orjson.dumps(patch, option=orjson.OPT_SORT_KEYS))
 
 
-def _pod_objects(w: _World, p: _Pod, t: int) -> tuple[dict, dict, dict, dict]:
+def pod_objects(w: World, p: Pod, t: int) -> tuple[dict, dict, dict, dict]:
     """(create request, created pod, status patch, running pod) for a pod created at t."""
     kind = "Job" if p.ns == "ci" else "ReplicaSet"
     owner = _owner(kind, p.rs, w.uid(kind, p.ns, p.rs))
     labels = {"app": p.app, "pod-template-hash": p.hash}
-    meta = _meta(ns=p.ns, gen=f"{p.rs}-", labels=labels, ownerReferences=[owner])
+    meta = object_meta(ns=p.ns, gen=f"{p.rs}-", labels=labels, ownerReferences=[owner])
     req = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": _podspec(p), "status": {}}
-    created = _persist(req, p.uid, t, "kube-controller-manager", name=p.name)
+    created = persist(req, p.uid, t, "kube-controller-manager", name=p.name)
     created["spec"], created["status"] = (
         _podspec(p, True),
         {"phase": "Pending", "qosClass": "Burstable"},
     )
-    t_run = t + 6 * _US
-    status = _pod_status(p, t_run, NODES[p.node])
-    patch = _status_patch(p.uid, status)
-    running: dict = _copy(created)
-    running["metadata"]["resourceVersion"] = _rv(t_run)
-    fields = _fields({"status": patch["status"]})
-    running["metadata"]["managedFields"].append(_mf("kubelet", t_run, "v1", fields, "status"))
+    t_run = t + 6 * US
+    status = pod_status(p, t_run, NODES[p.node])
+    patch = status_patch(p.uid, status)
+    running: dict = deep_copy(created)
+    running["metadata"]["resourceVersion"] = resource_version(t_run)
+    fields = fields_v1({"status": patch["status"]})
+    running["metadata"]["managedFields"].append(
+        managed_entry("kubelet", t_run, "v1", fields, "status")
+    )
     running["spec"], running["status"] = _podspec(p, True, p.node), status
     return req, created, patch, running
 
 
-def _binding(name: str, ns: str, uid: str, node: str) -> dict:
+def pod_binding(name: str, ns: str, uid: str, node: str) -> dict:
+    """Return the Binding the scheduler posts to put a pod on a node."""
     target = {"kind": "Node", "name": node}
     return {
         "kind": "Binding",
         "apiVersion": "v1",
-        "metadata": _meta(name, ns, uid=uid),
+        "metadata": object_meta(name, ns, uid=uid),
         "target": target,
     }
 
 
-def _deployment(p: _Pod, replicas: int, release: str) -> dict:
+def deployment(p: Pod, replicas: int, release: str) -> dict:
+    """Return the Deployment a Helm release creates for the pod's app."""
     tmpl = {"metadata": {"creationTimestamp": None, "labels": {"app": p.app}}, "spec": _podspec(p)}
     rolling = {
         "type": "RollingUpdate",
@@ -243,7 +258,7 @@ def _deployment(p: _Pod, replicas: int, release: str) -> dict:
     }
     spec = {"replicas": replicas, "selector": {"matchLabels": {"app": p.app}}, "template": tmpl}
     spec |= {"strategy": rolling, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600}
-    meta = _helm_meta(p.app, p.ns, release, {"app": p.app})
+    meta = helm_meta(p.app, p.ns, release, {"app": p.app})
     return {
         "kind": "Deployment",
         "apiVersion": "apps/v1",
@@ -253,13 +268,14 @@ def _deployment(p: _Pod, replicas: int, release: str) -> dict:
     }
 
 
-def _replicaset(w: _World, p: _Pod, replicas: int) -> dict:
+def replicaset(w: World, p: Pod, replicas: int) -> dict:
+    """Return the ReplicaSet the deployment controller creates for the pod's app."""
     labels = {"app": p.app, "pod-template-hash": p.hash}
     prefix = "deployment.kubernetes.io/"
     ann = {f"{prefix}desired-replicas": str(replicas), f"{prefix}max-replicas": str(replicas + 1)}
     ann[f"{prefix}revision"] = "1"
     owner = _owner("Deployment", p.app, w.uid("Deployment", p.ns, p.app))
-    meta = _meta(p.rs, p.ns, labels=labels, annotations=ann, ownerReferences=[owner])
+    meta = object_meta(p.rs, p.ns, labels=labels, annotations=ann, ownerReferences=[owner])
     tmpl = {"metadata": {"creationTimestamp": None, "labels": labels}, "spec": _podspec(p)}
     spec = {"replicas": replicas, "selector": {"matchLabels": labels}, "template": tmpl}
     return {"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": meta, "spec": spec} | {
@@ -267,7 +283,8 @@ def _replicaset(w: _World, p: _Pod, replicas: int) -> dict:
     }
 
 
-def _service(p: _Pod, release: str, cluster_ip: str = "") -> dict:
+def service(p: Pod, release: str, cluster_ip: str = "") -> dict:
+    """Return the Service in front of the pod's app (cluster_ip once allocated)."""
     tls = p.port == 8443
     port = {"name": "https" if tls else "http", "protocol": "TCP", "port": 443 if tls else 80}
     spec: dict = {"ports": [port | {"targetPort": p.port}], "selector": {"app": p.app}}
@@ -277,13 +294,13 @@ def _service(p: _Pod, release: str, cluster_ip: str = "") -> dict:
     if cluster_ip:
         spec |= {"ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack"}
     spec["internalTrafficPolicy"] = "Cluster"
-    meta = _helm_meta(p.app, p.ns, release)
+    meta = helm_meta(p.app, p.ns, release)
     return {"kind": "Service", "apiVersion": "v1", "metadata": meta, "spec": spec} | {
         "status": {"loadBalancer": {}}
     }
 
 
-def _netpols() -> list[dict]:
+def netpols() -> list[dict]:
     """The four NetworkPolicies the platform chart installs."""
     deny = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     dns_pods = {"matchLabels": {"k8s-app": "kube-dns"}}
@@ -305,19 +322,21 @@ def _netpols() -> list[dict]:
         {
             "kind": "NetworkPolicy",
             "apiVersion": f"{NET}/v1",
-            "metadata": _helm_meta(n, ns, rel),
+            "metadata": helm_meta(n, ns, rel),
             "spec": s,
         }
         for ns, n, rel, s in specs
     ]
 
 
-def _rbac(kind: str, name: str, body: dict, release: str = "", ns: str = "") -> dict:
-    meta = _helm_meta(name, "", release, rel_ns=ns) if release else _meta(name)
+def rbac(kind: str, name: str, body: dict, release: str = "", ns: str = "") -> dict:
+    """Return an RBAC object of kind with body (rules, or subjects and roleRef)."""
+    meta = helm_meta(name, "", release, rel_ns=ns) if release else object_meta(name)
     return {"kind": kind, "apiVersion": f"{RBAC}/v1", "metadata": meta} | body
 
 
-def _to_sa(role: str, sa_ns: str, sa: str) -> dict:
+def to_sa(role: str, sa_ns: str, sa: str) -> dict:
+    """Return the subjects and roleRef binding ClusterRole role to a service account."""
     subjects = [{"kind": "ServiceAccount", "name": sa, "namespace": sa_ns}]
     return {
         "subjects": subjects,
@@ -325,49 +344,54 @@ def _to_sa(role: str, sa_ns: str, sa: str) -> dict:
     }
 
 
-_OPS_RULES = [
+OPS_RULES = [
     {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]},
     {"verbs": ["get", "create"], "apiGroups": [""], "resources": ["pods", "pods/exec"]},
     {"verbs": ["create"], "apiGroups": [RBAC], "resources": ["clusterrolebindings"]},
     {"verbs": ["bind"], "apiGroups": [RBAC], "resources": ["clusterroles"]},
 ]
 _REVIEWS = ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]
-_BASIC_RULES = [{"verbs": ["create"], "apiGroups": [AUTHZ], "resources": _REVIEWS}]
+BASIC_RULES = [{"verbs": ["create"], "apiGroups": [AUTHZ], "resources": _REVIEWS}]
 _PUBLIC = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*"]
-_NONRES_RULES = [
+NONRES_RULES = [
     {"verbs": ["get"], "nonResourceURLs": [*_PUBLIC, "/readyz", "/version", "/version/"]}
 ]
 
 
-def _review(kind: str, spec: dict, status: dict) -> dict:
+def review(kind: str, spec: dict, status: dict) -> dict:
+    """Return an authorization review object of kind with its spec and status."""
     head = {"kind": kind, "apiVersion": f"{AUTHZ}/v1", "metadata": {"creationTimestamp": None}}
     return head | {"spec": spec, "status": status}
 
 
-def _ssar(attrs: dict, reason: str) -> tuple[dict, dict]:
+def ssar(attrs: dict, reason: str) -> tuple[dict, dict]:
+    """Return a SelfSubjectAccessReview as requested and as answered (allowed)."""
     spec = {"resourceAttributes": attrs}
     allowed = {"allowed": True, "reason": reason.removeprefix("RBAC: ")}
     kind = "SelfSubjectAccessReview"
-    return _review(kind, spec, {"allowed": False}), _review(kind, spec, allowed)
+    return review(kind, spec, {"allowed": False}), review(kind, spec, allowed)
 
 
-def _lease(name: str, ns: str, uid: str) -> dict:
+def lease_object(name: str, ns: str, uid: str) -> dict:
+    """Return the metadata-only request body of a Lease renewal."""
     return {"metadata": {"name": name, "namespace": ns, "uid": uid}}
 
 
-def _node_patch(t: int) -> dict:
+def node_patch(t: int) -> dict:
+    """Return the kubelet's node-status heartbeat patch at t."""
     kinds = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
     order = [{"type": k} for k in kinds]
-    conds = [{"lastHeartbeatTime": _sec(t), "type": k} for k in kinds]
+    conds = [{"lastHeartbeatTime": ts_seconds(t), "type": k} for k in kinds]
     return {"status": {"$setElementOrder/conditions": order, "conditions": conds}}
 
 
-def _endpointslice(w: _World, p: _Pod) -> dict:
+def endpointslice(w: World, p: Pod) -> dict:
+    """Return the EndpointSlice of the pod's app."""
     name, uid = f"{p.app}-{w.uid('slice', p.app)[:5]}", w.uid("slice", p.app)
     labels = {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
     labels["kubernetes.io/service-name"] = p.app
-    meta = _meta(name, p.ns, gen=f"{p.app}-", uid=uid, generation=3, labels=labels)
-    meta["creationTimestamp"] = _sec(_T0 + 300 * _US)
+    meta = object_meta(name, p.ns, gen=f"{p.app}-", uid=uid, generation=3, labels=labels)
+    meta["creationTimestamp"] = ts_seconds(T0 + 300 * US)
     ready = {"ready": True, "serving": True, "terminating": False}
     eps = [
         {"addresses": [q.ip], "conditions": ready}
@@ -383,12 +407,12 @@ def _endpointslice(w: _World, p: _Pod) -> dict:
     return head | {"addressType": "IPv4", "endpoints": eps, "ports": ports}
 
 
-def _debug_spec(p: _Pod, admitted: bool, node: str = "") -> dict:
+def debug_spec(p: Pod, admitted: bool, node: str = "") -> dict:
     """The attacker's privileged pod: host PID/network namespaces and the node's / mounted."""
     mounts = [{"name": "host", "mountPath": "/host"}]
     vols = [{"name": "host", "hostPath": {"path": "/", "type": ""}}]
     if admitted:
-        mounts.append({"name": p.vol, "readOnly": True, "mountPath": _SA_MOUNT})
+        mounts.append({"name": p.vol, "readOnly": True, "mountPath": SA_MOUNT})
         vols.append(_api_vol(p.vol))
     c = {"name": p.container, "image": p.image, "command": ["sleep", "infinity"], "resources": {}}
     c |= {"volumeMounts": mounts} | _TERM | {"securityContext": {"privileged": True}}

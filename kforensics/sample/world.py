@@ -9,19 +9,19 @@ from datetime import UTC, datetime
 START = datetime(2026, 3, 14, 8, 0, tzinfo=UTC)
 NODES = {"ip-10-0-1-11": "10.0.1.11", "ip-10-0-1-12": "10.0.1.12", "ip-10-0-1-13": "10.0.1.13"}
 CONTROL_PLANE_IP = "10.0.1.10"
-_US = 1_000_000
-_T0 = int(START.timestamp()) * _US
+US = 1_000_000
+T0 = int(START.timestamp()) * US
 _K = "v1.29.2 (linux/amd64) kubernetes/4b8e819"
 _KUBECTL = f"kubectl/{_K}"
-_CREATE_Q = "?fieldManager=kubectl-create&fieldValidation=Strict"
+CREATE_Q = "?fieldManager=kubectl-create&fieldValidation=Strict"
 RBAC, NET, COORD, AUTHZ = (
     "rbac.authorization.k8s.io",
     "networking.k8s.io",
     "coordination.k8s.io",
     "authorization.k8s.io",
 )
-_SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # The application and DNS pods: ns, app, pod-template-hash, suffix, node, IP, service account,
 # container, port, image.
 _PODS = [
@@ -46,15 +46,17 @@ _IMAGES = {
 }
 
 
-def _at(h: int, m: int, s: float = 0.0) -> int:
-    return _T0 + ((h - 8) * 3600 + m * 60) * _US + int(s * _US)
+def at(h: int, m: int, s: float = 0.0) -> int:
+    """Return the µs timestamp of h:m:s on the sample day."""
+    return T0 + ((h - 8) * 3600 + m * 60) * US + int(s * US)
 
 
 _SEC: dict[int, str] = {}
 
 
-def _ts(us: int) -> str:
-    s, f = divmod(us, _US)
+def ts(us: int) -> str:
+    """Return a µs timestamp as RFC 3339 with microseconds (`...T08:00:00.000000Z`)."""
+    s, f = divmod(us, US)
     p = _SEC.get(s)
     if p is None:
         if len(_SEC) > 50_000:
@@ -63,15 +65,18 @@ def _ts(us: int) -> str:
     return f"{p}.{f:06d}Z"
 
 
-def _sec(us: int) -> str:
-    return _ts(us)[:19] + "Z"
+def ts_seconds(us: int) -> str:
+    """Return a µs timestamp as RFC 3339 to the second."""
+    return ts(us)[:19] + "Z"
 
 
-def _rv(us: int) -> str:
-    return str(1_843_000 + (us - _T0) // 1000)
+def resource_version(us: int) -> str:
+    """Return the resourceVersion an object written at us gets."""
+    return str(1_843_000 + (us - T0) // 1000)
 
 
-def _uuid(rng: random.Random) -> str:
+def uuid4(rng: random.Random) -> str:
+    """Return a version-4 UUID drawn from rng."""
     h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
@@ -80,7 +85,8 @@ def _crb(binding: str, role: str, subject: str) -> str:
     return f'RBAC: allowed by ClusterRoleBinding "{binding}" of ClusterRole "{role}" to {subject}'
 
 
-def _ctl_r(name: str) -> str:
+def controller_reason(name: str) -> str:
+    """Return the RBAC allow reason of a kube-controller-manager controller."""
     role = f"system:controller:{name}"
     return _crb(role, role, f'ServiceAccount "{name}/kube-system"')
 
@@ -103,7 +109,9 @@ ADMIN_R = _crb("storefront-admin", "cluster-admin", 'ServiceAccount "storefront/
 
 
 @dataclass
-class _Pod:
+class Pod:
+    """A pod of the simulated cluster and what the API server knows about it."""
+
     ns: str
     app: str
     hash: str
@@ -120,27 +128,30 @@ class _Pod:
 
     @property
     def name(self) -> str:
+        """Return the pod's name."""
         return "-".join(x for x in (self.app, self.hash, self.suffix) if x)
 
     @property
     def rs(self) -> str:
+        """Return the name of the pod's ReplicaSet."""
         return f"{self.app}-{self.hash}"
 
     @property
     def path(self) -> str:
+        """Return the pod's API path."""
         return f"/api/v1/namespaces/{self.ns}/pods/{self.name}"
 
 
-class _World:
+class World:
     """Cluster inventory and identities; uids come from a seed-derived RNG."""
 
     def __init__(self, seed: int) -> None:
         self.r = random.Random(f"kforensics-world-{seed}")
         self.uids: dict[tuple, str] = {}
-        self.pods = [_Pod(*r[:8], _IMAGES[r[1]], int(r[8])) for r in _PODS]
+        self.pods = [Pod(*r[:8], _IMAGES[r[1]], int(r[8])) for r in _PODS]
         for p in self.pods:
-            p.uid, p.cid = _uuid(self.r), f"{self.r.getrandbits(256):064x}"
-            p.vol = "kube-api-access-" + "".join(self.r.choices(_NAME_CHARS, k=5))
+            p.uid, p.cid = uuid4(self.r), f"{self.r.getrandbits(256):064x}"
+            p.vol = "kube-api-access-" + "".join(self.r.choices(NAME_CHARS, k=5))
         self.apps = [p for p in self.pods if p.ns != "kube-system"]
         cp, victim, prom = [CONTROL_PLANE_IP], self.pods[0], self.pods[5]
         apiserver = {"username": "system:apiserver", "uid": self.uid("apiserver")}
@@ -186,8 +197,8 @@ class _World:
         for node, ip in NODES.items():
             kubelet = self.user(f"system:node:{node}", "system:nodes")
             a[f"kubelet:{node}"] = (kubelet, [ip], f"kubelet/{_K}")
-            proxy = _Pod("kube-system", "kube-proxy", "", "", node, ip, "kube-proxy", "", "", 0)
-            proxy.uid = _uuid(self.r)
+            proxy = Pod("kube-system", "kube-proxy", "", "", node, ip, "kube-proxy", "", "", 0)
+            proxy.uid = uuid4(self.r)
             proxy.suffix = proxy.uid[:5]
             a[f"proxy:{node}"] = (
                 self.sa("kube-system", "kube-proxy", proxy),
@@ -202,7 +213,7 @@ class _World:
     def uid(self, *key: str) -> str:
         """Stable uid for an object key (allocated on first use)."""
         if key not in self.uids:
-            self.uids[key] = _uuid(self.r)
+            self.uids[key] = uuid4(self.r)
         return self.uids[key]
 
     @staticmethod
@@ -210,7 +221,7 @@ class _World:
         """A non-service-account user as the authenticator reports it."""
         return {"username": name, "groups": [*groups, "system:authenticated"]}
 
-    def sa(self, ns: str, name: str, pod: _Pod | None = None) -> dict:
+    def sa(self, ns: str, name: str, pod: Pod | None = None) -> dict:
         """A service-account user; bound pod tokens carry the pod in `extra`."""
         u = {
             "username": f"system:serviceaccount:{ns}:{name}",
@@ -232,7 +243,7 @@ class _World:
 # ---------------------------------------------------------------- audit events of a request
 
 
-def _ref_args(uri: str) -> dict | None:
+def ref_args(uri: str) -> dict | None:
     """objectRef fields for a request URI, resolved like the API server's RequestInfo."""
     path = uri.split("?", 1)[0].strip("/").split("/")
     if path[0] == "api" and len(path) >= 3:
@@ -307,7 +318,7 @@ def _status(code: int, username: str, verb: str, ra: dict | None) -> dict:
     }
 
 
-def _template(
+def template(
     actor: tuple,
     verb: str,
     uri: str,
@@ -320,7 +331,7 @@ def _template(
 ) -> tuple:
     """Precompute the stage events of one request (auditID and timestamps filled in later)."""
     user, src, ua = actor
-    ra = _ref_args(uri)
+    ra = ref_args(uri)
     level = _level(verb, ra)
     head = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": ""}
     head |= {"stage": "RequestReceived", "requestURI": uri, "verb": verb, "user": user}
@@ -358,17 +369,18 @@ def _template(
     return head | times, rs, rc, int(ms[0] * 1000), int((ms[1] - ms[0]) * 1000)
 
 
-def _stamp(ev: dict, aid: str, received: str, stage: str) -> dict:
+def stamp(ev: dict, aid: str, received: str, stage: str) -> dict:
+    """Return ev with its auditID and timestamps filled in."""
     return ev | {"auditID": aid, "requestReceivedTimestamp": received, "stageTimestamp": stage}
 
 
-def _emit(tp: tuple, aid: str, t0: int, dur: int) -> list[tuple[int, dict]]:
+def emit(tp: tuple, aid: str, t0: int, dur: int) -> list[tuple[int, dict]]:
     """Instantiate a template: [(stage_us, event)] for each stage."""
     rr, rs, rc = tp[:3]
-    a = _ts(t0)
-    out = [(t0, _stamp(rr, aid, a, a))]
+    a = ts(t0)
+    out = [(t0, stamp(rr, aid, a, a))]
     if rs is not None:
         t1 = t0 + min(dur // 20, 4000) + 1
-        out.append((t1, _stamp(rs, aid, a, _ts(t1))))
-    out.append((t0 + dur, _stamp(rc, aid, a, _ts(t0 + dur))))
+        out.append((t1, stamp(rs, aid, a, ts(t1))))
+    out.append((t0 + dur, stamp(rc, aid, a, ts(t0 + dur))))
     return out
