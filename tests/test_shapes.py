@@ -8,7 +8,9 @@ import orjson
 import pytest
 
 from kforensics import load
-from kforensics.ingest.shapes import parse_gke_method, parse_gke_resource_name
+from kforensics.ingest.gke import parse_gke_method, parse_gke_resource_name
+from kforensics.jsontext import go_escape, go_escape_bytes
+from kforensics.sample.shapes import native_line
 from tests.conftest import event, jsonl
 
 COLUMNS = (
@@ -221,3 +223,17 @@ def test_a_file_mixing_shapes_loads_each_line_by_its_own_shape(tmp_path, case_pa
     assert result.sources[0].format == "aks+eks+gke+native"
     fmts = con().execute("SELECT audit_id, source_format FROM events ORDER BY 1").fetchall()
     assert fmts == [("x-crb", "gke"), ("x-denied", "aks"), ("x-eks", "eks"), ("x-exec", "native")]
+
+
+def test_go_escape_writes_what_go_encoding_json_writes() -> None:
+    # Go's encoding/json: json.Marshal("<a href='x'>&</a>\u2028\u2029é") (é stays UTF-8)
+    text = "\"<a href='x'>&</a>\u2028\u2029é\""
+    expected = "\"\\u003ca href='x'\\u003e\\u0026\\u003c/a\\u003e\\u2028\\u2029é\""
+    assert go_escape(text) == expected
+    assert go_escape_bytes(text.encode()) == expected.encode()
+    assert go_escape_bytes(b'{"a":"plain"}') == b'{"a":"plain"}'
+
+
+def test_sample_lines_escape_as_the_api_server_does() -> None:
+    line = native_line({"user": {"username": "<x>&\u2028"}})
+    assert line == b'{"user":{"username":"\\u003cx\\u003e\\u0026\\u2028"}}\n'

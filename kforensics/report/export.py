@@ -20,6 +20,7 @@ from typing import Any
 
 import nbformat
 
+from kforensics.jsontext import go_escape
 from kforensics.report.sanitise import clean_html, markdown_html
 
 # Jupyter's mime types for a Vega-Lite or Vega spec (display.VEGA_LITE_MIME among them).
@@ -72,12 +73,9 @@ def vega_bundle() -> str:
 
 def script_json(value: Any) -> str:
     """Return value as JSON that is also a JS literal no string inside can break out of."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    # <, >, & only occur inside JSON strings; \\u escapes keep them (and U+2028/9, line
-    # terminators in old JS) from ever being read as markup or as the end of the script.
-    for char, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-        text = text.replace(char, esc)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    # Go's escaping keeps <, >, & (and U+2028/9, line terminators in old JS) from ever being
+    # read as markup or as the end of the script.
+    return go_escape(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
 
 
 def chart_spec(data: dict) -> dict | None:

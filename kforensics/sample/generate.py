@@ -11,6 +11,8 @@ from pathlib import Path
 
 import orjson
 
+from kforensics.jsontext import go_escape
+
 from .background import background_events, write_native_lines
 from .incident import ATTACKER, play_incident
 from .shapes import (
@@ -93,11 +95,6 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _go_escape(text: str) -> bytes:
-    """Escape &, <, > inside JSON strings as Go's encoding/json does (they occur only there)."""
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e").encode()
-
-
 def _jsonl(rows: list) -> bytes:
     return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
 
@@ -132,7 +129,10 @@ def write_samples(out: Path, seed: int = 7) -> list[Path]:
     return [
         _write(n / ROTATED, b"".join(lines[:cut])),
         _write(n / "audit.log", b"".join(lines[cut - overlap :])),
-        _write(n / "webhook-eventlist.json", _go_escape(json.dumps(eventlist, indent=2)) + b"\n"),
+        _write(
+            n / "webhook-eventlist.json",
+            go_escape(json.dumps(eventlist, indent=2)).encode() + b"\n",
+        ),
         _write(eks / "kube-apiserver-audit.export.log.gz", export),
         _write(eks / "filter-log-events.json", json.dumps(eks_filter, indent=4).encode() + b"\n"),
         _write(

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from kforensics.jsontext import go_escape_bytes
+
 GKE_PROJECT = "acme-prod"
 GKE_RESOURCE = {
     "type": "k8s_cluster",
@@ -40,13 +42,7 @@ _RPC = {
 
 def native_line(ev: dict) -> bytes:
     """Serialize one event like kube-apiserver's log backend: compact, HTML-escaped, newline."""
-    b = orjson.dumps(ev, option=orjson.OPT_APPEND_NEWLINE)
-    # Go's encoding/json escapes &, <, > inside strings; they never occur outside strings in JSON.
-    if b"&" in b:
-        b = b.replace(b"&", b"\\u0026")
-    if b"<" in b or b">" in b:
-        b = b.replace(b"<", b"\\u003c").replace(b">", b"\\u003e")
-    return b
+    return go_escape_bytes(orjson.dumps(ev, option=orjson.OPT_APPEND_NEWLINE))
 
 
 def _message(ev: dict) -> str:
