@@ -1,7 +1,93 @@
-"""kforensics: Kubernetes audit-log forensics on DuckDB."""
+"""kforensics: Kubernetes audit-log forensics on DuckDB.
 
-from kforensics.case import connect
-from kforensics.ingest.load import LoadResult, load
+The public API, for notebooks and scripts:
 
-__all__ = ["LoadResult", "connect", "load"]
+    import kforensics as kf
+    case = kf.open_case("incident.duckdb", since="2026-03-14T09:00")  # read-only, holds no lock
+    case.findings(min_level="medium")              # pandas DataFrames, log text escaped in Jupyter
+    case.query("identity_timeline", identity="alice")
+    case.sql("SELECT verb, count(*) FROM requests WHERE namespace = $ns GROUP BY ALL", ns="shop")
+    case.chart("timeline")
+    kf.load(case, paths); kf.detect(case); kf.remediate(case, out); kf.report(notebook, case, ...)
+
+Names are imported on first use, so `import kforensics` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from kforensics.errors import (
+    CaseError,
+    ExceptionsError,
+    InputError,
+    KforensicsError,
+    LabelGapError,
+    ManifestError,
+    QueryError,
+    ReportError,
+    RuleError,
+    RuleSQLError,
+)
+from kforensics.levels import LEVELS
+
 __version__ = "0.1.0"
+
+# name -> (module, attribute): imported by __getattr__ on first use
+_LAZY = {
+    "Case": ("kforensics.case", "Case"),
+    "open_case": ("kforensics.case", "open_case"),
+    "connect": ("kforensics.case", "connect"),
+    "load": ("kforensics.ingest.load", "load"),
+    "LoadResult": ("kforensics.ingest.load", "LoadResult"),
+    "detect": ("kforensics.api", "detect"),
+    "remediate": ("kforensics.netpol.remediation", "remediate_case"),
+    "report": ("kforensics.report.run", "run_report"),
+}
+
+__all__ = [
+    "LEVELS",
+    "CaseError",
+    "ExceptionsError",
+    "InputError",
+    "KforensicsError",
+    "LabelGapError",
+    "ManifestError",
+    "QueryError",
+    "ReportError",
+    "RuleError",
+    "RuleSQLError",
+    "__version__",
+    # the lazy names (_LAZY)
+    "Case",
+    "LoadResult",
+    "connect",
+    "detect",
+    "load",
+    "open_case",
+    "remediate",
+    "report",
+]
+
+if TYPE_CHECKING:
+    from kforensics.api import detect
+    from kforensics.case import Case, connect, open_case
+    from kforensics.ingest.load import LoadResult, load
+    from kforensics.netpol.remediation import remediate_case as remediate
+    from kforensics.report.run import run_report as report
+
+
+def __getattr__(name: str) -> Any:
+    """Return a lazily imported public name (see `_LAZY`)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'kforensics' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Return the module's names, the lazy ones included."""
+    return sorted({*globals(), *_LAZY})

@@ -78,14 +78,27 @@ def _parser() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
-def _one_select(sql: str, path: Path) -> str:
-    """Return sql if it is one SELECT statement, else raise RuleError saying what it is."""
+NOT_ONE_SELECT = "must be one SELECT statement"
+
+
+def select_problem(sql: str) -> str | None:
+    """Return why sql is not one SELECT (or WITH ... SELECT) statement, None when it is one."""
     try:
         statements = _parser().extract_statements(sql)
     except duckdb.Error as exc:
-        raise RuleError(f"{path}: sql does not parse: {str(exc).splitlines()[0]}") from exc
+        return f"does not parse: {str(exc).splitlines()[0]}"
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise RuleError(f"{path}: sql must be one SELECT statement over ev")
+        return NOT_ONE_SELECT
+    return None
+
+
+def _one_select(sql: str, path: Path) -> str:
+    """Return sql if it is one SELECT statement, else raise RuleError saying what it is."""
+    problem = select_problem(sql)
+    if problem == NOT_ONE_SELECT:
+        raise RuleError(f"{path}: sql {NOT_ONE_SELECT} over ev")
+    if problem:
+        raise RuleError(f"{path}: sql {problem}")
     return sql
 
 

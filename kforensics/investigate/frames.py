@@ -1,0 +1,59 @@
+"""pandas DataFrames of case data that Jupyter shows with every log value as literal text.
+
+pandas escapes `<`, `>` and `&` in its HTML, but a bidi override (U+202E) or a control character
+in a user agent would still reorder or hide what an analyst reads, and `$...$` would be typeset
+by MathJax. `Frame._repr_html_` shows each cell through `untrusted.visible` (lists and dicts as
+their text) with MathJax off; the data itself stays exactly as logged.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from kforensics.untrusted import visible
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, datetime | date):
+        return value
+    if isinstance(value, list | tuple | dict):
+        return visible(str(value))
+    return value
+
+
+class Frame(pd.DataFrame):
+    """A DataFrame whose notebook HTML shows log text literally (see the module)."""
+
+    @property
+    def _constructor(self) -> type[Frame]:
+        return Frame
+
+    def _repr_html_(self) -> str | None:
+        shown = pd.DataFrame(self).map(_shown)
+        shown.columns = [visible(str(c)) for c in self.columns]
+        with pd.option_context("display.html.use_mathjax", False):
+            return shown._repr_html_()
+
+
+def frame(table: pa.Table) -> Frame:
+    """Return the arrow table as a Frame: list and struct cells as Python lists and dicts."""
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    result = Frame(columns, columns=table.column_names)
+    for name in table.column_names:
+        kind = table.schema.field(name).type
+        if pa.types.is_timestamp(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            # typed columns: datetimes stay timezone-aware, integer NULLs become <NA>
+            result[name] = table.column(name).to_pandas(types_mapper=_types)
+    return result
+
+
+def _types(kind: pa.DataType) -> Any:
+    if pa.types.is_integer(kind):
+        return pd.Int64Dtype()
+    return None
