@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import orjson
 import pytest
 
 from kforensics import load
+from kforensics.errors import CaseError, InputError, KforensicsError
 from tests.conftest import event, jsonl
 
 GOOD = orjson.dumps(event("good-1"))
@@ -258,3 +260,61 @@ def test_invalid_utf8_among_many_good_lines(tmp_path, case_path, con):
         2501,
         "invalid UTF-8 at byte " + str(lines[2500].index(b"\xe9")),
     )
+
+
+def _missing(tmp):
+    return [tmp / "missing.log"], {}, f"{tmp}/missing.log: no such file or folder"
+
+
+def _no_match(tmp):
+    return [tmp / "none-*.log"], {}, f"{tmp}/none-*.log: no file matches this pattern"
+
+
+def _device(tmp):
+    return ["/dev/null"], {}, "/dev/null: not a regular file or folder"
+
+
+def _bad_dump(tmp):
+    (tmp / "dump.yaml").write_text("a: [\n")
+    why = 'while parsing a flow node\ndid not find expected node content\n  in "<unicode string>"'
+    message = f"{tmp}/dump.yaml: not a YAML or JSON manifest: {why}, line 2, column 1"
+    return [], {"inventory": [tmp / "dump.yaml"]}, message
+
+
+@pytest.mark.parametrize("given", [_missing, _no_match, _device, _bad_dump])
+def test_a_path_load_cannot_use_is_an_input_error_and_no_case_is_made(tmp_path, case_path, given):
+    paths, options, message = given(tmp_path)
+    with pytest.raises(InputError) as caught:
+        load(case_path, paths, **options)
+    assert isinstance(caught.value, KforensicsError)
+    assert str(caught.value) == message
+    assert not case_path.exists()
+
+
+def test_a_case_that_cannot_be_made_or_opened_is_a_case_error(tmp_path):
+    (tmp_path / "audit.log").write_bytes(GOOD + b"\n")
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "notes.duckdb").write_text("not a case")
+    with pytest.raises(CaseError) as caught:
+        load(tmp_path / "a-file" / "case.duckdb", [tmp_path / "audit.log"])
+    assert str(caught.value) == (
+        f"{tmp_path}/a-file/case.duckdb: cannot create its folder {tmp_path}/a-file: File exists"
+    )
+    with pytest.raises(CaseError) as caught:
+        load(tmp_path / "notes.duckdb", [tmp_path / "audit.log"])
+    assert str(caught.value).startswith(f"{tmp_path}/notes.duckdb: cannot open the case: ")
+    assert isinstance(caught.value, KforensicsError)
+
+
+def test_a_file_name_that_is_not_utf8_loads_under_its_name_escaped(tmp_path, case_path, con):
+    folder = os.fsencode(tmp_path / "logs")
+    os.mkdir(folder)
+    with open(folder + b"/audit-\xff.log", "wb") as f:
+        f.write(GOOD + b"\n")
+    result = load(case_path, [tmp_path / "logs"])
+    assert [(s.path, s.events_loaded) for s in result.sources] == [
+        (f"{tmp_path}/logs/audit-\\xff.log", 1)
+    ]
+    assert con().execute("SELECT DISTINCT source_file FROM events").fetchall() == [
+        (f"{tmp_path}/logs/audit-\\xff.log",)
+    ]

@@ -9,8 +9,9 @@ current block and the record in progress. The caller parses the records (orjson,
 judges them: only the structure is read here, not validated.
 
 The structure of each slice is found with numpy (`jsonscan`); Python code runs per record
-and per top-level value, never per byte or per token. Scalars between top-level values are
-read by `jsonscalars`, and a root object's envelope is cut out by `jsonenvelope`.
+and per top-level value, never per byte or per token. Container arrays are cut into Pieces by
+`jsonpieces`, scalars between top-level values are read by `jsonscalars`, and a root object's
+envelope is cut out by `jsonenvelope`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from kforensics.ingest.jsonelements import ContainerArray, Piece
 from kforensics.ingest.jsonenvelope import container_key, join_envelope
+from kforensics.ingest.jsonpieces import ContainerArray, Piece
 from kforensics.ingest.jsonscalars import TopLevelText
 from kforensics.ingest.jsonscan import (
     CLOSE_BRACE,

@@ -23,7 +23,7 @@ from kforensics.ingest.events import EventWriter
 from kforensics.ingest.manifests import ManifestError, manifest_objects
 from kforensics.ingest.read import FileReader, InputError, discover
 from kforensics.ingest.rejects import reject_reasons
-from kforensics.ingest.sources import SourceStats, write_sources
+from kforensics.ingest.sources import SourceStats, path_text, write_sources
 from kforensics.ingest.windows import load_lines
 from kforensics.progress import ByteProgress
 
@@ -84,7 +84,7 @@ class LoadResult:
 
 
 def _load_file(writer: EventWriter, path: Path, progress: ByteProgress) -> SourceStats:
-    stats = SourceStats(path=str(path))
+    stats = SourceStats(path=path_text(path))
     reader = FileReader(path, on_bytes=progress.advance)
     blocks = reader.lines()
     first = next(blocks, None)
@@ -123,7 +123,8 @@ def load(
     try:
         Path(case).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CaseError(f"{case}: cannot create the case's folder: {exc}") from exc
+        why = f"cannot create its folder {exc.filename}: {exc.strerror}"
+        raise CaseError(f"{path_text(case)}: {why}") from exc
     con = connect(case, read_only=False)
     try:
         con.execute("SET preserve_insertion_order = false")
@@ -137,7 +138,7 @@ def load(
                 "id": load_id,
                 "now": datetime.now(UTC),
                 "v": _version(),
-                "args": arguments or [str(p) for p in paths],
+                "args": [path_text(a) for a in (arguments or paths)],
             },
         )
         writer = EventWriter(con, load_id)
@@ -145,7 +146,7 @@ def load(
         with ByteProgress(total, enabled=progress) as bar:
             for path in files:
                 sources.append(_load_file(writer, path, bar))
-        sources += [SourceStats(path=str(u.path), error=u.reason) for u in unreadable]
+        sources += [SourceStats(path=path_text(u.path), error=u.reason) for u in unreadable]
         remove_duplicates(con, load_id, sources)
         for path, objects in manifests:
             _write_inventory(con, load_id, path, objects)
@@ -181,7 +182,7 @@ def _write_inventory(
         con.execute(
             "INSERT INTO inventory VALUES ($load, $file, $kind, $ns, $name, $obj)",
             {
-                "load": load_id, "file": str(path), "kind": str(obj["kind"]),
+                "load": load_id, "file": path_text(path), "kind": str(obj["kind"]),
                 "ns": meta.get("namespace"), "name": str(meta["name"]),
                 "obj": orjson.dumps(obj).decode(),
             },

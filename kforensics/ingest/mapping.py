@@ -1,6 +1,6 @@
 """The one SQL mapping from a native audit Event (JSON text) onto the canonical `events` columns.
 
-Every shape ends here: native lines straight from the file, and the events that `formats.py`
+Every shape ends here: native lines straight from the file, and the events that `shapes.py`
 unwraps from EventLists, cloud envelopes and log pipelines. The JSON is parsed once per event,
 with an explicit type (DuckDB's inference fails on audit logs: `requestObject` differs per
 resource). This module is also where an event's kind is decided: what is recognisably a

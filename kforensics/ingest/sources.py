@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,6 +26,22 @@ class SourceStats:
     rejected: int = 0
     error: str | None = None  # why the file, or the folder it stands for, could not be read
     formats: Counter = field(default_factory=Counter, repr=False)
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """Return the path as text the case can store: name bytes that are not UTF-8 as \\xNN."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # a name that is not UTF-8, decoded with surrogate escapes
+        pass
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name byte stands for
+        return text.encode("utf-8", "backslashreplace").decode()
 
 
 def write_sources(con: duckdb.DuckDBPyConnection, load_id: int, sources: list[SourceStats]) -> None:
