@@ -179,7 +179,7 @@ class Case:
 
         with self.connection() as con:
             try:
-                return frame(con.execute(query, params).to_arrow_table())
+                return frame(con.sql(query, params=params).to_arrow_table())
             except duckdb.Error as exc:
                 raise QueryError(visible(str(exc).splitlines()[0])) from exc
 

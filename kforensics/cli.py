@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +16,19 @@ from rich.text import Text
 from kforensics.case import CaseError, connect
 from kforensics.detect.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
 from kforensics.detect.run import ExceptionsError, RuleSQLError, detect, load_exceptions
-from kforensics.ingest.load import LoadResult, load
-from kforensics.ingest.mapping import QUALITY_FLAGS
+from kforensics.errors import QueryError
+from kforensics.ingest.load import load
 from kforensics.ingest.read import InputError
 from kforensics.levels import LEVELS, at_or_above
-from kforensics.untrusted import BIDI, visible
+from kforensics.output import (
+    LEVEL_STYLE,
+    json_line,
+    plain,
+    print_findings,
+    print_rows,
+    print_summary,
+)
+from kforensics.untrusted import visible
 
 
 def case_option(help: str, required: bool = True):
@@ -32,6 +39,25 @@ def case_option(help: str, required: bool = True):
         required=required,
         type=click.Path(dir_okay=False, path_type=Path),
         help=help,
+    )
+
+
+def format_option():
+    """Return the --format option of the commands that print rows."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "jsonl", "csv"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def parameter_option(help: str):
+    """Return the repeatable -p NAME VALUE option."""
+    return click.option(
+        "-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE", help=help
     )
 
 
@@ -87,78 +113,10 @@ def load_cmd(
         sys.exit(1)
 
 
-def print_summary(result: LoadResult, console: Console | None = None) -> None:
-    """Print the load summary: one row per file, totals, and the reasons for rejects."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=120)
-    paths = [s.path for s in result.sources]
-    try:
-        base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
-    except ValueError:  # absolute and relative paths given together: show them as given
-        base = ""
-    title = f"load {result.load_id} into {result.case}" + (f", files under {base}/" if base else "")
-    table = Table(title=title, title_justify="left")
-    for col in ("file", "format", "lines", "records", "loaded", "duplicates", "rejected"):
-        left = col in ("file", "format")
-        table.add_column(col, justify="left" if left else "right", overflow="fold")
-    for s in result.sources:
-        name = os.path.relpath(s.path, base) if base else s.path
-        table.add_row(
-            _plain(name), s.format, f"{s.lines_read:,}", f"{s.records:,}", f"{s.events_loaded:,}",
-            f"{s.duplicates:,}", f"{s.rejected:,}",
-        )  # fmt: skip
-    table.add_row(
-        "total", "", f"{sum(s.lines_read for s in result.sources):,}",
-        f"{sum(s.records for s in result.sources):,}", f"{result.events_loaded:,}",
-        f"{result.duplicates:,}", f"{result.rejected:,}", style="bold",
-    )  # fmt: skip
-    console.print(table, markup=False)
-    unread = [s for s in result.sources if s.error]
-    if unread:
-        console.print("not read (see the sources table):", markup=False)
-        for s in unread:
-            console.print(
-                Text("  ") + _plain(s.path) + Text(": ") + _plain(s.error), highlight=False
-            )
-    if result.reject_reasons:
-        console.print("rejected (see the rejects table for file and line):", markup=False)
-        for reason, n in result.reject_reasons[:10]:
-            console.print(Text(f"  {n:>8,}  ") + _plain(reason), highlight=False)
-        if len(result.reject_reasons) > 10:
-            console.print(f"  ... {len(result.reject_reasons) - 10} more reasons", markup=False)
-    if result.quality:
-        console.print(
-            "kept with flags (what the events lack; column quality, findings.quality):",
-            markup=False,
-        )
-        # In the flags' own order, each with what it means.
-        for flag in [*QUALITY_FLAGS, *sorted(set(result.quality) - set(QUALITY_FLAGS))]:
-            if result.quality.get(flag):
-                meaning = QUALITY_FLAGS.get(flag, "")
-                console.print(f"  {result.quality[flag]:>8,}  {flag}: {meaning}", markup=False)
-    if result.inventory_objects:
-        console.print(f"inventory: {result.inventory_objects} objects kept", markup=False)
-    if result.collisions:
-        console.print(
-            f"warning: {result.collisions} audit ID(s) shared by different events "
-            "(clients can set Audit-ID; see the audit_id_collisions view)",
-            markup=False,
-        )
-
-
 @main.command("sql")
 @click.argument("query")
 @case_option("DuckDB case file (opened read-only).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "jsonl", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option()
 @click.option("--max-rows", default=50, show_default=True, help="Rows to show as a table.")
 def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
     """Run a read-only SQL QUERY against CASE (tables events, sources, rejects, loads;
@@ -169,26 +127,44 @@ def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
         raise click.ClickException(str(exc)) from exc
     try:
         rel = con.sql(query)
-        if rel is None:
-            return
-        if fmt == "table":
-            rel.show(max_rows=max_rows, max_width=1_000_000)
-        else:
-            columns = rel.columns
-            rows = rel.fetchall()
-            if fmt == "jsonl":
-                for row in rows:
-                    click.echo(_json_line(dict(zip(columns, row, strict=True))))
-            else:
-                import csv
-
-                writer = csv.writer(sys.stdout)
-                writer.writerow(columns)
-                writer.writerows(rows)
+        if rel is not None:
+            print_rows(rel, fmt, max_rows)
     except duckdb.Error as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from exc
     finally:
         con.close()
+
+
+@main.command("queries")
+@click.argument("name", required=False)
+@case_option("DuckDB case file to run NAME on (opened read-only).", required=False)
+@parameter_option("Set a parameter of the investigation (values are bound, never spliced).")
+@format_option()
+@click.option("--max-rows", default=50, show_default=True, help="Rows to show as a table.")
+def queries_cmd(
+    name: str | None, case: Path | None, parameters: tuple, fmt: str, max_rows: int
+) -> None:
+    """List the named investigations (NAME: its parameters), or run NAME on CASE, e.g.
+    `kforensics queries identity_timeline --case c.duckdb -p identity alice`."""
+    from kforensics.investigate import canned
+
+    try:
+        if case is None:
+            for query in [canned.get(name)] if name else canned.queries():
+                click.echo(f"{query.name}: {query.description}")
+                for p in query.params:
+                    default = "required" if p.required else f"default {p.default}"
+                    default = "optional" if p.default is None and not p.required else default
+                    click.echo(f"    {p.name} ({p.type}, {default}): {p.description}")
+            return
+        con = connect(case)
+        try:
+            table = canned.run_query(con, name or "", dict(parameters))
+            print_rows(duckdb.from_arrow(table), fmt, max_rows)
+        finally:
+            con.close()
+    except (CaseError, QueryError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("sample")
@@ -293,49 +269,9 @@ def detect_cmd(
     findings = [f for f in findings if f.level in at_or_above(min_level)]
     if fmt == "jsonl":
         for f in findings:
-            click.echo(_json_line(f.to_json()))
+            click.echo(json_line(f.to_json()))
         return
     print_findings(findings, len(rules))
-
-
-# JSON allows these raw in strings, but str.splitlines() and JavaScript end a line at U+2028,
-# U+2029 and U+0085, and a terminal obeys a bidi override: escaped, the value is the same.
-_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x80, 0xA0), 0x2028, 0x2029, 0xFEFF, *BIDI]}
-
-
-def _json_line(value: object) -> str:
-    """Return value as one JSON line that every line splitter reads as one line."""
-    return orjson.dumps(value, default=str).decode().translate(_JSON_ESCAPES)
-
-
-def _plain(value: object) -> Text:
-    """Return a table cell that shows log text literally: no markup, control bytes escaped."""
-    return Text(visible("" if value is None else str(value)))
-
-
-LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": ""}
-
-
-def print_findings(findings: list, rules_run: int, console: Console | None = None) -> None:
-    """Print findings as a table, most severe first."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=160)
-    table = Table(title=f"{len(findings)} findings from {rules_run} rules", title_justify="left")
-    for col in ("level", "rule", "actor", "target", "count", "first seen", "evidence"):
-        table.add_column(col, overflow="fold", justify="right" if col == "count" else "left")
-    for f in findings:
-        target = "/".join(x for x in (f.namespace, f.resource, f.name) if x)
-        first = f.evidence[0]
-        seen = f.first_seen.strftime("%Y-%m-%d %H:%M:%S") if f.first_seen else "undated"
-        # The file as given to load: two nodes' audit.log must not read the same.
-        table.add_row(
-            Text(f.level, style=LEVEL_STYLE[f.level]), _plain(f.rule_id), _plain(f.who),
-            _plain(target), str(f.count), seen,
-            _plain(f"{first['source_file']}:{first['source_line']}"),
-        )  # fmt: skip
-    console.print(table)
 
 
 @main.command("rules")
@@ -365,8 +301,8 @@ def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
     problems: list[str] = []
     for r in rules:
         table.add_row(
-            _plain(r.id), Text(r.level, style=LEVEL_STYLE[r.level]), r.status,
-            ", ".join(r.techniques), _plain(r.title),
+            plain(r.id), Text(r.level, style=LEVEL_STYLE[r.level]), r.status,
+            ", ".join(r.techniques), plain(r.title),
         )  # fmt: skip
         if check:
             try:
@@ -446,17 +382,9 @@ def connlist_cmd(paths: tuple[Path, ...]) -> None:
 @main.command("report")
 @click.argument("notebook", required=False)
 @case_option("DuckDB case file the notebook investigates (opened read-only).", required=False)
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    nargs=2,
-    multiple=True,
-    metavar="NAME VALUE",
-    help=(
-        "Set a notebook parameter (typed by its default; the notebook runs in --out, so "
-        "relative paths are relative to it)."
-    ),
+@parameter_option(
+    "Set a notebook parameter (typed by its default; the notebook runs in --out, so "
+    "relative paths are relative to it)."
 )
 @click.option(
     "--out",

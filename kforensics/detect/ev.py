@@ -11,6 +11,8 @@ from datetime import datetime
 
 import duckdb
 
+from kforensics.investigate.sql import query_values
+
 _CONTAINER = {
     "name": "VARCHAR",
     "image": "VARCHAR",
@@ -100,10 +102,7 @@ p AS (
                 ('roles', 'clusterroles', 'rolebindings', 'clusterrolebindings')
             THEN from_json(request_object, '{RBAC_TYPE}')
         END AS rbac,
-        CASE WHEN subresource IN ('exec', 'attach') THEN array_to_string(list_transform(
-            regexp_extract_all(request_uri, '[?&]command=([^&]*)', 1),
-            -- an escape that decodes to invalid UTF-8 would abort the run: keep it as logged
-            lambda c: coalesce(try(url_decode(replace(c, '+', ' '))), c)), ' ')
+        CASE WHEN subresource IN ('exec', 'attach') THEN {query_values("command")}
         END AS exec_command,
         coalesce(
             try_cast(response_object->'$.metadata.labels' AS MAP(VARCHAR, VARCHAR)),

@@ -9,7 +9,7 @@ replaced by the look-alikes `‹` and `›`, and control and bidi characters by 
 charts are overviews, the escaped tables are exact.
 
 The time axis of the request charts covers the stretch of the case that holds the most requests
-with no gap longer than MAX_GAP (`_STRETCHES`, an aggregate of its own): a single request
+with no gap longer than MAX_GAP (the investigation `time_stretches`): a single request
 stamped 1970 or 9999 (a crafted or broken clock) would otherwise stretch it over millennia and
 squash everything else into one bar. The subtitle says how many requests lie outside, and when;
 an explicit since and until are kept as given.
@@ -24,8 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from kforensics.investigate import queries as inv
+from kforensics.investigate.canned import run_query
 from kforensics.investigate.queries import Time
-from kforensics.investigate.sql import as_time, run
+from kforensics.investigate.sql import as_time
 from kforensics.levels import MOST_SEVERE_FIRST
 from kforensics.untrusted import visible
 
@@ -38,19 +39,6 @@ OUTCOME_COLORS = ["#4c78a8", "#72b7b2", "#f58518", "#e45756", "#54a24b", "#bab0a
 
 MAX_GAP = timedelta(days=7)
 
-# The stretches of the window separated by gaps longer than $gap, the busiest one first.
-_STRETCHES = """
-WITH t AS (
-    SELECT ts, count(*) AS n FROM requests
-    WHERE ts IS NOT NULL AND @W(ts) AND ($identity::VARCHAR IS NULL OR @MINE)
-    GROUP BY ts
-),
-g AS (SELECT ts, n, coalesce(ts - lag(ts) OVER (ORDER BY ts) > $gap, false) AS jump FROM t),
-s AS (SELECT ts, n, sum(jump::INTEGER) OVER (ORDER BY ts ROWS UNBOUNDED PRECEDING) AS k FROM g)
-SELECT min(ts) AS lo, max(ts) AS hi, sum(n)::BIGINT AS requests
-FROM s GROUP BY k ORDER BY requests DESC, hi DESC
-"""
-
 
 def _safe(text: str) -> str:
     return visible(text).replace("<", "\u2039").replace(">", "\u203a")
@@ -62,9 +50,8 @@ def time_axis(
     """Return the window the request charts draw (see the module) and a note on what it leaves."""
     if as_time(since) and as_time(until):
         return since, until, ""
-    stretches = run(
-        con, _STRETCHES, since=since, until=until, identity=identity or None, gap=MAX_GAP
-    ).to_pylist()
+    window = {"since": since, "until": until, "identity": identity, "gap_days": MAX_GAP.days}
+    stretches = run_query(con, "time_stretches", window).to_pylist()
     if len(stretches) < 2:
         return since, until, ""
     best, outside = stretches[0], sum(s["requests"] for s in stretches[1:])

@@ -1,15 +1,13 @@
-"""Plumbing of `kforensics.investigate`: time windows and bound-parameter query execution.
+"""SQL fragments of the named investigations (`@NAME` in their files), time windows, decoding.
 
-SQL templates are constants; `@W(col)` becomes the time-window test on col and `@NAME`
-constant fragments are spliced in. Values are only ever bound parameters ($since, $until, ...).
+The fragments are constants: `@W(col)` is the time-window test on col, `@NAME` a constant of
+FRAGMENTS. Values are only ever bound parameters ($since, $until, $identity, ...).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
-import duckdb
 import pyarrow as pa
 
 from kforensics.investigate.redact import redact
@@ -17,12 +15,20 @@ from kforensics.levels import severity_sql
 
 Time = datetime | str | None
 
-FRAGMENT = re.compile(r"@W\((\w+)\)")
 NICE = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200]
-RBAC = "('roles', 'clusterroles', 'rolebindings', 'clusterrolebindings')"
-WRITES = "('create', 'update', 'patch', 'delete', 'deletecollection')"
-SUBJECTS = '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]'
-LEVELS = severity_sql()
+
+
+def query_values(keys: str, uri: str = "request_uri") -> str:
+    """Return SQL for the values of the query-string keys (a regex alternation) in uri,
+    URL-decoded ('+' is a space) and joined by spaces: how `kubectl exec` sends a command."""
+    return (
+        "array_to_string(list_transform("
+        f"regexp_extract_all({uri}, '[?&](?:{keys})=([^&]*)', 1), "
+        # an escape that decodes to invalid UTF-8 would abort the query: it stays as logged
+        "lambda c: coalesce(try(url_decode(replace(c, '+', ' '))), c)), ' ')"
+    )
+
+
 # Attribution of a request (columns of `requests`): `identity` is the identity it was authorised
 # as (the impersonated one under `kubectl --as`, as `ev.effective_user`), `impersonated_by` who
 # sent it when it was made with impersonation. A refusal of an impersonated request is the
@@ -36,9 +42,26 @@ RELATION = (
     "WHEN username = $identity THEN 'own, as ' || impersonated_user "
     "ELSE 'by ' || coalesce(username, '(unknown)') || ', as this identity' END"
 )
-CONSTANTS = {
-    "@LEVELS": LEVELS, "@RBAC": RBAC, "@WRITES": WRITES, "@SUBJECTS": SUBJECTS,
-    "@IDENTITY": IDENTITY, "@BY": BY, "@MINE": MINE, "@RELATION": RELATION,
+# exec, attach and portforward requests, with the container and the decoded command (or ports)
+EXEC = """
+    SELECT ts, @IDENTITY AS identity, @BY AS impersonated_by, namespace, name AS pod,
+        subresource,
+        coalesce(try(url_decode(regexp_extract(request_uri, '[?&]container=([^&]*)', 1))),
+                 regexp_extract(request_uri, '[?&]container=([^&]*)', 1)) AS container,
+        @COMMAND AS command,
+        code, source_ips[1] AS source_ip, source_file || ':' || source_line AS evidence,
+        quality
+    FROM requests
+    WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
+"""
+FRAGMENTS = {
+    "LEVELS": severity_sql(),
+    "RBAC": "('roles', 'clusterroles', 'rolebindings', 'clusterrolebindings')",
+    "WRITES": "('create', 'update', 'patch', 'delete', 'deletecollection')",
+    "SUBJECTS": '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]',
+    "NICE": str(NICE),
+    "IDENTITY": IDENTITY, "BY": BY, "MINE": MINE, "RELATION": RELATION, "EXEC": EXEC,
+    "COMMAND": query_values("command|ports"),
 }  # fmt: skip
 
 
@@ -58,33 +81,6 @@ def as_time(value: Time) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip())
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def run(con: duckdb.DuckDBPyConnection, sql: str, **params) -> pa.Table:
-    """Run a constant SQL template (`@W(col)` = the time window on col) with bound parameters."""
-    sql = FRAGMENT.sub(lambda m: window(m.group(1)), sql)
-    for name, fragment in CONSTANTS.items():
-        sql = sql.replace(name, fragment)
-    for key in ("since", "until"):
-        if key in params:
-            params[key] = as_time(params[key])
-    return con.sql(sql, params=params).to_arrow_table()
-
-
-EXEC = """
-    SELECT ts, @IDENTITY AS identity, @BY AS impersonated_by, namespace, name AS pod,
-        subresource,
-        -- An escape that decodes to invalid UTF-8 would fail the query: it stays as logged.
-        coalesce(try(url_decode(regexp_extract(request_uri, '[?&]container=([^&]*)', 1))),
-                 regexp_extract(request_uri, '[?&]container=([^&]*)', 1)) AS container,
-        array_to_string(list_transform(
-            regexp_extract_all(request_uri, '[?&](?:command|ports)=([^&]*)', 1),
-            lambda c: coalesce(try(url_decode(replace(c, '+', ' '))), c)), ' ') AS command,
-        code, source_ips[1] AS source_ip, source_file || ':' || source_line AS evidence,
-        quality
-    FROM requests
-    WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
-"""
 
 
 def redact_columns(table: pa.Table, columns: list[str]) -> pa.Table:
