@@ -1,6 +1,7 @@
 """Crafted input: bombs, read errors, files that change, limits. Loads go on; memory stays flat.
 
-Memory is measured in a child process (its peak resident set), never by timing.
+Memory is measured in a child process (its peak resident set), or as the Python heap's growth
+between two input sizes; never by timing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import orjson
@@ -23,6 +25,7 @@ from click.testing import CliRunner
 from kforensics import load
 from kforensics.cli import main
 from kforensics.ingest import read as reader
+from kforensics.ingest.rejects import REJECT_BATCH, Rejects
 from tests.conftest import ROOT, event, jsonl
 
 RSS_LIMIT = 1536 * 1024 * 1024  # 1.5 GiB
@@ -60,31 +63,56 @@ def test_gzip_of_200_million_blank_lines_is_counted_in_little_memory(tmp_path):
     assert got["peak_rss"] < RSS_LIMIT
 
 
-def test_millions_of_rejects_do_not_pile_up_in_memory(tmp_path):
+def test_rejects_do_not_pile_up_in_memory(tmp_path, case_path, monkeypatch):
+    # Python's heap is counted (sys.getallocatedblocks, exact and cheap) each time a batch of
+    # rejects is written: held rejects would add at least one block per reject per batch, so a
+    # flat count over six batches bounds memory for any number of rejects.
     junk = tmp_path / "junk.log"
+    n = 6 * REJECT_BATCH
     with open(junk, "wb") as f:
-        for block in range(25):
-            f.write(b"".join(b"junk %d %d\n" % (block, i) for i in range(100_000)))
-    got = load_in_child(tmp_path / "case.duckdb", junk)
-    assert (got["rejected"], got["events_loaded"]) == (2_500_000, 0)
-    assert got["peak_rss"] < RSS_LIMIT
+        f.writelines(b"junk %d\n" % i for i in range(n))
+    blocks: list[tuple[int, int]] = []
+    flush = Rejects.flush
+
+    def counting(self: Rejects) -> None:
+        blocks.append((len(self.pending), sys.getallocatedblocks()))
+        flush(self)
+
+    monkeypatch.setattr(Rejects, "flush", counting)
+    result = load(case_path, [junk])
+    assert (result.rejected, result.events_loaded) == (n, 0)
+    assert [pending for pending, _ in blocks] == [REJECT_BATCH] * 6 + [0]
+    counts = [count for pending, count in blocks if pending]
+    # from the second batch on (the first warms caches), well under one block per reject
+    assert max(counts[1:]) - counts[1] < REJECT_BATCH // 10
 
 
-def test_big_eventlist_is_streamed_not_read_whole(tmp_path):
-    # ~600 MB pretty-printed: reading it whole (orjson) would need several times that.
+def test_big_eventlist_is_streamed_not_read_whole(tmp_path, monkeypatch):
+    # The Python heap's peak (tracemalloc) stays flat from a 17 MB to a 70 MB document: reading
+    # it whole would add at least the 53 MB between them. Blocks of 1 MiB instead of 32 let
+    # small documents show it; the warm-up load leaves imports and caches out of the count.
+    monkeypatch.setattr(reader, "BLOCK_SIZE", 1 << 20)
     ev = event("x", requestObject={"data": "z" * 60_000})
-    doc = tmp_path / "hook.json"
-    n = 10_000
-    with open(doc, "w") as f:
-        f.write('{\n  "kind": "EventList",\n  "apiVersion": "audit.k8s.io/v1",\n  "items": [\n')
-        for i in range(n):
-            f.write(json.dumps({**ev, "auditID": f"id-{i}"}, indent=4))
-            f.write(",\n" if i < n - 1 else "\n")
-        f.write("  ]\n}\n")
-    assert doc.stat().st_size > 600_000_000
-    got = load_in_child(tmp_path / "case.duckdb", doc)
-    assert (got["events_loaded"], got["rejected"]) == (n, 0)
-    assert got["peak_rss"] < RSS_LIMIT
+    peaks = {}
+    for n in (1, 300, 1200):
+        doc = tmp_path / f"hook-{n}.json"
+        with open(doc, "w") as f:
+            f.write('{\n  "kind": "EventList",\n  "apiVersion": "audit.k8s.io/v1",\n  "items": [\n')
+            f.write(
+                ",\n".join(json.dumps({**ev, "auditID": f"id-{i}"}, indent=4) for i in range(n))
+            )
+            f.write("\n  ]\n}\n")
+        tracemalloc.start()
+        try:
+            result = load(tmp_path / f"case-{n}.duckdb", [doc])
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert (result.events_loaded, result.rejected) == (n, 0)
+    size = {n: (tmp_path / f"hook-{n}.json").stat().st_size for n in (300, 1200)}
+    assert size[1200] - size[300] > 50_000_000
+    assert peaks[1200] - peaks[300] < (size[1200] - size[300]) // 4
+    assert peaks[1200] < size[1200] // 2
 
 
 def test_a_line_at_the_size_limit_loads_and_one_byte_more_is_rejected(tmp_path):
