@@ -18,7 +18,7 @@ from kforensics.ingest.rejects import REJECT_RAW_CHARS
 from kforensics.ingest.sources import SourceStats
 
 
-def starts_document(block) -> bool:
+def starts_document(block: bytes | memoryview) -> bool:
     """True when the file starts with JSON that does not fit on its first line."""
     view = memoryview(block)
     head = bytes(view[: 1 << 16]).lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -103,6 +103,7 @@ class _BlankCounter:
         self.line_has_text = False  # the current (unfinished) line has a non-blank byte
 
     def counted(self, blocks: Iterable[memoryview]) -> Iterator[memoryview]:
+        """Return the blocks unchanged, counting the blank lines in them on the way."""
         ended = True
         for block in blocks:
             buf = np.frombuffer(block, dtype=np.uint8)

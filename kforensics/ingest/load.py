@@ -84,6 +84,7 @@ class LoadResult:
 
 
 def _load_file(writer: EventWriter, path: Path, progress: ByteProgress) -> SourceStats:
+    """Return the accounting of one file, loaded as a JSON document or as a line file."""
     stats = SourceStats(path=path_text(path))
     reader = FileReader(path, on_bytes=progress.advance)
     blocks = reader.lines()
@@ -177,6 +178,7 @@ def load(
 def _write_inventory(
     con: duckdb.DuckDBPyConnection, load_id: int, path: Path, objects: list[dict]
 ) -> None:
+    """Write one `inventory` row per cluster object of a dump."""
     for obj in objects:
         meta = obj.get("metadata") or {}
         con.execute(

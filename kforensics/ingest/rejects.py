@@ -24,7 +24,13 @@ class Rejects:
         self.pending: list[tuple] = []
 
     def add(
-        self, stats: SourceStats, line: int, index: int | None, reason: str, raw, new=True
+        self,
+        stats: SourceStats,
+        line: int,
+        index: int | None,
+        reason: str,
+        raw: str | bytes | memoryview | None,
+        new: bool = True,
     ) -> None:
         """Record a reject; `new` when it is a record not already counted in stats.records."""
         size = None if raw is None else len(raw)

@@ -32,10 +32,12 @@ class _Block:
     block: memoryview | bytes
 
     def line_bytes(self, i: int) -> bytes:
+        """Return the bytes of the i-th kept line, without its line end."""
         return bytes(self.block[self.starts[i] : self.ends[i]])
 
 
 def _kept(lines: Lines) -> _Block:
+    """Return what a window keeps of a block: its non-blank lines."""
     valid = lines.valid
     return _Block(
         numbers=lines.numbers[valid],
@@ -47,6 +49,8 @@ def _kept(lines: Lines) -> _Block:
 
 @dataclass
 class _Window:
+    """The blocks of one streaming INSERT, and whether the file goes on after them."""
+
     blocks: list[_Block] = field(default_factory=list)
     bytes: int = 0
     lines: int = 0
