@@ -4,8 +4,9 @@ The structure is found with numpy over each slice, as simdjson does: quotes, bac
 brackets, commas and newlines are located at once; a quote is escaped when the backslash run
 before it is odd; a byte is inside a string when the unescaped quotes before it are odd; bracket
 depth is a cumulative sum outside strings. What a slice leaves open (a string, a backslash run,
-the depth) is handed to the next one. A record that spans slices is gathered in a
-PartialRecord, up to a limit.
+the depth) is handed to the next one. Also here: the document's blocks as byte views without
+their BOM (byte_views), the slice being scanned (Slice), whitespace trimmed off spans, and a
+record that spans slices, gathered up to a limit (PartialRecord).
 """
 
 from __future__ import annotations
