@@ -16,6 +16,7 @@ Names are imported on first use, so `import kforensics` stays cheap.
 from __future__ import annotations
 
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kforensics.errors import (
@@ -41,9 +42,10 @@ _LAZY = {
     "connect": ("kforensics.case", "connect"),
     "load": ("kforensics.ingest.load", "load"),
     "LoadResult": ("kforensics.ingest.load", "LoadResult"),
-    "detect": ("kforensics.api", "detect"),
     "remediate": ("kforensics.netpol.remediation", "remediate_case"),
-    "report": ("kforensics.report.run", "run_report"),
+    "show": ("kforensics.report.display", "show"),
+    "show_remediation": ("kforensics.report.display", "show_remediation"),
+    "explore": ("kforensics.report.explore", "explore"),
 }
 
 __all__ = [
@@ -59,15 +61,18 @@ __all__ = [
     "RuleError",
     "RuleSQLError",
     "__version__",
-    # the lazy names (_LAZY)
+    # the lazy names (_LAZY) and the callable subpackages (_CALLS)
     "Case",
     "LoadResult",
     "connect",
     "detect",
+    "explore",
     "load",
     "open_case",
     "remediate",
     "report",
+    "show",
+    "show_remediation",
 ]
 
 if TYPE_CHECKING:
@@ -75,7 +80,31 @@ if TYPE_CHECKING:
     from kforensics.case import Case, connect, open_case
     from kforensics.ingest.load import LoadResult, load
     from kforensics.netpol.remediation import remediate_case as remediate
+    from kforensics.report.display import show, show_remediation
+    from kforensics.report.explore import explore
     from kforensics.report.run import run_report as report
+
+
+# `kforensics.detect` and `kforensics.report` are subpackages, and Python binds an imported
+# subpackage as an attribute of its parent, which would hide functions of those names. So the
+# subpackages themselves are made callable: `kf.detect(case)` runs `kforensics.api.detect`, and
+# `kf.detect.rule` is still the module (both subpackages' __init__ are docstrings only).
+_CALLS = {
+    "kforensics.detect": ("kforensics.api", "detect"),
+    "kforensics.report": ("kforensics.report.run", "run_report"),
+}
+
+
+class _CallablePackage(ModuleType):
+    """A subpackage that is also a function of the API (see `_CALLS`)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module, attribute = _CALLS[self.__name__]
+        return getattr(import_module(module), attribute)(*args, **kwargs)
+
+
+for _package in _CALLS:
+    import_module(_package).__class__ = _CallablePackage
 
 
 def __getattr__(name: str) -> Any:

@@ -42,18 +42,15 @@ class Frame(pd.DataFrame):
 
 
 def frame(table: pa.Table) -> Frame:
-    """Return the arrow table as a Frame: list and struct cells as Python lists and dicts."""
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    result = Frame(columns, columns=table.column_names)
+    """Return the arrow table as a Frame: numbers and times typed (NULL as <NA>, NaT), every
+    other column as Python objects (str, None, lists and dicts as they are)."""
+    columns = {}
     for name in table.column_names:
-        kind = table.schema.field(name).type
-        if pa.types.is_timestamp(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            # typed columns: datetimes stay timezone-aware, integer NULLs become <NA>
-            result[name] = table.column(name).to_pandas(types_mapper=_types)
-    return result
-
-
-def _types(kind: pa.DataType) -> Any:
-    if pa.types.is_integer(kind):
-        return pd.Int64Dtype()
-    return None
+        column, kind = table.column(name), table.schema.field(name).type
+        if pa.types.is_integer(kind):
+            columns[name] = column.to_pandas(types_mapper={kind: pd.Int64Dtype()}.get)
+        elif pa.types.is_timestamp(kind) or pa.types.is_floating(kind):
+            columns[name] = column.to_pandas()
+        else:
+            columns[name] = pd.Series(column.to_pylist(), dtype=object)
+    return Frame(columns, columns=table.column_names)
