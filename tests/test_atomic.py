@@ -9,6 +9,7 @@ import sys
 import time
 
 import orjson
+import pytest
 
 from kforensics import connect, load
 from tests.conftest import event, jsonl
@@ -22,6 +23,7 @@ def big_log(path, n: int) -> None:
             fh.write(b"".join(b"%s%d%s\n" % (head, i, tail) for i in range(start, start + 50_000)))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_load_leaves_the_case_as_it_was(tmp_path, case_path):
     small = tmp_path / "small.log"
     small.write_bytes(jsonl(*(event(f"s{i}") for i in range(5))))

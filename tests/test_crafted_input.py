@@ -50,6 +50,7 @@ def load_in_child(case: Path, *paths: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_gzip_of_200_million_blank_lines_is_counted_in_little_memory(tmp_path):
     bomb = tmp_path / "audit.log.gz"
     with gzip.open(bomb, "wb", compresslevel=9) as f:
@@ -63,6 +64,7 @@ def test_gzip_of_200_million_blank_lines_is_counted_in_little_memory(tmp_path):
     assert got["peak_rss"] < RSS_LIMIT
 
 
+@pytest.mark.slow
 def test_rejects_do_not_pile_up_in_memory(tmp_path, case_path, monkeypatch):
     # Python's heap is counted (sys.getallocatedblocks, exact and cheap) each time a batch of
     # rejects is written: held rejects would add at least one block per reject per batch, so a
@@ -87,6 +89,7 @@ def test_rejects_do_not_pile_up_in_memory(tmp_path, case_path, monkeypatch):
     assert max(counts[1:]) - counts[1] < REJECT_BATCH // 10
 
 
+@pytest.mark.slow
 def test_big_eventlist_is_streamed_not_read_whole(tmp_path, monkeypatch):
     # The Python heap's peak (tracemalloc) stays flat from a 17 MB to a 70 MB document: reading
     # it whole would add at least the 53 MB between them. Blocks of 1 MiB instead of 32 let
