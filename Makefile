@@ -36,7 +36,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check kforensics tests bench
 	$(BIN)/ruff format --check kforensics tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix kforensics tests bench

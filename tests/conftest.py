@@ -1,13 +1,14 @@
-"""Shared fixtures: a case path, a reader for it, and the shared corpora (skipped when absent)."""
+"""Shared fixtures: a case path, a reader for it, the samples loaded once, the shared corpora."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
 import pytest
 
-from kforensics import connect
+from kforensics import LoadResult, connect, load
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "corpus"
@@ -32,6 +33,36 @@ def con(case_path: Path):
     yield open_case
     for c in opened:
         c.close()
+
+
+class SampleCases:
+    """Cases of data/samples, one per shape, each loaded once a session on first use.
+
+    `loaded(shape)` is for reading (a load result and a case no test may write to); a test that
+    writes (detect storing findings, another load) takes `copy(shape, folder)` instead.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cases: dict[str, tuple[Path, LoadResult]] = {}
+
+    def loaded(self, shape: str) -> tuple[Path, LoadResult]:
+        """Return the shared case of data/samples/<shape> and its load result."""
+        if shape not in self.cases:
+            case = self.root / shape / "case.duckdb"
+            case.parent.mkdir()
+            self.cases[shape] = (case, load(case, [SAMPLES / shape], progress=False))
+        return self.cases[shape]
+
+    def copy(self, shape: str, folder: Path) -> Path:
+        """Return a private copy, in folder, of the shared case of data/samples/<shape>."""
+        case = self.loaded(shape)[0]
+        return Path(shutil.copy(case, folder / case.name))
+
+
+@pytest.fixture(scope="session")
+def sample_cases(tmp_path_factory: pytest.TempPathFactory) -> SampleCases:
+    return SampleCases(tmp_path_factory.mktemp("samples"))
 
 
 def corpus(name: str) -> Path:

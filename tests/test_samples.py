@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kforensics import connect, load
+from kforensics import connect
 from kforensics.sample import incident_steps
 from tests.conftest import SAMPLES
 
@@ -25,12 +25,8 @@ GKE_COMMON = (
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory) -> dict:
-    out = {}
-    for shape in SHAPES:
-        path = tmp_path_factory.mktemp(shape) / "case.duckdb"
-        out[shape] = (path, load(path, [SAMPLES / shape]))
-    return out
+def cases(sample_cases) -> dict:
+    return {shape: sample_cases.loaded(shape) for shape in SHAPES}
 
 
 def incident_ids() -> list[str]:
