@@ -16,9 +16,8 @@ from rich.text import Text
 from kforensics.case import CaseError, connect
 from kforensics.detect.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
 from kforensics.detect.run import ExceptionsError, RuleSQLError, detect, load_exceptions
-from kforensics.errors import QueryError
+from kforensics.errors import InputError, QueryError
 from kforensics.ingest.load import load
-from kforensics.ingest.read import InputError
 from kforensics.levels import LEVELS, at_or_above
 from kforensics.output import (
     LEVEL_STYLE,
@@ -144,8 +143,10 @@ def sql_cmd(query: str, case: Path, fmt: str, max_rows: int) -> None:
 def queries_cmd(
     name: str | None, case: Path | None, parameters: tuple, fmt: str, max_rows: int
 ) -> None:
-    """List the named investigations (NAME: its parameters), or run NAME on CASE, e.g.
-    `kforensics queries identity_timeline --case c.duckdb -p identity alice`."""
+    """List the named investigations (with NAME: its parameters), or run NAME on CASE.
+
+    Example: kforensics queries identity_timeline --case c.duckdb -p identity alice
+    """
     from kforensics.investigate import canned
 
     try:
