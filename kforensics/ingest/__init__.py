@@ -3,7 +3,7 @@
 The stages, in order, and the module of each (`load.load` runs them all, in one transaction):
 
 1. discover: the files named by paths, folders and globs, and what could not be read
-   (`read.discover`).
+   (`discover`).
 2. read: each file as blocks of whole lines, gzip found by content, hashed as it is read
    (`read.FileReader`, `read.split_lines`).
 3. split records: a line file is one record per line, mapped in windows of blocks

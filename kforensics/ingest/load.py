@@ -1,6 +1,6 @@
 """Loading audit logs into a case: every input record becomes an event, a duplicate or a reject.
 
-This is the orchestration: files are found (read.discover), each is loaded as a line file
+This is the orchestration: files are found (discover), each is loaded as a line file
 (windows) or a JSON document (documents), then repeats are removed (dedupe) and the
 accounting is written (sources, rejects), all in one transaction.
 """
@@ -16,12 +16,13 @@ import duckdb
 import orjson
 
 from kforensics.case import connect, create_schema
-from kforensics.errors import CaseError
+from kforensics.errors import CaseError, InputError
 from kforensics.ingest.dedupe import count_collisions, remove_duplicates
+from kforensics.ingest.discover import discover
 from kforensics.ingest.documents import load_document, starts_document
 from kforensics.ingest.events import EventWriter
-from kforensics.ingest.manifests import ManifestError, manifest_objects
-from kforensics.ingest.read import FileReader, InputError, discover
+from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_objects
+from kforensics.ingest.read import FileReader
 from kforensics.ingest.rejects import reject_reasons
 from kforensics.ingest.sources import SourceStats, path_text, write_sources
 from kforensics.ingest.windows import load_lines
@@ -117,7 +118,7 @@ def load(
     """
     files, unreadable = discover(paths) if paths else ([], [])
     try:
-        manifests = [(f, manifest_objects(f)) for f in discover(inventory)[0]] if inventory else []
+        manifests = [(f, manifest_objects(f)) for f in manifest_files(inventory)]
     except ManifestError as exc:
         raise InputError(str(exc)) from exc
     total = sum(_size(f) for f in files)

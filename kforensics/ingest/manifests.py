@@ -16,7 +16,7 @@ import yaml
 
 from kforensics import untrusted
 from kforensics.errors import InputError, ManifestError
-from kforensics.ingest.read import discover
+from kforensics.ingest.discover import discover
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: 10x faster
@@ -25,7 +25,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in
 def manifest_files(paths: Iterable[str | Path] | str | Path) -> list[Path]:
     """Return the files given and the manifests (by suffix) under the folders and globs given.
 
-    Paths are found as audit logs are (`ingest.read.discover`); anything named that cannot be
+    Paths are found as audit logs are (`ingest.discover`); anything named that cannot be
     listed or read is a ManifestError: an inventory missing a file would restore a wrong cluster.
     """
     if isinstance(paths, str | Path):

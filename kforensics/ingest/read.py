@@ -1,22 +1,18 @@
-"""Finding input files and reading them as blocks of whole lines, gzip detected by content."""
+"""Reading one input file as blocks of whole lines: gzip found by content, bytes hashed."""
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import os
 import queue
 import threading
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-
-from kforensics.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_SIZE = 32 * 1024 * 1024
@@ -30,70 +26,8 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_BLOCK_LINES = 1 << 20
 
 
-@dataclass
-class Unreadable:
-    """A file or folder named by the input that could not be read, and why."""
-
-    path: Path
-    reason: str
-
-
-def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Unreadable]]:
-    """Return the files named by paths (files, folders recursively, globs) and what was unreadable.
-
-    A folder that cannot be listed, or an entry that cannot be examined, is reported, never
-    skipped in silence; a path that names nothing at all is an InputError.
-    """
-    found: list[Path] = []
-    unreadable: list[Unreadable] = []
-    for arg in paths:
-        p = Path(arg)
-        if p.is_dir():
-            found.extend(_walk(p, unreadable))
-        elif p.is_file():
-            found.append(p)
-        elif glob.has_magic(str(arg)):
-            matches = [Path(m) for m in sorted(glob.glob(str(arg), recursive=True))]
-            files = [m for m in matches if m.is_file()]
-            if not files:
-                raise InputError(f"{arg}: no file matches this pattern")
-            found.extend(files)
-        elif p.exists():
-            raise InputError(f"{arg}: not a regular file or folder")
-        else:
-            raise InputError(f"{arg}: no such file or folder")
-    seen: set[Path] = set()
-    unique: list[Path] = []
-    for f in found:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique, unreadable
-
-
-def _walk(root: Path, unreadable: list[Unreadable]) -> list[Path]:
-    """Return the regular files under root (hidden ones skipped), in name order."""
-
-    def failed(exc: OSError) -> None:
-        unreadable.append(Unreadable(Path(exc.filename or root), f"cannot list: {_why(exc)}"))
-
-    files: list[Path] = []
-    for folder, dirs, names in os.walk(root, onerror=failed):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            f = Path(folder) / name
-            try:
-                if f.is_file():
-                    files.append(f)
-            except OSError as exc:
-                unreadable.append(Unreadable(f, f"cannot examine: {_why(exc)}"))
-    return files
-
-
-def _why(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
+    """Return what an OS error says went wrong (its strerror, else its text)."""
     return exc.strerror or str(exc)
 
 
@@ -266,7 +200,7 @@ class FileReader:
         try:
             fh = open(self.path, "rb")  # noqa: SIM115 (closed below, after a read error too)
         except OSError as exc:
-            self.error = f"cannot open: {_why(exc)}"
+            self.error = f"cannot open: {os_reason(exc)}"
             self.unopened = True
             self.sha256 = hashlib.sha256().hexdigest()
             return
@@ -285,7 +219,7 @@ class FileReader:
                     pass
         except OSError as exc:
             # What was read before the error is kept; sha256 and bytes are of exactly that.
-            self.error = f"read error after {hasher.bytes:,} bytes: {_why(exc)}"
+            self.error = f"read error after {hasher.bytes:,} bytes: {os_reason(exc)}"
         finally:
             fh.close()
             self.sha256 = hasher.sha256.hexdigest()
