@@ -260,5 +260,5 @@ def _time(what: str, value: Any) -> datetime | None:
 
     try:
         return as_time(value)
-    except (TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError) as exc:  # a date has no tzinfo
         raise QueryError(f"{what}: not an ISO 8601 time: {visible(repr(value))}") from exc

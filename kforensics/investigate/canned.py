@@ -64,7 +64,7 @@ class Param:
                 return int(given)
             if self.type == "time":
                 return as_time(given)
-        except (TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:  # a date has no tzinfo
             what = "an integer" if self.type == "int" else "an ISO 8601 time"
             raise QueryError(
                 f"{query}: {self.name} must be {what}, not {visible(repr(given))}"
