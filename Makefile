@@ -59,7 +59,6 @@ LAB_ARGS ?=
 
 lab: $(STAMP)
 	@[ -f $(OUT)/demo.duckdb ] || $(MAKE) demo
-	@[ -x $(BIN)/jupyter-lab ] || $(BIN)/python -m pip install --quiet jupyterlab
 	@mkdir -p $(LAB_SETTINGS)
 	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' \
 	  > $(LAB_SETTINGS)/overrides.json

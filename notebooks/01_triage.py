@@ -23,17 +23,10 @@ remediation_out = ""
 
 # %%
 import tempfile
-from pathlib import Path
 
-import kforensics
-from kforensics.detect.run import stored_findings
-from kforensics.investigate import charts
-from kforensics.investigate import queries as inv
-from kforensics.netpol.remediation import remediate_case
-from kforensics.report.display import show, show_remediation
+import kforensics as kf
 
-con = kforensics.connect(case)  # read-only
-window = {"since": since or None, "until": until or None}
+c = kf.open_case(case, since=since, until=until)  # read-only, holding no lock between calls
 
 # %% [markdown]
 # ## When did things happen?
@@ -43,8 +36,8 @@ window = {"since": since or None, "until": until or None}
 # identity in `02_identity`.
 
 # %%
-show(charts.timeline(con, **window))
-show(charts.outcomes_over_time(con, **window))
+kf.show(c.chart("timeline"))
+kf.show(c.chart("outcomes_over_time"))
 
 # %% [markdown]
 # ## What did the rules find?
@@ -53,8 +46,8 @@ show(charts.outcomes_over_time(con, **window))
 # the first to read.
 
 # %%
-show(inv.findings_summary(con, **window))
-show(charts.attack_matrix(con, **window))
+kf.show(c.query("findings_summary"))
+kf.show(c.chart("attack_matrix"))
 
 # %% [markdown]
 # ## Who was active?
@@ -66,9 +59,9 @@ show(charts.attack_matrix(con, **window))
 # identities.
 
 # %%
-show(inv.top_identities(con, **window))
-show(charts.identity_verb_heatmap(con, **window))
-show(inv.who_did_what(con, **window, limit=30))
+kf.show(c.query("top_identities"))
+kf.show(c.chart("identity_verb_heatmap"))
+kf.show(c.query("who_did_what", limit=30))
 
 # %% [markdown]
 # ## Who was refused?
@@ -78,7 +71,7 @@ show(inv.who_did_what(con, **window, limit=30))
 # identity's refusal (`impersonated_by`: who sent it).
 
 # %%
-show(inv.denials(con, **window))
+kf.show(c.query("denials"))
 
 # %% [markdown]
 # ## What is new?
@@ -87,7 +80,7 @@ show(inv.denials(con, **window))
 # of the suspicious period to compare with what came before).
 
 # %%
-show(inv.new_in_window(con, **window))
+kf.show(c.query("new_in_window"))
 
 # %% [markdown]
 # ## Findings, most severe first
@@ -98,7 +91,7 @@ show(inv.new_in_window(con, **window))
 # namespace (`03_workload`).
 
 # %%
-show(inv.findings_for(con, **window))
+kf.show(c.query("findings_for"))
 
 # %% [markdown]
 # ## How much do the findings stand on flagged events?
@@ -111,27 +104,28 @@ show(inv.findings_for(con, **window))
 # dismissed.
 
 # %%
-show(inv.quality_summary(con, **window))
+kf.show(c.query("quality_summary"))
 
 # %% [markdown]
 # ## Your own question, in SQL
 #
 # The case is a DuckDB database (tables and views in the README's schema; `requests` counts each
-# request once). Ask it anything: every value comes in as a `$name` parameter, never formatted
-# into the SQL, since every field of a log is attacker-controlled. Here: the verbs and resources
-# refused most often, as a table and as an Altair chart.
+# request once). `c.sql` runs one SELECT and returns a pandas DataFrame; every value comes in as
+# a `$name` parameter, never formatted into the SQL, since every field of a log is
+# attacker-controlled. Here: the verbs and resources refused most often, as a table and as an
+# Altair chart drawn from the DataFrame.
 
 # %%
 import altair as alt
 
-refused = con.sql(
+refused = c.sql(
     "SELECT verb, resource, count(*) AS requests FROM requests"
     " WHERE code >= $code GROUP BY verb, resource ORDER BY requests DESC, verb, resource LIMIT 15",
-    params={"code": 400},
-).to_arrow_table()
-show(refused)
-show(
-    alt.Chart(alt.Data(values=refused.to_pylist()), title="Refused requests by verb and resource")
+    code=400,
+)
+kf.show(refused)
+kf.show(
+    alt.Chart(refused, title="Refused requests by verb and resource")
     .mark_bar()
     .encode(x="requests:Q", y=alt.Y("resource:N", sort="-x"), color="verb:N")
 )
@@ -145,23 +139,20 @@ show(
 
 # %%
 if interactive:
-    from kforensics.report.explore import explore
+    def busiest(view, who, where):
+        kf.show(view.query("who_did_what", limit=30))
 
-    def busiest(con, who, where, win):
-        show(inv.who_did_what(con, **win, limit=30))
-
-    explore(con, since, until, extra=busiest)
+    kf.explore(c, extra=busiest)
 
 # %% [markdown]
 # ## Remediation: NetworkPolicies that contain what the findings show
 #
-# `remediate_case` turns the case's stored findings (the last `kforensics detect`) into proposed
-# NetworkPolicies (quarantine, restore, pinned namespace selectors, egress blocks, default deny),
-# validates every object and simulates the connections that change. It writes YAML, `apply.sh`
-# and `REPORT.md` to `remediation_out` (a temporary folder when empty) and opens the case
-# read-only. Review `REPORT.md` before applying anything.
+# `c.remediate` (`kf.remediate` for a case file) turns the case's stored findings (the last
+# `kforensics detect`) into proposed NetworkPolicies (quarantine, restore, pinned namespace
+# selectors, egress blocks, default deny), validates every object and simulates the connections
+# that change. It writes YAML, `apply.sh` and `REPORT.md` to `remediation_out` (a temporary
+# folder when empty) and opens the case read-only. Review `REPORT.md` before applying anything.
 
 # %%
-out_dir = Path(remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-"))
-remediation = remediate_case(Path(case), out_dir, findings=stored_findings(con))
-show_remediation(remediation, out_dir)
+out_dir = remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-")
+kf.show_remediation(c.remediate(out_dir), out_dir)

@@ -25,23 +25,16 @@ remediation_out = ""
 
 # %%
 import tempfile
-from pathlib import Path
 
-import kforensics
-from kforensics.detect.run import stored_findings
-from kforensics.investigate import charts
-from kforensics.investigate import queries as inv
-from kforensics.netpol.remediation import remediate_case
-from kforensics.report.display import show, show_remediation
+import kforensics as kf
 
-con = kforensics.connect(case)  # read-only
-window = {"since": since or None, "until": until or None}
+c = kf.open_case(case, since=since, until=until)  # read-only, holding no lock between calls
 
 # %% [markdown]
 # ## What did the rules find about this identity?
 
 # %%
-show(inv.findings_for(con, identity=identity, **window))
+kf.show(c.query("findings_for", identity=identity))
 
 # %% [markdown]
 # ## When was it active?
@@ -49,7 +42,7 @@ show(inv.findings_for(con, identity=identity, **window))
 # Its requests over time by outcome, with its findings.
 
 # %%
-show(charts.timeline(con, identity=identity, **window))
+kf.show(c.chart("timeline", identity=identity))
 
 # %% [markdown]
 # ## From where, with what client?
@@ -58,13 +51,13 @@ show(charts.timeline(con, identity=identity, **window))
 # address or by `curl`/`kubectl` was probably stolen.
 
 # %%
-show(inv.identity_sources(con, identity, **window))
+kf.show(c.query("identity_sources", identity=identity))
 
 # %% [markdown]
 # ## What did it touch?
 
 # %%
-show(inv.resources_touched(con, identity, **window))
+kf.show(c.query("resources_touched", identity=identity))
 
 # %% [markdown]
 # ## How did its permissions change?
@@ -73,7 +66,7 @@ show(inv.resources_touched(con, identity, **window))
 # what).
 
 # %%
-show(inv.permission_changes(con, identity, **window))
+kf.show(c.query("permission_changes", identity=identity))
 
 # %% [markdown]
 # ## What did it run in pods?
@@ -81,7 +74,7 @@ show(inv.permission_changes(con, identity, **window))
 # exec, attach and port-forward, with the decoded command (secrets in commands are redacted).
 
 # %%
-show(inv.exec_sessions(con, identity, **window))
+kf.show(c.query("exec_sessions", identity=identity))
 
 # %% [markdown]
 # ## Its requests in order
@@ -91,7 +84,7 @@ show(inv.exec_sessions(con, identity, **window))
 # identity) and those others made as it (`by ..., as this identity`).
 
 # %%
-show(inv.identity_timeline(con, identity, **window))
+kf.show(c.query("identity_timeline", identity=identity))
 
 # %% [markdown]
 # ## Explore interactively
@@ -102,24 +95,21 @@ show(inv.identity_timeline(con, identity, **window))
 
 # %%
 if interactive:
-    from kforensics.report.explore import explore
-
-    def requests_in_order(con, who, where, win):
+    def requests_in_order(view, who, where):
         if who:
-            show(inv.identity_timeline(con, who, **win))
+            kf.show(view.query("identity_timeline", identity=who))
 
-    explore(con, since, until, identity=identity, extra=requests_in_order)
+    kf.explore(c, identity=identity, extra=requests_in_order)
 
 # %% [markdown]
 # ## Remediation: NetworkPolicies that contain what the findings show
 #
-# `remediate_case` turns the case's stored findings (the last `kforensics detect`) into proposed
-# NetworkPolicies (quarantine, restore, pinned namespace selectors, egress blocks, default deny),
-# validates every object and simulates the connections that change. It writes YAML, `apply.sh`
-# and `REPORT.md` to `remediation_out` (a temporary folder when empty) and opens the case
-# read-only. Review `REPORT.md` before applying anything.
+# `c.remediate` (`kf.remediate` for a case file) turns the case's stored findings (the last
+# `kforensics detect`) into proposed NetworkPolicies (quarantine, restore, pinned namespace
+# selectors, egress blocks, default deny), validates every object and simulates the connections
+# that change. It writes YAML, `apply.sh` and `REPORT.md` to `remediation_out` (a temporary
+# folder when empty) and opens the case read-only. Review `REPORT.md` before applying anything.
 
 # %%
-out_dir = Path(remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-"))
-remediation = remediate_case(Path(case), out_dir, findings=stored_findings(con))
-show_remediation(remediation, out_dir)
+out_dir = remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-")
+kf.show_remediation(c.remediate(out_dir), out_dir)

@@ -24,23 +24,16 @@ remediation_out = ""
 
 # %%
 import tempfile
-from pathlib import Path
 
-import kforensics
-from kforensics.detect.run import stored_findings
-from kforensics.investigate import charts
-from kforensics.investigate import queries as inv
-from kforensics.netpol.remediation import remediate_case
-from kforensics.report.display import show, show_remediation
+import kforensics as kf
 
-con = kforensics.connect(case)  # read-only
-window = {"since": since or None, "until": until or None}
+c = kf.open_case(case, since=since, until=until)  # read-only, holding no lock between calls
 
 # %% [markdown]
 # ## What did the rules find in this namespace?
 
 # %%
-show(inv.findings_for(con, namespace=namespace, **window))
+kf.show(c.query("findings_for", namespace=namespace))
 
 # %% [markdown]
 # ## Who touched it?
@@ -48,13 +41,13 @@ show(inv.findings_for(con, namespace=namespace, **window))
 # Identity x verb x resource in the namespace (or on the pod).
 
 # %%
-show(inv.workload_activity(con, namespace, pod or None, **window))
+kf.show(c.query("workload_activity", namespace=namespace, pod=pod))
 
 # %% [markdown]
 # ## Who ran commands in its pods?
 
 # %%
-show(inv.workload_exec(con, namespace, pod or None, **window))
+kf.show(c.query("workload_exec", namespace=namespace, pod=pod))
 
 # %% [markdown]
 # ## Which secrets were read, and by whom?
@@ -63,7 +56,7 @@ show(inv.workload_exec(con, namespace, pod or None, **window))
 # namespace too.
 
 # %%
-show(inv.secrets_read(con, namespace, **window))
+kf.show(c.query("secrets_read", namespace=namespace))
 
 # %% [markdown]
 # ## Did its isolation change?
@@ -72,13 +65,13 @@ show(inv.secrets_read(con, namespace, **window))
 # recorded) and after: a relabel can move the namespace into another policy's selector.
 
 # %%
-show(inv.policy_and_label_changes(con, namespace, **window))
+kf.show(c.query("policy_and_label_changes", namespace=namespace))
 
 # %% [markdown]
 # ## The whole case, for context
 
 # %%
-show(charts.timeline(con, **window))
+kf.show(c.chart("timeline"))
 
 # %% [markdown]
 # ## Explore interactively
@@ -89,24 +82,21 @@ show(charts.timeline(con, **window))
 
 # %%
 if interactive:
-    from kforensics.report.explore import explore
-
-    def who_touched_it(con, who, where, win):
+    def who_touched_it(view, who, where):
         if where:
-            show(inv.workload_activity(con, where, **win))
+            kf.show(view.query("workload_activity", namespace=where))
 
-    explore(con, since, until, namespace=namespace, extra=who_touched_it)
+    kf.explore(c, namespace=namespace, extra=who_touched_it)
 
 # %% [markdown]
 # ## Remediation: NetworkPolicies that contain what the findings show
 #
-# `remediate_case` turns the case's stored findings (the last `kforensics detect`) into proposed
-# NetworkPolicies (quarantine, restore, pinned namespace selectors, egress blocks, default deny),
-# validates every object and simulates the connections that change. It writes YAML, `apply.sh`
-# and `REPORT.md` to `remediation_out` (a temporary folder when empty) and opens the case
-# read-only. Review `REPORT.md` before applying anything.
+# `c.remediate` (`kf.remediate` for a case file) turns the case's stored findings (the last
+# `kforensics detect`) into proposed NetworkPolicies (quarantine, restore, pinned namespace
+# selectors, egress blocks, default deny), validates every object and simulates the connections
+# that change. It writes YAML, `apply.sh` and `REPORT.md` to `remediation_out` (a temporary
+# folder when empty) and opens the case read-only. Review `REPORT.md` before applying anything.
 
 # %%
-out_dir = Path(remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-"))
-remediation = remediate_case(Path(case), out_dir, findings=stored_findings(con))
-show_remediation(remediation, out_dir)
+out_dir = remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-")
+kf.show_remediation(c.remediate(out_dir), out_dir)

@@ -69,7 +69,7 @@ def test_notebook_structure(path):
     # SQL only in the section that shows an analyst's own query, with its value bound.
     queries = [c.source for c in code if SQL.search(c.source)]
     if path.stem == "01_triage":
-        assert len(queries) == 1 and "$code" in queries[0] and "params=" in queries[0]
+        assert len(queries) == 1 and "$code" in queries[0] and "code=400" in queries[0]
     else:
         assert queries == []
     assert sum("if interactive:" in c.source for c in code) == 1

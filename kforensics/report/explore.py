@@ -3,37 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
-import duckdb
-
-from kforensics.investigate import charts
-from kforensics.investigate import queries as inv
+from kforensics.case import Case
+from kforensics.errors import QueryError
 from kforensics.levels import MOST_SEVERE_FIRST
 from kforensics.report.display import show
 
 LEVEL_CHOICES = ["", *MOST_SEVERE_FIRST]  # "": every level
-# More to show for the chosen identity or namespace (either may be None), within the window.
-Extra = Callable[[duckdb.DuckDBPyConnection, str | None, str | None, dict], None]
+# More to show for the chosen identity or namespace (either may be None), given the case in
+# the chosen window.
+Extra = Callable[[Case, str | None, str | None], None]
+
+
+def _text(time: datetime | None) -> str:
+    return time.isoformat() if time else ""
 
 
 def explore(
-    con: duckdb.DuckDBPyConnection,
-    since: str = "",
-    until: str = "",
+    case: Case,
     identity: str = "",
     namespace: str = "",
     extra: Extra | None = None,
 ) -> None:
-    """Display filters (time, identity, namespace, level) and what they select; returns None."""
+    """Display filters (time, identity, namespace, level) and what they select; returns None.
+
+    The time filters start at the case's window; the identity choices are the case's busiest.
+    """
     import ipywidgets as widgets
     from IPython.display import display
 
-    top = inv.top_identities(con, limit=100)
+    top = case.window().query("top_identities", limit=100)
     # both identities of an impersonated request, each once
-    identities = top.column("identity").to_pylist() + top.column("impersonated_by").to_pylist()
+    identities = [*top["identity"], *top["impersonated_by"]]
     controls = {
-        "w_since": widgets.Text(value=since, description="since"),
-        "w_until": widgets.Text(value=until, description="until"),
+        "w_since": widgets.Text(value=_text(case.since), description="since"),
+        "w_until": widgets.Text(value=_text(case.until), description="until"),
         "w_identity": widgets.Combobox(
             value=identity,
             options=list(dict.fromkeys(i for i in identities if i)),
@@ -45,13 +50,13 @@ def explore(
 
     def render(w_since, w_until, w_identity, w_namespace, w_level):
         try:
-            win = {"since": w_since or None, "until": w_until or None}
+            view = case.window(w_since, w_until)
             who, where = w_identity or None, w_namespace or None
-            show(charts.timeline(con, identity=who, **win))
-            show(inv.findings_for(con, identity=who, namespace=where, level=w_level, **win))
+            show(view.chart("timeline", identity=who))
+            show(view.query("findings_for", identity=who, namespace=where, level=w_level))
             if extra is not None:
-                extra(con, who, where, win)
-        except ValueError as exc:  # an unreadable time: say so, keep the widgets alive
+                extra(view, who, where)
+        except QueryError as exc:  # an unreadable time: say so, keep the widgets alive
             show([{"error": str(exc)}])
 
     output = widgets.interactive_output(render, controls)
