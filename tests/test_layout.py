@@ -1,0 +1,83 @@
+"""The package's shape: no module reaches into another's private names; modules stay small."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "kforensics"
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _absolute(path: Path, root: Path, node: ast.ImportFrom) -> str:
+    """Return the absolute module name an import-from names (relative ones resolved)."""
+    if not node.level:
+        return node.module or ""
+    # the package a relative import counts from: the module's folder (an __init__ is its folder)
+    package = list(path.parent.relative_to(root.parent).parts)
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def private_reaches(path: Path, root: Path = PACKAGE) -> list[str]:
+    """Return `file:line name` for every private name this module takes from another module."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    aliases: dict[str, str] = {}  # local name -> kforensics module it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            origin = _absolute(path, root, node)
+            if not origin.startswith("kforensics"):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path.name}:{node.lineno} {origin}.{alias.name}")
+                aliases[alias.asname or alias.name] = f"{origin}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("kforensics"):
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{path.name}:{node.lineno} {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_the_check_sees_a_private_reach(tmp_path):
+    fake = tmp_path / "kforensics" / "ingest" / "probe.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(
+        "from kforensics.ingest.read import _secret\n"
+        "from . import shapes as s\n"
+        "from kforensics import untrusted\n"
+        "x = s._hidden + untrusted._inner + untrusted.public\n"
+    )
+    assert private_reaches(fake, tmp_path / "kforensics") == [
+        "probe.py:1 kforensics.ingest.read._secret",
+        "probe.py:4 kforensics.ingest.shapes._hidden",
+        "probe.py:4 kforensics.untrusted._inner",
+    ]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_reaches_into_another_modules_private_names(path):
+    assert private_reaches(path) == []
+
+
+def test_the_package_folders_are_the_pipeline():
+    folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    assert folders == ["detect", "ingest", "investigate", "netpol", "report", "sample"]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_small(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= 500, f"{lines} lines: split the module by job"
