@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Return a connection to the case file (read-only unless asked), in UTC."""
     path = Path(case)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        # DuckDB takes UTF-8 paths only (it fails with a bare `std::bad_cast`)
+        raise CaseError(
+            f"{visible(os.fsencode(path).decode('utf-8', 'backslashreplace'))}: the case path "
+            "is not UTF-8, which DuckDB cannot open: choose another name"
+        ) from None
     if read_only and not path.exists():
         raise CaseError(f"{path}: no such case file (create it with `kforensics load`)")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -105,3 +106,14 @@ def test_cli_shows_the_refusal_without_a_traceback(tmp_path, command):
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: {case}: the case has schema version 1;")
     assert result.output.endswith(f"--case {tmp_path}/incident-v2.duckdb\n")
+
+
+def test_a_case_path_that_is_not_utf8_is_refused_by_name(tmp_path):
+    case = Path(os.fsdecode(bytes(tmp_path) + b"/case-\xff.duckdb"))
+    for read_only in (True, False):
+        with pytest.raises(CaseError) as caught:
+            connect(case, read_only=read_only)
+        assert str(caught.value) == (
+            f"{tmp_path}/case-\\xff.duckdb: the case path is not UTF-8, which DuckDB cannot open: "
+            "choose another name"
+        )
