@@ -475,6 +475,7 @@ def test_netpol_never_emits_what_the_log_crafted(hostile: dict) -> None:
 # --- reports -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_report_runs_on_the_crafted_entity(reports: dict, name: str) -> None:
     result, page, _ = reports[name]
@@ -528,6 +529,7 @@ def charts_drawn(page: Path, tmp_path: Path) -> _Charts:
     return dom
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_report_draws_every_chart_and_runs_no_payload(reports, name, tmp_path) -> None:

@@ -277,6 +277,7 @@ def dump_dom(page: Path, tmp_path: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
 def test_browser_draws_charts_and_runs_no_payload(chart_report, tmp_path: Path) -> None:
     result, _ = chart_report
@@ -357,6 +358,7 @@ def test_fail_on_refuses_a_case_no_detection_examined(tmp_path: Path) -> None:
         run_report(nb, case, {}, tmp_path / "out", fail_on="high")
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
 def test_csp_alone_stops_unescaped_payloads(tmp_path: Path, monkeypatch) -> None:
     # Defence in depth: with the output filter disabled, the page's CSP still runs no payload.
