@@ -66,6 +66,11 @@ def test_notebook_structure(path):
     code = [c for c in cells if c.cell_type == "code"]
     for cell in code:
         assert not cell.outputs and cell.execution_count is None, "outputs committed"
+    # The public API only: `import kforensics as kf`, no subpackage, no DuckDB connection.
+    source = "\n".join(c.source for c in code)
+    imported = sorted(set(re.findall(r"^\s*(?:import|from) ([\w.]+)", source, flags=re.M)))
+    assert imported == (["altair"] if path.stem == "01_triage" else []) + ["kforensics", "tempfile"]
+    assert "import kforensics as kf\n" in source and not re.search(r"\bcon\b", source)
     # SQL only in the section that shows an analyst's own query, with its value bound.
     queries = [c.source for c in code if SQL.search(c.source)]
     if path.stem == "01_triage":
