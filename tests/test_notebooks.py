@@ -247,3 +247,23 @@ def test_explore_shows_what_its_filters_select_and_says_when_a_time_is_unreadabl
     shown.clear()
     since.value = "yesterday"
     assert shown == [[{"error": "since: not an ISO 8601 time: 'yesterday'"}]]  # widgets kept
+
+
+def test_saving_a_source_from_jupyterlab_writes_it_back_unchanged(tmp_path):
+    # `make lab` serves notebooks/ through jupytext's contents manager and notebooks/jupytext.toml.
+    from jupytext import TextFileContentsManager
+
+    for path in [*SOURCES, ROOT / "notebooks" / "jupytext.toml"]:
+        shutil.copy(path, tmp_path / path.name)
+    manager = TextFileContentsManager(root_dir=str(tmp_path))
+    for source in SOURCES:
+        nb = manager.get(source.name, content=True, type="notebook")["content"]
+        assert nb.cells[1].metadata["tags"] == ["parameters"]
+        # what a session in JupyterLab adds before the save
+        nb.metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+        cell = nb.cells[2]
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran\n")]
+        cell.execution_count = 1
+        cell.metadata["scrolled"] = True
+        manager.save({"type": "notebook", "format": "json", "content": nb}, source.name)
+        assert (tmp_path / source.name).read_text() == source.read_text()
