@@ -34,13 +34,13 @@ demo: $(STAMP)
 	@echo "report:   $(OUT)/reports/01_triage.html (offline HTML; executed notebook beside it)"
 
 test: $(STAMP)
-	$(BIN)/ruff check kforensics tests bench
-	$(BIN)/ruff format --check kforensics tests bench
+	$(BIN)/ruff check kforensics tests bench notebooks
+	$(BIN)/ruff format --check kforensics tests bench notebooks
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix kforensics tests bench
-	$(BIN)/ruff format kforensics tests bench
+	$(BIN)/ruff check --fix kforensics tests bench notebooks
+	$(BIN)/ruff format kforensics tests bench notebooks
 
 samples: $(STAMP)
 	$(BIN)/kforensics sample data/samples

@@ -4,7 +4,7 @@
 
 Builds (or reuses) a case of N generated events (benign background plus the sample incident),
 then times, in this process: one full scan of `events` (every column read once, by
-`sum(hash(COLUMNS(*)))`: a count could be answered from statistics), and `kforensics.detect`
+`sum(hash(COLUMNS(*)))`: a count could be answered from statistics), and `kforensics.detection`
 with every stable rule (building `ev`, running the rules, grouping findings; nothing stored).
 Prints both, and the ratio. Target (issue 3): under 10 full scans: rules share one parse of the
 JSON, not one pass each.
@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from samplecase import sample_case  # noqa: E402 (bench/samplecase.py)
 
 from kforensics import connect  # noqa: E402
-from kforensics.detect.rule import load_rules  # noqa: E402
-from kforensics.detect.run import detect  # noqa: E402
+from kforensics.detection.rule import load_rules  # noqa: E402
+from kforensics.detection.run import detect  # noqa: E402
 
 
 def main() -> int:

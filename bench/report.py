@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from samplecase import sample_case  # noqa: E402 (bench/samplecase.py)
 
-from kforensics.detect.rule import load_rules  # noqa: E402
-from kforensics.detect.run import detect  # noqa: E402
-from kforensics.report.run import ReportError, resolve_notebook, run_report  # noqa: E402
+from kforensics.detection.rule import load_rules  # noqa: E402
+from kforensics.detection.run import detect  # noqa: E402
+from kforensics.reporting.run import ReportError, resolve_notebook, run_report  # noqa: E402
 
 SECONDS_TARGET = 60
 BYTES_TARGET = 5_000_000

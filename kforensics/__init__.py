@@ -16,7 +16,6 @@ Names are imported on first use, so `import kforensics` stays cheap.
 from __future__ import annotations
 
 from importlib import import_module
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kforensics.errors import (
@@ -42,10 +41,12 @@ _LAZY = {
     "connect": ("kforensics.case", "connect"),
     "load": ("kforensics.ingest.load", "load"),
     "LoadResult": ("kforensics.ingest.load", "LoadResult"),
+    "detect": ("kforensics.api", "detect"),
     "remediate": ("kforensics.netpol.remediation", "remediate_case"),
-    "show": ("kforensics.report.display", "show"),
-    "show_remediation": ("kforensics.report.display", "show_remediation"),
-    "explore": ("kforensics.report.explore", "explore"),
+    "report": ("kforensics.reporting.run", "run_report"),
+    "show": ("kforensics.reporting.display", "show"),
+    "show_remediation": ("kforensics.reporting.display", "show_remediation"),
+    "explore": ("kforensics.reporting.explore", "explore"),
 }
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
     "RuleError",
     "RuleSQLError",
     "__version__",
-    # the lazy names (_LAZY) and the callable subpackages (_CALLS)
+    # the lazy names (_LAZY)
     "Case",
     "LoadResult",
     "connect",
@@ -80,31 +81,9 @@ if TYPE_CHECKING:
     from kforensics.case import Case, connect, open_case
     from kforensics.ingest.load import LoadResult, load
     from kforensics.netpol.remediation import remediate_case as remediate
-    from kforensics.report.display import show, show_remediation
-    from kforensics.report.explore import explore
-    from kforensics.report.run import run_report as report
-
-
-# `kforensics.detect` and `kforensics.report` are subpackages, and Python binds an imported
-# subpackage as an attribute of its parent, which would hide functions of those names. So the
-# subpackages themselves are made callable: `kf.detect(case)` runs `kforensics.api.detect`, and
-# `kf.detect.rule` is still the module (both subpackages' __init__ are docstrings only).
-_CALLS = {
-    "kforensics.detect": ("kforensics.api", "detect"),
-    "kforensics.report": ("kforensics.report.run", "run_report"),
-}
-
-
-class _CallablePackage(ModuleType):
-    """A subpackage that is also a function of the API (see `_CALLS`)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        module, attribute = _CALLS[self.__name__]
-        return getattr(import_module(module), attribute)(*args, **kwargs)
-
-
-for _package in _CALLS:
-    import_module(_package).__class__ = _CallablePackage
+    from kforensics.reporting.display import show, show_remediation
+    from kforensics.reporting.explore import explore
+    from kforensics.reporting.run import run_report as report
 
 
 def __getattr__(name: str) -> Any:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from kforensics.detect.rule import Rule, load_rules
-from kforensics.detect.run import Exception_, Finding, load_exceptions
-from kforensics.detect.run import detect as run_detect
+from kforensics.detection.rule import Rule, load_rules
+from kforensics.detection.run import Exception_, Finding, load_exceptions
+from kforensics.detection.run import detect as run_detect
 
 
 def detect(

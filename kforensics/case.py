@@ -176,7 +176,7 @@ class Case:
 
     def sql(self, query: str, **params: Any) -> Frame:
         """Return the rows of one SELECT (or WITH ... SELECT) with `$name` values bound."""
-        from kforensics.detect.rule import select_problem
+        from kforensics.detection.rule import select_problem
 
         problem = select_problem(query)
         if problem:
@@ -219,7 +219,7 @@ class Case:
 
     def stored_findings(self) -> list:
         """Return the stored findings as `Finding`s (what `remediate` takes), most severe first."""
-        from kforensics.detect.run import stored_findings
+        from kforensics.detection.run import stored_findings
 
         with self.connection() as con:
             return stored_findings(con)

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from kforensics.case import CaseError, connect
-from kforensics.detect.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
-from kforensics.detect.run import ExceptionsError, RuleSQLError, detect, load_exceptions
+from kforensics.detection.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
+from kforensics.detection.run import ExceptionsError, RuleSQLError, detect, load_exceptions
 from kforensics.errors import InputError, QueryError
 from kforensics.ingest.load import load
 from kforensics.levels import LEVELS, at_or_above
@@ -290,7 +290,7 @@ def detect_cmd(
 )
 def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
     """List the detection rules (all statuses); with --check, test them on their own events."""
-    from kforensics.detect.selftest import check_rule
+    from kforensics.detection.selftest import check_rule
 
     try:
         rules = load_rules(list(rule_dirs), statuses=None, builtin=builtin)
@@ -407,7 +407,7 @@ def report_cmd(
     list_: bool,
 ) -> None:
     """Run an investigation NOTEBOOK with papermill; write it executed and as offline HTML."""
-    from kforensics.report.run import ReportError, list_notebooks, run_report
+    from kforensics.reporting.run import ReportError, list_notebooks, run_report
 
     if list_:
         for info in list_notebooks():

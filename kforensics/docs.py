@@ -32,7 +32,7 @@ def cli_help() -> str:
 
 def rules_table() -> str:
     """Return the table of built-in rules, as Markdown."""
-    from kforensics.detect.rule import load_rules
+    from kforensics.detection.rule import load_rules
 
     rows = [
         "| rule | level | status | ATT&CK | tactics | what it finds | equivalent of |",
@@ -54,22 +54,23 @@ def layout() -> str:
 
     def walk(folder: Path, depth: int) -> None:
         pad = "  " * depth
-        order = lambda p: (p.is_dir(), p.name != "__init__.py", p.name)  # noqa: E731
+        order = lambda p: (p.is_dir(), p.name)  # noqa: E731
         for path in sorted(folder.iterdir(), key=order):
-            if path.name.startswith((".", "__pycache__")) or path.suffix == ".pyc":
+            if path.name.startswith((".", "__")):  # __init__.py: its text is the folder's
                 continue
             if path.is_dir() and (path / "__init__.py").exists():
                 rows.append((f"{pad}{path.name}/", _summary(path / "__init__.py")))
                 walk(path, depth + 1)
             elif path.is_dir():
-                kinds = sorted({f"*{p.suffix}" for p in path.iterdir() if p.is_file()})
-                count = sum(1 for p in path.iterdir() if p.is_file())
-                rows.append((f"{pad}{path.name}/", f"data: {count} files ({', '.join(kinds)})"))
+                files = [p for p in path.iterdir() if p.is_file()]
+                if files:  # a folder left empty by a move is not part of the package
+                    kinds = ", ".join(sorted({f"*{p.suffix}" for p in files}))
+                    rows.append((f"{pad}{path.name}/", f"data: {len(files)} files ({kinds})"))
             elif path.suffix == ".py":
                 rows.append((f"{pad}{path.name}", _summary(path)))
             elif path.suffix == ".sql":
-                first = path.read_text(encoding="utf-8").splitlines()[0]
-                rows.append((f"{pad}{path.name}", first.removeprefix("--").strip()))
+                first = path.read_text(encoding="utf-8").split(".")[0]  # its first sentence
+                rows.append((f"{pad}{path.name}", " ".join(first.replace("--", " ").split())))
 
     rows.append(("kforensics/", _summary(root / "__init__.py")))
     walk(root, 1)
@@ -80,7 +81,7 @@ def layout() -> str:
 
 def _summary(path: Path) -> str:
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    return " ".join(doc.strip().split("\n\n")[0].split())  # the first paragraph, on one line
 
 
 GENERATORS = {"kforensics --help": cli_help, "rules": rules_table, "layout": layout}

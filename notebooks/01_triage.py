@@ -139,6 +139,7 @@ kf.show(
 
 # %%
 if interactive:
+
     def busiest(view, who, where):
         kf.show(view.query("who_did_what", limit=30))
 

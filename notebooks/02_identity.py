@@ -95,6 +95,7 @@ kf.show(c.query("identity_timeline", identity=identity))
 
 # %%
 if interactive:
+
     def requests_in_order(view, who, where):
         if who:
             kf.show(view.query("identity_timeline", identity=who))

@@ -82,6 +82,7 @@ kf.show(c.chart("timeline"))
 
 # %%
 if interactive:
+
     def who_touched_it(view, who, where):
         if where:
             kf.show(view.query("workload_activity", namespace=where))

@@ -1,7 +1,7 @@
 """Write the report notebooks from their sources: `python notebooks/build.py [OUT_DIR]`.
 
 The sources are the jupytext percent files beside this script (`01_triage.py`, ...); the
-notebooks (.ipynb, without outputs) go to kforensics/report/notebooks/, the package data that
+notebooks (.ipynb, without outputs) go to kforensics/reporting/notebooks/, the package data that
 `kforensics report` runs and the wheel ships. tests/test_notebooks.py fails when the committed
 notebooks differ from what this writes.
 """
@@ -15,7 +15,7 @@ import jupytext
 import nbformat
 
 HERE = Path(__file__).resolve().parent
-PACKAGED = HERE.parent / "kforensics" / "report" / "notebooks"
+PACKAGED = HERE.parent / "kforensics" / "reporting" / "notebooks"
 METADATA = {
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
     "language_info": {"name": "python"},

@@ -35,13 +35,17 @@ def test_public_names():
         "open_case", "remediate", "report",
     } <= set(kf.__all__)  # fmt: skip
     assert all(getattr(kf, name) is not None for name in kf.__all__)
-    import kforensics.detect.rule
+    import kforensics.detection.rule
     from kforensics.case import Case
     from kforensics.netpol.remediation import remediate_case
 
     assert (kf.Case, kf.remediate) == (Case, remediate_case)
-    # kf.detect and kf.report are also the subpackages of those names: callable, modules too
-    assert kf.detect.rule.load_rules is kforensics.detect.rule.load_rules
+    # importing the subpackages never hides the functions (they are named apart)
+    from kforensics.api import detect
+    from kforensics.reporting.run import run_report
+
+    assert (kf.detect, kf.report) == (detect, run_report)
+    assert kforensics.detection.rule.load_rules.__module__ == "kforensics.detection.rule"
     with pytest.raises(kf.ReportError, match="no notebook 'nope'"):
         kf.report("nope", "case.duckdb", {}, "out")
     assert kf.LEVELS == ("info", "low", "medium", "high", "critical")

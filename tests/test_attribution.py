@@ -17,12 +17,12 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect.ev import prepare
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect
+from kforensics.detection.ev import prepare
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect
 from kforensics.ingest.mapping import QUALITY_FLAGS
 from kforensics.investigate import queries as inv
-from kforensics.report.run import notebooks_dir
+from kforensics.reporting.run import notebooks_dir
 from tests.conftest import event, jsonl
 
 SA = "system:serviceaccount:shop:web"

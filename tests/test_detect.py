@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from kforensics import connect, load
 from kforensics.cli import main
-from kforensics.detect.rule import RuleError, load_rules, parse_rule
-from kforensics.detect.run import ExceptionsError, detect, load_exceptions
-from kforensics.detect.selftest import expand
+from kforensics.detection.rule import RuleError, load_rules, parse_rule
+from kforensics.detection.run import ExceptionsError, detect, load_exceptions
+from kforensics.detection.selftest import expand
 from tests.conftest import jsonl
 
 PRIV = {

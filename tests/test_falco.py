@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kforensics import load
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import Exception_, detect
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import Exception_, detect
 from tests.conftest import SHARED, corpus
 
 RULES = load_rules(statuses=None)

@@ -24,11 +24,11 @@ from click.testing import CliRunner
 
 from kforensics import connect, load, untrusted
 from kforensics.cli import main
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect
 from kforensics.netpol.validate import validate_object
-from kforensics.report.export import chart_spec
-from kforensics.report.run import run_report
+from kforensics.reporting.export import chart_spec
+from kforensics.reporting.run import run_report
 from tests.conftest import SAMPLES, event
 from tests.test_report import CHROMIUM, _Dom, dump_dom
 

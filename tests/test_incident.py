@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from kforensics import load
-from kforensics.detect.rule import LEVELS, load_rules
-from kforensics.detect.run import detect, load_exceptions
+from kforensics.detection.rule import LEVELS, load_rules
+from kforensics.detection.run import detect, load_exceptions
 from kforensics.sample.generate import incident_steps
 from tests.conftest import SAMPLES
 

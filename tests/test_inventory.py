@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect.selftest import expand
+from kforensics.detection.selftest import expand
 from kforensics.netpol.inventory import reconstruct
 from tests.conftest import jsonl
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from kforensics import connect, load
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect, load_exceptions
-from kforensics.detect.selftest import expand
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect, load_exceptions
+from kforensics.detection.selftest import expand
 from kforensics.investigate import charts
 from kforensics.investigate import queries as inv
 from kforensics.investigate.redact import REDACTED, redact, redact_text

@@ -16,15 +16,15 @@ import pytest
 
 import kforensics as kf
 from kforensics import load
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect, load_exceptions
-from kforensics.report import explore as explore_module
-from kforensics.report.display import VEGA_LITE_MIME, bundle
-from kforensics.report.run import notebooks_dir
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect, load_exceptions
+from kforensics.reporting import explore as explore_module
+from kforensics.reporting.display import VEGA_LITE_MIME, bundle
+from kforensics.reporting.run import notebooks_dir
 from tests.conftest import ROOT, SAMPLES
 
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-NOTEBOOKS = sorted((ROOT / "kforensics" / "report" / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "kforensics" / "reporting" / "notebooks").glob("*.ipynb"))
 NAMES = ["01_triage", "02_identity", "03_workload"]
 # Every notebook runs on the native shape; a shape changes only how events are read, which the
 # triage notebook (the whole case) shows.
@@ -101,13 +101,13 @@ def test_the_wheel_ships_the_notebooks(tmp_path):
     )
     [wheel] = tmp_path.glob("kforensics-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    shipped = sorted(n for n in names if n.startswith("kforensics/report/notebooks/"))
-    assert shipped == [f"kforensics/report/notebooks/{n}.ipynb" for n in NAMES]
+    shipped = sorted(n for n in names if n.startswith("kforensics/reporting/notebooks/"))
+    assert shipped == [f"kforensics/reporting/notebooks/{n}.ipynb" for n in NAMES]
     # Installed (a pure wheel unpacked is what pip installs), `report` finds them there.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     found = subprocess.run(
-        [sys.executable, "-c", "import kforensics.report.run as r; d = r.notebooks_dir();"
+        [sys.executable, "-c", "import kforensics.reporting.run as r; d = r.notebooks_dir();"
          "print(r.__file__); print(sorted(p.name for p in d.glob('*.ipynb')))"],
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
         capture_output=True, text=True, check=True,
@@ -164,7 +164,7 @@ def widget_views(nb) -> list[dict]:
 def test_notebook_runs(cases, shape, name, tmp_path):
     remediation = tmp_path / "remediation"
     nb = execute(
-        ROOT / "kforensics" / "report" / "notebooks" / f"{name}.ipynb",
+        ROOT / "kforensics" / "reporting" / "notebooks" / f"{name}.ipynb",
         tmp_path,
         case=str(cases[shape]),
         remediation_out=str(remediation),

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import kforensics as kf
 from kforensics.cli import main
-from kforensics.detect.ev import prepare
+from kforensics.detection.ev import prepare
 from kforensics.investigate import canned
 from kforensics.investigate import queries as inv
 from tests.conftest import SAMPLES, event, jsonl

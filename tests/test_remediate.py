@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect, load_exceptions
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect, load_exceptions
 from kforensics.netpol.remediation import remediate_case
 from tests.conftest import ROOT, SAMPLES
 
@@ -133,7 +133,7 @@ def test_cli_connlist_prints_netpol_analyzer_format(tmp_path):
 def test_hostile_names_never_reach_objects_or_commands(tmp_path):
     from datetime import UTC, datetime
 
-    from kforensics.detect.run import Finding
+    from kforensics.detection.run import Finding
     from kforensics.netpol.inventory import Inventory
     from kforensics.netpol.plan import plan
 
@@ -161,7 +161,7 @@ def test_hostile_names_never_reach_objects_or_commands(tmp_path):
 def test_egress_block_for_pods_not_yet_isolated_keeps_dns_and_cuts_metadata():
     from datetime import UTC, datetime
 
-    from kforensics.detect.run import Finding
+    from kforensics.detection.run import Finding
     from kforensics.netpol.inventory import Inventory
     from kforensics.netpol.plan import plan
     from kforensics.netpol.remediation import simulate, validate
@@ -205,7 +205,7 @@ def test_egress_block_for_pods_not_yet_isolated_keeps_dns_and_cuts_metadata():
 def _finding(namespace: str, actor: str | None = None, ips: tuple[str, ...] = ()):
     from datetime import UTC, datetime
 
-    from kforensics.detect.run import Finding
+    from kforensics.detection.run import Finding
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
     evidence = [{"event_id": "e", "audit_id": "a", "source_file": "f.log", "source_line": 3}]

@@ -17,12 +17,12 @@ import nbformat
 import pytest
 
 from kforensics import connect, load
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect
-from kforensics.report import export
-from kforensics.report.display import VEGA_LITE_MIME
-from kforensics.report.export import render_html, script_json, vega_bundle
-from kforensics.report.run import ReportError, list_notebooks, resolve_notebook, run_report
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect
+from kforensics.reporting import export
+from kforensics.reporting.display import VEGA_LITE_MIME
+from kforensics.reporting.export import render_html, script_json, vega_bundle
+from kforensics.reporting.run import ReportError, list_notebooks, resolve_notebook, run_report
 from tests.conftest import SAMPLES, event, jsonl
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -52,7 +52,7 @@ def notebook(path: Path, *cells: str) -> Path:
 
 
 CHART_CELLS = (
-    f"import altair as alt, html\nfrom kforensics.report.display import show\nP = {PAYLOADS!r}\n"
+    f"import altair as alt, html\nfrom kforensics.reporting.display import show\nP = {PAYLOADS!r}\n"
     "show(alt.Chart(alt.Data(values=[{'a': i, 'b': i + 1, 'who': p} for i, p in enumerate(P)]))"
     ".mark_bar().encode(x='a:Q', y='b:Q', tooltip='who:N'))\n"
     # Altair's own renderer: its scripts go, it draws nothing (charts come from show()).

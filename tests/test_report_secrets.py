@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from kforensics import load
 from kforensics.cli import main
-from kforensics.detect.rule import load_rules
-from kforensics.detect.run import detect
-from kforensics.detect.selftest import expand
-from kforensics.report.run import run_report
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect
+from kforensics.detection.selftest import expand
+from kforensics.reporting.run import run_report
 from tests.conftest import jsonl
 
 PLANTED = {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kforensics.detect.macros import SHARED_FILE, builtin_shared, expand, load_shared
-from kforensics.detect.rule import builtin_dir, load_rules, parse_rule
-from kforensics.detect.selftest import check_rule
+from kforensics.detection.macros import SHARED_FILE, builtin_shared, expand, load_shared
+from kforensics.detection.rule import builtin_dir, load_rules, parse_rule
+from kforensics.detection.selftest import check_rule
 from kforensics.errors import RuleError
 from kforensics.levels import LEVELS, rank
 

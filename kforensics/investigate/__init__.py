@@ -1,0 +1,1 @@
+"""Investigation: named SQL investigations over a case, their charts, DataFrames shown safely."""

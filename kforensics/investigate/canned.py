@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from kforensics.detect.rule import select_problem
+from kforensics.detection.rule import select_problem
 from kforensics.errors import QueryError
 from kforensics.ingest.mapping import QUALITY_FLAGS
 from kforensics.investigate.sql import FRAGMENTS, as_time, redact_columns, window

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import yaml
 
-from kforensics.detect.run import Finding
+from kforensics.detection.run import Finding
 from kforensics.levels import at_or_above
 from kforensics.netpol.inventory import Inventory, clean
 from kforensics.netpol.model import effective_policy_types, parse_selector, selector_matches

@@ -246,8 +246,8 @@ def remediate_case(
     from functools import cache
 
     from kforensics.case import connect
-    from kforensics.detect.rule import load_rules
-    from kforensics.detect.run import detect, stored_findings
+    from kforensics.detection.rule import load_rules
+    from kforensics.detection.run import detect, stored_findings
     from kforensics.netpol.inventory import reconstruct
     from kforensics.netpol.plan import plan
 

@@ -9,5 +9,6 @@ SELECT @IDENTITY AS identity, @BY AS impersonated_by,
        concat_ws('/', resource, subresource) AS resource,
        namespace, code, count(*) AS requests, min(ts) AS first_seen, max(ts) AS last_seen
 FROM requests WHERE code IN (401, 403) AND @W(ts)
-GROUP BY ALL ORDER BY requests DESC, identity, impersonated_by NULLS FIRST, resource
+GROUP BY ALL
+ORDER BY requests DESC, identity, impersonated_by NULLS FIRST, resource, namespace NULLS FIRST, code
 LIMIT $limit

@@ -10,8 +10,8 @@ import duckdb
 import yaml
 
 from kforensics.case import connect, create_schema
-from kforensics.detect.ev import prepare
-from kforensics.detect.rule import SUBJECT_FIELDS, Rule
+from kforensics.detection.ev import prepare
+from kforensics.detection.rule import SUBJECT_FIELDS, Rule
 from kforensics.errors import ExceptionsError, RuleSQLError
 from kforensics.levels import severity_sql
 

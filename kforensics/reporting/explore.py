@@ -8,7 +8,7 @@ from datetime import datetime
 from kforensics.case import Case
 from kforensics.errors import QueryError
 from kforensics.levels import MOST_SEVERE_FIRST
-from kforensics.report.display import show
+from kforensics.reporting.display import show
 
 LEVEL_CHOICES = ["", *MOST_SEVERE_FIRST]  # "": every level
 # More to show for the chosen identity or namespace (either may be None), given the case in

@@ -117,7 +117,7 @@ def load_shared(path: Path) -> Shared:
 @cache
 def builtin_shared() -> Shared:
     """Return the lists and macros that ship with kforensics (rules/_macros.yaml)."""
-    folder = Path(str(resources.files("kforensics.detect").joinpath("rules")))
+    folder = Path(str(resources.files("kforensics.detection").joinpath("rules")))
     return load_shared(folder / SHARED_FILE)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from kforensics.detect.ev import prepare
-from kforensics.detect.rule import Rule
-from kforensics.detect.run import run_rules
+from kforensics.detection.ev import prepare
+from kforensics.detection.rule import Rule
+from kforensics.detection.run import run_rules
 from kforensics.ingest.load import load
 
 T0 = datetime(2026, 3, 14, 10, 0, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """What a notebook shows: charts as their own Vega-Lite spec, rows as escaped HTML tables.
 
-The exporter (kforensics.report.export) draws a chart from the spec `show` put in the output,
+The exporter (kforensics.reporting.export) draws a chart from the spec `show` put in the output,
 so nothing has to be read back out of a renderer's HTML.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from kforensics.investigate.tables import html_table
-from kforensics.report.export import script_json
+from kforensics.reporting.export import script_json
 
 # Jupyter's name for a Vega-Lite spec (a "+json" type, so nbformat stores it as JSON). The
 # exporter reads the spec from here; front ends that cannot draw it fall back to text/html.

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from kforensics.detect.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
+from kforensics.detection.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
 from kforensics.errors import RuleError
 from kforensics.levels import LEVELS, rank
 
@@ -61,7 +61,7 @@ class Rule:
 
 def builtin_dir() -> Path:
     """Return the folder of the rules that ship with kforensics."""
-    return Path(str(resources.files("kforensics.detect").joinpath("rules")))
+    return Path(str(resources.files("kforensics.detection").joinpath("rules")))
 
 
 def _strings(value: Any, what: str, path: Path) -> tuple[str, ...]:

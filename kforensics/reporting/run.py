@@ -1,6 +1,6 @@
 """Run an investigation notebook on a case with papermill: notebooks, typed parameters, fail_on.
 
-The executed notebook is exported as one offline HTML page by kforensics.report.export.
+The executed notebook is exported as one offline HTML page by kforensics.reporting.export.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from kforensics.errors import ReportError
 from kforensics.levels import LEVELS, at_or_above
-from kforensics.report.export import export_html
+from kforensics.reporting.export import export_html
 
 KERNEL = "python3"
 
@@ -63,7 +63,7 @@ def notebooks_dir() -> Path:
     if env:
         return Path(env)
     # Package data: built from notebooks/*.py (notebooks/build.py), shipped in the wheel.
-    return Path(str(resources.files("kforensics.report") / "notebooks"))
+    return Path(str(resources.files("kforensics.reporting") / "notebooks"))
 
 
 def _type_of(default: str) -> str:

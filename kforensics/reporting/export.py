@@ -2,8 +2,8 @@
 
 The page is self-contained and safe to open from an untrusted case: no network resource at all,
 one inlined copy of the Vega bundle, every chart drawn by vega-embed from the Vega-Lite spec the
-notebook displayed (kforensics.report.display.show) embedded as inert JSON, every other output
-cleaned to an allow-list (kforensics.report.sanitise), scripts allowed only by a per-page nonce
+notebook displayed (kforensics.reporting.display.show) embedded as inert JSON, every other output
+cleaned to an allow-list (kforensics.reporting.sanitise), scripts allowed only by a per-page nonce
 (Content-Security-Policy), so a payload that slipped through an output's escaping cannot run.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 
 from kforensics.jsontext import go_escape
-from kforensics.report.sanitise import clean_html, markdown_html
+from kforensics.reporting.sanitise import clean_html, markdown_html
 
 # Jupyter's mime types for a Vega-Lite or Vega spec (display.VEGA_LITE_MIME among them).
 _VEGA_MIME = re.compile(r"^application/vnd\.vega(lite)?\.v\d+\+json$")
