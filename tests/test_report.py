@@ -10,6 +10,7 @@ import html
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -399,3 +400,15 @@ def test_cli_report_prints_both_paths_and_fails_on_level(tmp_path: Path, inciden
     out = runner.invoke(main, ["report", str(failing), "--case", str(incident_case),
                                "--out", str(tmp_path / "o")])  # fmt: skip
     assert out.exit_code == 1 and "ValueError: no such pod" in out.output
+
+
+def test_a_report_in_a_terminal_prints_only_its_paths(tmp_path: Path, empty_case: Path) -> None:
+    # The kernel writes to the terminal directly: over TCP it warned on every run.
+    nb = notebook(tmp_path / "nb" / "01_quiet.ipynb", "print('in the notebook only')")
+    kforensics = Path(sys.executable).parent / "kforensics"
+    run = subprocess.run(
+        [str(kforensics), "report", str(nb), "--case", str(empty_case), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout == f"{tmp_path / '01_quiet.ipynb'}\n{tmp_path / '01_quiet.html'}\n"

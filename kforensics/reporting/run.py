@@ -66,6 +66,24 @@ def notebooks_dir() -> Path:
     return Path(str(resources.files("kforensics.reporting") / "notebooks"))
 
 
+def _kernel_manager() -> dict[str, Any]:
+    """Return papermill's kernel_manager_class argument: a kernel on Unix sockets where it can.
+
+    Over TCP the kernel listens on loopback ports any local user can reach and warns about it
+    on every run; Unix sockets sit in the Jupyter runtime folder, the user's own.
+    """
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+
+    class UnixSocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return {"kernel_manager_class": UnixSocketKernelManager}
+
+
 def _type_of(default: str) -> str:
     try:
         value = ast.literal_eval(default)
@@ -184,6 +202,7 @@ def run_report(
             progress_bar=False,
             log_output=log_output,
             cwd=str(out),  # the root filesystem may be read-only (CronJob); OUT is writable
+            **_kernel_manager(),
         )
     except PapermillExecutionError as exc:
         _try_export(ipynb, page, info.name)  # the failed run is still worth reading
