@@ -47,6 +47,23 @@ def rules_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def investigations_table() -> str:
+    """Return the table of named investigations and their parameters, as Markdown."""
+    from kforensics.investigate.canned import queries
+
+    def param(p) -> str:
+        if p.default not in (None, ""):
+            return f"`{p.name}` {p.type} = {p.default}"
+        return f"`{p.name}` {p.type}{'' if p.required else '?'}"
+
+    rows = ["| investigation | what it returns | parameters |", "| --- | --- | --- |"]
+    for q in queries():
+        params = ", ".join(param(p) for p in q.params)
+        description = q.description.replace("|", "\\|")  # a table cell
+        rows.append(f"| `{q.name}` | {description} | {params} |")
+    return "\n".join(rows) + "\n"
+
+
 def layout() -> str:
     """Return the package tree with each module's one-line docstring, as a Markdown code block."""
     root = Path(__file__).resolve().parent
@@ -84,7 +101,12 @@ def _summary(path: Path) -> str:
     return " ".join(doc.strip().split("\n\n")[0].split())  # the first paragraph, on one line
 
 
-GENERATORS = {"kforensics --help": cli_help, "rules": rules_table, "layout": layout}
+GENERATORS = {
+    "kforensics --help": cli_help,
+    "rules": rules_table,
+    "investigations": investigations_table,
+    "layout": layout,
+}
 
 
 def render(text: str) -> str:
