@@ -103,6 +103,12 @@ def test_the_wheel_ships_the_notebooks(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n for n in names if n.startswith("kforensics/reporting/notebooks/"))
     assert shipped == [f"kforensics/reporting/notebooks/{n}.ipynb" for n in NAMES]
+    # and every other data file of the package: rules, macros, investigations, the schema
+    data = {
+        str(p.relative_to(ROOT)) for p in (ROOT / "kforensics").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    }  # fmt: skip
+    assert len(data) > 80 and data <= set(names)
     # Installed (a pure wheel unpacked is what pip installs), `report` finds them there.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
