@@ -36,8 +36,8 @@ __version__ = "0.1.0"
 
 # name -> (module, attribute): imported by __getattr__ on first use
 _LAZY = {
-    "Case": ("kforensics.case", "Case"),
-    "open_case": ("kforensics.case", "open_case"),
+    "Case": ("kforensics.api", "Case"),
+    "open_case": ("kforensics.api", "open_case"),
     "connect": ("kforensics.case", "connect"),
     "load": ("kforensics.ingest.load", "load"),
     "LoadResult": ("kforensics.ingest.load", "LoadResult"),
@@ -77,8 +77,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from kforensics.api import detect
-    from kforensics.case import Case, connect, open_case
+    from kforensics.api import Case, detect, open_case
+    from kforensics.case import connect
     from kforensics.ingest.load import LoadResult, load
     from kforensics.netpol.remediation import remediate_case as remediate
     from kforensics.reporting.display import show, show_remediation

@@ -36,7 +36,7 @@ def test_public_names():
     } <= set(kf.__all__)  # fmt: skip
     assert all(getattr(kf, name) is not None for name in kf.__all__)
     import kforensics.detection.rule
-    from kforensics.case import Case
+    from kforensics.api import Case
     from kforensics.netpol.remediation import remediate_case
 
     assert (kf.Case, kf.remediate) == (Case, remediate_case)

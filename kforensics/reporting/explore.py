@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kforensics.case import Case
+from kforensics.api import Case
 from kforensics.errors import QueryError
 from kforensics.levels import MOST_SEVERE_FIRST
 from kforensics.reporting.display import show
