@@ -31,8 +31,7 @@ from kforensics.errors import (
     RuleSQLError,
 )
 from kforensics.levels import LEVELS
-
-__version__ = "0.1.0"
+from kforensics.version import __version__
 
 # name -> (module, attribute): imported by __getattr__ on first use
 _LAZY = {

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from kforensics.case import connect
-from kforensics.detection.rule import Rule, load_rules, select_problem
+from kforensics.detection.rule import Rule, load_rules
 from kforensics.detection.run import Exception_, Finding, load_exceptions, stored_findings
 from kforensics.detection.run import detect as run_detect
 from kforensics.errors import QueryError
@@ -19,6 +19,7 @@ from kforensics.investigate import canned
 from kforensics.investigate.sql import as_time
 from kforensics.levels import LEVELS, at_or_above, severity_sql
 from kforensics.netpol.remediation import remediate_case
+from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
 
 if TYPE_CHECKING:

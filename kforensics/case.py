@@ -96,7 +96,7 @@ def _source_paths(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]
 
 
 def _version() -> str:
-    from kforensics import __version__  # late: kforensics/__init__ imports this module
+    from kforensics.version import __version__
 
     return __version__
 

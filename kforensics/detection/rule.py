@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
 from kforensics.detection.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
 from kforensics.errors import RuleError
 from kforensics.levels import LEVELS, rank
+from kforensics.sqlcheck import NOT_ONE_SELECT, select_problem
 
 STATUSES = ("stable", "test", "experimental", "deprecated")
 DEFAULT_STATUSES = ("stable", "test")
@@ -70,26 +69,6 @@ def _strings(value: Any, what: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise RuleError(f"{path}: {what} must be a list of strings")
     return tuple(value)
-
-
-@cache
-def _parser() -> duckdb.DuckDBPyConnection:
-    # Only parses (extract_statements runs nothing): one in-memory connection serves every rule.
-    return duckdb.connect()
-
-
-NOT_ONE_SELECT = "must be one SELECT statement"
-
-
-def select_problem(sql: str) -> str | None:
-    """Return why sql is not one SELECT (or WITH ... SELECT) statement, None when it is one."""
-    try:
-        statements = _parser().extract_statements(sql)
-    except duckdb.Error as exc:
-        return f"does not parse: {str(exc).splitlines()[0]}"
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        return NOT_ONE_SELECT
-    return None
 
 
 def _one_select(sql: str, path: Path) -> str:

@@ -207,7 +207,7 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _version() -> str:
-    from kforensics import __version__  # here: kforensics/__init__ imports this module
+    from kforensics.version import __version__
 
     return __version__
 

@@ -25,10 +25,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from kforensics.detection.rule import select_problem
 from kforensics.errors import QueryError
 from kforensics.ingest.mapping import QUALITY_FLAGS
 from kforensics.investigate.sql import FRAGMENTS, as_time, redact_columns, window
+from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
 
 TYPES = ("text", "int", "time")
