@@ -81,3 +81,62 @@ def test_the_package_folders_are_the_pipeline():
 def test_modules_stay_small(path):
     lines = len(path.read_text().splitlines())
     assert lines <= 500, f"{lines} lines: split the module by job"
+
+
+# The pipeline from the bottom up: a part imports only parts on its own layer or below it.
+LAYERS = [
+    {"errors", "levels", "untrusted", "jsontext", "progress", "version", "sqlcheck"},
+    {"case"},
+    {"ingest", "sample"},
+    {"investigate"},
+    {"detection"},
+    {"netpol"},
+    {"api"},
+    {"reporting", "output"},
+    {"cli"},
+    {"docs", "__init__"},
+]
+LAYER = {part: n for n, parts in enumerate(LAYERS) for part in parts}
+
+
+def part_of(module: str) -> str:
+    """Return the top-level part of the package a dotted kforensics module belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imported_parts(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Return the parts of the package this module imports (its own included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            origin = _absolute(path, root, node)
+            if origin == "kforensics":  # `from kforensics import untrusted`: the names are parts
+                found |= {a.name if a.name in LAYER else "__init__" for a in node.names}
+            elif origin.startswith("kforensics."):
+                found.add(part_of(origin))
+        elif isinstance(node, ast.Import):
+            found |= {part_of(a.name) for a in node.names if a.name.startswith("kforensics.")}
+    return found
+
+
+def test_every_part_of_the_package_has_a_layer():
+    parts = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in MODULES}
+    assert parts == set(LAYER)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_run_down_the_pipeline(path):
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    me = (
+        part_of(".".join(rel.parts)) if rel.name != "__init__" or len(rel.parts) > 2 else "__init__"
+    )
+    above = sorted(p for p in imported_parts(path) if LAYER[p] > LAYER[me])
+    assert above == [], f"{me} imports {above}, which sit above it"
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    fake = tmp_path / "kforensics"
+    (fake / "ingest").mkdir(parents=True)
+    (fake / "ingest" / "load.py").write_text("from kforensics.netpol.plan import plan\n")
+    assert imported_parts(fake / "ingest" / "load.py", fake) == {"netpol"}
