@@ -279,3 +279,63 @@ def test_remediation_html_summarises_and_escapes(sample):
     assert f"<h4>Files written ({len(files)})</h4>" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
     assert "<td>bad &lt;b&gt;</td>" in page
+
+
+def _policy_log(tmp_path, body_name: str, body_namespace: str):
+    """A log: alice creates shop/allow-dns (with the body given), an attacker deletes it."""
+    from tests.conftest import event, jsonl
+
+    ref = {"resource": "networkpolicies", "namespace": "shop", "name": "allow-dns",
+           "apiGroup": "networking.k8s.io", "apiVersion": "v1"}  # fmt: skip
+    uri = "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies"
+    body = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": body_name, "namespace": body_namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}  # fmt: skip
+    created = event("c1", verb="create", level="RequestResponse", objectRef=ref,
+                    requestURI=uri, requestObject=body, responseObject=body,
+                    responseStatus={"metadata": {}, "code": 201})  # fmt: skip
+    deleted = event("d1", verb="delete", objectRef=ref, requestURI=f"{uri}/allow-dns",
+                    user={"username": "system:serviceaccount:shop:storefront"},
+                    requestReceivedTimestamp="2026-03-14T11:00:00.000001Z",
+                    stageTimestamp="2026-03-14T11:00:00.002001Z")  # fmt: skip
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(created, deleted))
+    case = tmp_path / "case.duckdb"
+    load(case, [log], progress=False)
+    findings = detect(case, load_rules())
+    out = tmp_path / "out"
+    return {f.rule_id for f in findings}, out, remediate_case(case, out)
+
+
+def test_a_body_naming_another_policy_is_a_finding_never_a_restore(tmp_path):
+    rules, out, (paths, remedies, _sim, errors) = _policy_log(
+        tmp_path, "kube-dns-deny-all", "kube-system"
+    )
+    assert "k8s-object-body-names-another-object" in rules
+    assert errors == []
+    (restore,) = [r for r in remedies if r.kind == "restore"]
+    assert restore.objects == [] and restore.notes == [
+        "shop/allow-dns: its recorded state is not a policy the API server accepts (its body "
+        f"logged at {tmp_path / 'audit.log'}:1 names kube-system/kube-dns-deny-all); restore it "
+        "from version control"
+    ]
+    written = [o for p in paths if p.suffix == ".yaml" for o in yaml.safe_load_all(p.read_text())]
+    assert not [o for o in written if o["metadata"]["namespace"] == "kube-system"]
+    report = (out / "REPORT.md").read_text()
+    assert "kube-dns-deny-all" not in (out / "apply.sh").read_text()
+    log = str(tmp_path / "audit.log").replace("_", "\\_")  # REPORT.md escapes Markdown
+    assert (
+        f"- NetworkPolicy shop/allow-dns: the body logged at {log}:1 names "
+        "kube-system/kube-dns-deny-all; not used (finding k8s-object-body-names-another-object)\n"
+    ) in report
+    assert "- note: shop/allow-dns: its recorded state is not a policy the API server" in report
+
+
+def test_the_same_policy_logged_truthfully_is_restored_under_its_request_name(tmp_path):
+    rules, out, (paths, remedies, _sim, errors) = _policy_log(tmp_path, "allow-dns", "")
+    assert "k8s-object-body-names-another-object" not in rules
+    (restore,) = [r for r in remedies if r.kind == "restore"]
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in restore.objects] == [
+        ("shop", "allow-dns")
+    ]
+    assert errors == []

@@ -18,7 +18,7 @@ RULES = load_rules(statuses=None)
 
 def test_there_are_rules_and_ids_are_file_names():
     files = [p for p in builtin_dir().glob("*.yaml") if not p.name.startswith("_")]
-    assert len(RULES) == len(files) == 59
+    assert len(RULES) == len(files) == 60
     assert all(r.id == r.path.stem for r in RULES)
 
 

@@ -102,6 +102,19 @@ def clean(obj: dict) -> dict:
     return obj
 
 
+def names_another(meta: dict, kind: str, namespace: str | None, name: str) -> str | None:
+    """Return the object a body's metadata names when it is not the request's, else None.
+
+    An empty or missing body namespace takes the request's, as the API server does.
+    """
+    body_name, body_ns = meta.get("name"), meta.get("namespace")
+    if body_name not in (None, name):
+        return f"{untrusted.visible(str(body_ns or namespace))}/{untrusted.visible(str(body_name))}"
+    if kind != "Namespace" and body_ns not in (None, "", namespace):
+        return f"{untrusted.visible(str(body_ns))}/{untrusted.visible(str(body_name or name))}"
+    return None
+
+
 def _load(value: str | None) -> object:
     return untrusted.loads(value) if value else None
 
@@ -152,10 +165,23 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
         state.setdefault("kind", kind)
         meta = state.setdefault("metadata", {})
         if isinstance(meta, dict):  # else refused below, with the reason
-            meta.setdefault("name", name)
+            other = names_another(meta, kind, ns, name)
+            if other:
+                # The API server stores no such object: the body is evidence, not a template.
+                where = f"{ns}/{name}" if kind != "Namespace" else name
+                inv.objects.pop(key, None)  # what it was is now unknown
+                inv.refused[key] = f"its body logged at {file}:{line} names {other}"
+                inv.unknown.append(
+                    f"{kind} {where}: the body logged at {file}:{line} names {other}; not "
+                    "used (finding k8s-object-body-names-another-object)"
+                )
+                continue
+            state["metadata"] = meta = dict(meta)
+            meta["name"] = name  # from the request (objectRef), never from the body
             if kind != "Namespace":
-                meta.setdefault("namespace", ns)
+                meta["namespace"] = ns
         inv.objects[key] = state
+        inv.refused.pop(key, None)  # a later truthful record is the state again
         inv.evidence[key] = f"{file}:{line} ({audit_id})"
     for kind, n in sorted(unlogged.items()):
         inv.unknown.append(
