@@ -17,7 +17,6 @@ from kforensics.detection.run import detect as run_detect
 from kforensics.errors import QueryError
 from kforensics.investigate import canned
 from kforensics.investigate.sql import as_time
-from kforensics.levels import LEVELS, at_or_above, severity_sql
 from kforensics.netpol.remediation import remediate_case
 from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
@@ -53,18 +52,6 @@ def open_case(case: str | Path, *, since: Any = None, until: Any = None) -> Case
     return Case(case, since=since, until=until)
 
 
-# The columns of `Case.findings`, most telling first; `evidence` is a list of the events behind.
-_FINDINGS = """
-SELECT first_seen, last_seen, level, rule_id, title, actor, impersonated, namespace, resource,
-       name, count, source_ips, tactics, attack, evidence, quality, finding_id
-FROM findings
-WHERE list_contains($levels, level)
-  AND ($identity::VARCHAR IS NULL OR actor = $identity OR impersonated = $identity)
-  AND ($namespace::VARCHAR IS NULL OR namespace = $namespace)
-  AND (first_seen IS NULL OR (($since::TIMESTAMPTZ IS NULL OR first_seen >= $since::TIMESTAMPTZ)
-       AND ($until::TIMESTAMPTZ IS NULL OR first_seen < $until::TIMESTAMPTZ)))
-ORDER BY {order}, first_seen NULLS LAST, rule_id, finding_id
-"""
 CHARTS = ("timeline", "outcomes_over_time", "identity_verb_heatmap", "attack_matrix")
 
 
@@ -134,17 +121,13 @@ class Case:
     ) -> Frame:
         """Return the stored findings at or above min_level in the window, most severe first.
 
-        `evidence` is a list of {source_file, source_line, ...} per event behind the finding.
+        `evidence` is a list of {source_file, source_line, ...} per event behind the finding
+        (the named investigation `findings`).
         """
-        if min_level not in LEVELS:
-            raise QueryError(f"min_level {min_level!r} is not a level: {', '.join(LEVELS)}")
         window = {k: v for k, v in (("since", since), ("until", until)) if v is not ...}
-        params = self._window(window) | {
-            "levels": list(at_or_above(min_level)),
-            "identity": identity or None,
-            "namespace": namespace or None,
-        }
-        return self._rows(_FINDINGS.format(order=severity_sql()), params)
+        return self.query(
+            "findings", min_level=min_level, identity=identity, namespace=namespace, **window
+        )
 
     def stored_findings(self) -> list:
         """Return the stored findings as `Finding`s (what `remediate` takes), most severe first."""

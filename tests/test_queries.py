@@ -16,7 +16,7 @@ from tests.conftest import SAMPLES, event, jsonl
 
 SA = "system:serviceaccount:shop:storefront"
 NAMES = [
-    "attack_counts", "denials", "exec_sessions", "findings_for", "findings_points",
+    "attack_counts", "denials", "exec_sessions", "findings", "findings_for", "findings_points",
     "findings_summary", "identity_sources", "identity_timeline", "new_in_window",
     "permission_changes", "policy_and_label_changes", "quality_summary", "resources_touched",
     "secrets_read", "time_stretches", "top_identities", "volume_over_time", "who_did_what",
@@ -208,6 +208,9 @@ def test_cli_lists_and_runs_investigations(sample):
         (["queries", "denials", "--case", "{case}", "-p", "limit", "x"],
          "Error: denials: limit must be an integer, not 'x'"),
         (["queries", "denials", "--case", "{missing}"], "Error: {missing}: no such case file"),
+        (["queries", "findings", "--case", "{case}", "-p", "min_level", "severe\u202e"],
+         "Error: findings: min_level 'severe\\u202e' is not a level: info, low, medium, high, "
+         "critical"),
     ],
 )  # fmt: skip
 def test_cli_errors_are_messages_not_tracebacks(sample, tmp_path, args, message):
@@ -216,3 +219,27 @@ def test_cli_errors_are_messages_not_tracebacks(sample, tmp_path, args, message)
     assert result.exit_code == 1
     assert result.output.startswith(message.format(**fill))
     assert "Traceback" not in result.output
+
+
+def test_the_python_functions_take_what_their_files_declare():
+    # queries.py gives the files Python signatures: same names, same defaults, nothing more
+    import inspect
+
+    for query in canned.queries():
+        function = getattr(inv, query.name, None)
+        if function is None:  # an investigation reached only by name (case.query, the CLI)
+            continue
+        signature = inspect.signature(function).parameters
+        declared = {p.name: "required" if p.required else p.default for p in query.params}
+        taken = {n: "required" if a.default is inspect.Parameter.empty else a.default
+                 for n, a in signature.items() if n != "con"}  # fmt: skip
+        assert taken == declared, query.name
+    assert {q.name for q in canned.queries()} - set(inv.__all__) == {"findings", "time_stretches"}
+
+
+def test_findings_at_or_above_a_level(sample):
+    with kf.connect(sample) as con:
+        every = canned.run_query(con, "findings", {}).column("level").to_pylist()
+        high = canned.run_query(con, "findings", {"min_level": "high"}).column("level").to_pylist()
+    assert (len(every), len(high)) == (74, 11)  # the sample, detected with its exceptions
+    assert set(high) == {"high", "critical"} & set(every) and high == every[: len(high)]

@@ -7,7 +7,8 @@ A file `investigations/NAME.sql` is the investigation NAME. Its leading comments
     -- param NAME TYPE[?][ = DEFAULT]: what the parameter is
     -- redact: COLUMN, ...    (text columns passed through `redact` before anyone sees them)
 
-TYPE is `text`, `int` or `time` (ISO 8601, UTC if no zone); `?` makes it optional (absent or
+TYPE is `text`, `int`, `time` (ISO 8601, UTC if no zone) or `level` (a finding level, checked
+against kforensics.levels); `?` makes it optional (absent or
 empty: NULL), a default makes it optional too. The SQL may use the constant fragments of
 `kforensics.investigate.sql` (`@W(col)`, the time window on col; `@MINE`, ...) and the values
 `$quality_flags` and `$quality_meanings` (mapping.QUALITY_FLAGS). Every file is checked when
@@ -28,17 +29,18 @@ import pyarrow as pa
 from kforensics.errors import QueryError
 from kforensics.ingest.mapping import QUALITY_FLAGS
 from kforensics.investigate.sql import FRAGMENTS, as_time, redact_columns, window
+from kforensics.levels import LEVELS
 from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
 
-TYPES = ("text", "int", "time")
+TYPES = ("text", "int", "time", "level")
 BUILT_IN = {
     "quality_flags": list(QUALITY_FLAGS),
     "quality_meanings": list(QUALITY_FLAGS.values()),
 }
 _PARAM = re.compile(r"(\w+)\s+(\w+)(\?)?(?:\s*=\s*(\S+))?\s*:\s*(.+)")
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_]\w*)")
-_FRAGMENT = re.compile(r"@W\((\w+)\)|@([A-Z]+)\b")
+_FRAGMENT = re.compile(r"@W\((\w+)\)|@([A-Z][A-Z_]*)\b")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class Param:
             ) from exc
         if not isinstance(given, str):
             raise QueryError(f"{query}: {self.name} must be text, not {visible(repr(given))}")
+        if self.type == "level" and given not in LEVELS:
+            raise QueryError(
+                f"{query}: {self.name} {visible(repr(given))} is not a level: {', '.join(LEVELS)}"
+            )
         return given
 
 

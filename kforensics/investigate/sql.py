@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from kforensics.investigate.redact import redact
-from kforensics.levels import severity_sql
+from kforensics.levels import LEVELS, severity_sql
 
 Time = datetime | str | None
 
@@ -56,6 +56,7 @@ EXEC = """
 """
 FRAGMENTS = {
     "LEVELS": severity_sql(),
+    "LEVEL_LIST": str(list(LEVELS)),  # least severe first: list_position ranks a level
     "RBAC": "('roles', 'clusterroles', 'rolebindings', 'clusterrolebindings')",
     "WRITES": "('create', 'update', 'patch', 'delete', 'deletecollection')",
     "SUBJECTS": '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]',

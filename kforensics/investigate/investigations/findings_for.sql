@@ -3,7 +3,7 @@
 -- param namespace text?: only this namespace
 -- param since time?: window start, inclusive (ISO 8601, UTC if no zone; empty: the case's start)
 -- param until time?: window end, exclusive (empty: the case's end)
--- param level text?: only this level
+-- param level level?: only this level
 SELECT first_seen, level, rule_id, title, actor, impersonated, namespace,
        concat_ws('/', resource, name) AS object, count, tactics, attack,
        evidence[1].source_file || ':' || evidence[1].source_line AS first_evidence,
