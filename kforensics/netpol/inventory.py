@@ -12,10 +12,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 
 import duckdb
 
 from kforensics import untrusted
+from kforensics.detection.macros import SHARED_FILE, builtin_shared, expand
 from kforensics.netpol.names import is_dns1123_label
 from kforensics.netpol.validate import storable_errors
 
@@ -37,7 +40,10 @@ _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields"
 
 _CHANGES = """
 SELECT resource, subresource, verb, namespace, name, request_object, response_object,
-       ts, source_file, source_line, audit_id, level
+       source_file, source_line, audit_id,
+       CASE WHEN {{ body_names_another(request_object) }} THEN request_object
+            WHEN {{ body_names_another(response_object) }} THEN response_object
+       END AS misnaming_body
 FROM requests
 WHERE resource IN (SELECT unnest($resources))
   AND (subresource IS NULL OR (resource = 'pods' AND subresource = 'status'))
@@ -102,17 +108,20 @@ def clean(obj: dict) -> dict:
     return obj
 
 
-def names_another(meta: dict, kind: str, namespace: str | None, name: str) -> str | None:
-    """Return the object a body's metadata names when it is not the request's, else None.
+@cache
+def _changes_sql() -> str:
+    """Return _CHANGES with the rules' macro written out (one definition of a misnaming body)."""
+    return expand(_CHANGES, builtin_shared(), Path(SHARED_FILE))
 
-    An empty or missing body namespace takes the request's, as the API server does.
-    """
-    body_name, body_ns = meta.get("name"), meta.get("namespace")
-    if body_name not in (None, name):
-        return f"{untrusted.visible(str(body_ns or namespace))}/{untrusted.visible(str(body_name))}"
-    if kind != "Namespace" and body_ns not in (None, "", namespace):
-        return f"{untrusted.visible(str(body_ns))}/{untrusted.visible(str(body_name or name))}"
-    return None
+
+def _named(body: str, namespace: str | None, name: str) -> str:
+    """Return `namespace/name` as the body's metadata gives them (the request's where absent)."""
+    try:
+        meta = untrusted.loads(body).get("metadata")
+        other_ns, other = meta.get("namespace") or namespace, meta.get("name") or name
+    except (ValueError, AttributeError):  # not a mapping, or too deep for Python to read
+        return "another object"
+    return f"{untrusted.visible(str(other_ns))}/{untrusted.visible(str(other))}"
 
 
 def _load(value: str | None) -> object:
@@ -123,10 +132,10 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
     """Return the inventory as of `at` (None: the end of the case)."""
     inv = Inventory(at=at)
     _from_dumps(con, inv)
-    rows = con.execute(_CHANGES, {"resources": list(KINDS), "at": at}).fetchall()
+    rows = con.execute(_changes_sql(), {"resources": list(KINDS), "at": at}).fetchall()
     unlogged: dict[str, int] = {}
     unreadable: dict[str, int] = {}
-    for resource, sub, verb, ns, name, req, resp, _ts, file, line, audit_id, _level in rows:
+    for resource, sub, verb, ns, name, req, resp, file, line, audit_id, misnaming in rows:
         kind = KINDS[resource]
         if verb == "delete" and name:  # what a delete carries is not needed, so not parsed
             key = (kind, "" if kind == "Namespace" else (ns or ""), name)
@@ -164,18 +173,18 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
         state = dict(state)
         state.setdefault("kind", kind)
         meta = state.setdefault("metadata", {})
+        if misnaming is not None:
+            # The API server stores no such object: the body is evidence, not a template.
+            other = _named(misnaming, ns, name)
+            where = f"{ns}/{name}" if kind != "Namespace" else name
+            inv.objects.pop(key, None)  # what it was is now unknown
+            inv.refused[key] = f"its body logged at {file}:{line} names {other}"
+            inv.unknown.append(
+                f"{kind} {where}: the body logged at {file}:{line} names {other}; not "
+                "used (finding k8s-object-body-names-another-object)"
+            )
+            continue
         if isinstance(meta, dict):  # else refused below, with the reason
-            other = names_another(meta, kind, ns, name)
-            if other:
-                # The API server stores no such object: the body is evidence, not a template.
-                where = f"{ns}/{name}" if kind != "Namespace" else name
-                inv.objects.pop(key, None)  # what it was is now unknown
-                inv.refused[key] = f"its body logged at {file}:{line} names {other}"
-                inv.unknown.append(
-                    f"{kind} {where}: the body logged at {file}:{line} names {other}; not "
-                    "used (finding k8s-object-body-names-another-object)"
-                )
-                continue
             state["metadata"] = meta = dict(meta)
             meta["name"] = name  # from the request (objectRef), never from the body
             if kind != "Namespace":
