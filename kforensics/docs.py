@@ -47,6 +47,19 @@ def rules_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def macros_list() -> str:
+    """Return the built-in lists and macros (with their arguments), as Markdown."""
+    from kforensics.detection.macros import builtin_shared
+
+    shared = builtin_shared()
+    lists = ", ".join(f"`{name}`" for name in shared.lists)
+    macros = ", ".join(
+        f"`{name}({', '.join(m.params + m.columns)})`" if m.params + m.columns else f"`{name}`"
+        for name, m in shared.macros.items()
+    )
+    return f"* lists: {lists}\n* macros: {macros}\n"
+
+
 def investigations_table() -> str:
     """Return the table of named investigations and their parameters, as Markdown."""
     from kforensics.investigate.canned import queries
@@ -104,6 +117,7 @@ def _summary(path: Path) -> str:
 GENERATORS = {
     "kforensics --help": cli_help,
     "rules": rules_table,
+    "macros": macros_list,
     "investigations": investigations_table,
     "layout": layout,
 }
