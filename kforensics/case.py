@@ -11,6 +11,7 @@ import duckdb
 
 from kforensics.errors import CaseError
 from kforensics.untrusted import visible
+from kforensics.version import __version__
 
 SCHEMA_VERSION = 2
 RELOAD_PATHS_SHOWN = 10  # the reload hint names at most this many source files
@@ -60,45 +61,46 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         con.close()
         raise CaseError(
             f"{visible(str(path))}: the case was written by a newer kforensics (schema version "
-            f"{found}); this one ({_version()}) reads version {SCHEMA_VERSION}. Upgrade "
+            f"{found}); this one ({__version__}) reads version {SCHEMA_VERSION}. Upgrade "
             "kforensics (pip install --upgrade kforensics) to open it."
         )
-    paths = _source_paths(con, tables)
+    paths, total = _source_paths(con, tables)
     con.close()
     raise CaseError(
         f"{visible(str(path))}: the case has schema version {found}; this kforensics "
-        f"({_version()}) reads version {SCHEMA_VERSION}, whose tables mean other things. "
-        f"Load its sources again into a new case: {reload_command(path, paths)}"
+        f"({__version__}) reads version {SCHEMA_VERSION}, whose tables mean other things. "
+        f"Load its sources again into a new case: {reload_command(path, paths, total)}"
     )
 
 
-def reload_command(case: Path, paths: list[str]) -> str:
-    """Return the shell command that loads paths into a new case beside `case`."""
+def reload_command(case: Path, paths: list[str], total: int | None = None) -> str:
+    """Return the shell command that loads paths (of `total` sources) into a new case beside it."""
     shown = paths[:RELOAD_PATHS_SHOWN]
-    more = len(paths) - len(shown)
+    more = (len(paths) if total is None else total) - len(shown)
     words = [shlex.quote(visible(p)) for p in shown] or ["PATHS..."]
     new = case.with_name(f"{case.stem}-v{SCHEMA_VERSION}{case.suffix or '.duckdb'}")
     command = f"kforensics load {' '.join(words)} --case {shlex.quote(visible(str(new)))}"
-    if more:
-        command += f"   # and {more} more: SELECT DISTINCT path FROM sources"  # noqa: S608 (a shell comment)
+    if more > 0:
+        # kforensics refuses this case, so the list is read with DuckDB's own command line
+        listing = shlex.quote("SELECT DISTINCT path FROM sources ORDER BY path")
+        command += f"   # and {more} more: duckdb -readonly {shlex.quote(visible(str(case)))} "
+        command += listing
     return command
 
 
-def _source_paths(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
-    # An old schema may lack the table or the column: then the user names the files.
-    if "sources" not in tables:
-        return []
+def _source_paths(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[list[str], int]:
+    """Return the first source paths (enough for the hint) and how many there are."""
+    if "sources" not in tables:  # an old schema may lack the table or the column
+        return [], 0
     try:
-        rows = con.execute("SELECT DISTINCT path FROM sources ORDER BY path").fetchall()
+        rows = con.execute(
+            "SELECT DISTINCT path FROM sources WHERE path IS NOT NULL ORDER BY path LIMIT $n",
+            {"n": RELOAD_PATHS_SHOWN},
+        ).fetchall()
+        total = con.execute("SELECT count(DISTINCT path) FROM sources").fetchall()[0][0]
     except duckdb.Error:
-        return []
-    return [r[0] for r in rows if isinstance(r[0], str)]
-
-
-def _version() -> str:
-    from kforensics.version import __version__
-
-    return __version__
+        return [], 0
+    return [r[0] for r in rows], total
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:

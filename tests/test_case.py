@@ -67,8 +67,9 @@ def test_reload_hint_is_bounded_and_one_line(tmp_path):
     assert "\n" not in message
     assert message.count(".log") == 10
     assert message.endswith(
-        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v2.duckdb"
-        "   # and 3 more: SELECT DISTINCT path FROM sources"
+        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v2.duckdb   # and 3 more: "
+        f"duckdb -readonly {tmp_path}/incident.duckdb "
+        "'SELECT DISTINCT path FROM sources ORDER BY path'"
     )
 
 
