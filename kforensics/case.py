@@ -13,7 +13,10 @@ from kforensics.errors import CaseError
 from kforensics.untrusted import visible
 from kforensics.version import __version__
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Versions whose tables still mean what ours do: the newer schema only adds tables. Opened for
+# writing, such a case gains them; read-only, it is read as it is.
+ADDITIVE_FROM = {2}
 RELOAD_PATHS_SHOWN = 10  # the reload hint names at most this many source files
 
 
@@ -41,11 +44,11 @@ def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConne
             ) from exc
         raise CaseError(f"{path}: cannot open the case: {exc}") from exc
     con.execute("SET TimeZone = 'UTC'")
-    _check_version(con, path)
+    _check_version(con, path, read_only)
     return con
 
 
-def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
     """Refuse a case written with another schema: its columns would not mean what ours do."""
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "events" not in tables:
@@ -56,6 +59,11 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
         found = row[0] if row and row[0] is not None else 1
     if found == SCHEMA_VERSION:
+        return
+    if found in ADDITIVE_FROM:
+        if not read_only:
+            create_schema(con)
+            con.execute("UPDATE schema_version SET version = $v", {"v": SCHEMA_VERSION})
         return
     if found > SCHEMA_VERSION:
         con.close()

@@ -150,3 +150,31 @@ CREATE TABLE IF NOT EXISTS detect_runs (
     until        TIMESTAMPTZ,
     findings     INTEGER NOT NULL
 );
+
+-- What each `kforensics remediate` put in place, so that newer logs can be watched for its
+-- undoing: the watch rules (rules/k8s-containment-*.yaml) read it. One row per thing the
+-- containment holds: a quarantined pod, an emitted policy, a revoked binding or role, a
+-- contained identity, a deleted workload, a cordoned node, a credential to rotate.
+-- `effective_from` is the time of the case's last event when the plan was made: events after
+-- it happened after the fix. `action` is one of: quarantine-pod (labels: the pod's labels with
+-- the quarantine label), policy (object: the NetworkPolicy as emitted), revoke-binding and
+-- revoke-role (object: as the log last recorded it), contain-identity (identity), delete-workload,
+-- cordon-node (name: the node), rotate-secret, rotate-token (identity: the service account;
+-- object: {"pod_uids": [...], "pod_ips": [...]} of the pods whose token was exposed),
+-- rotate-bootstrap-token (identity: system:bootstrap:<token id>), rotate-node-credentials
+-- (identity: system:node:<node>; object: {"node_ips": [...]}).
+CREATE TABLE IF NOT EXISTS remediations (
+    remediation_id VARCHAR NOT NULL,
+    generated_at   TIMESTAMPTZ NOT NULL,
+    effective_from TIMESTAMPTZ,
+    step           VARCHAR NOT NULL,
+    action         VARCHAR NOT NULL,
+    kind           VARCHAR,
+    namespace      VARCHAR,
+    name           VARCHAR,
+    identity       VARCHAR,
+    labels         MAP(VARCHAR, VARCHAR),
+    object         JSON,
+    finding_ids    VARCHAR[] NOT NULL,
+    evidence       VARCHAR[] NOT NULL
+);

@@ -74,7 +74,15 @@ def test_no_module_reaches_into_another_modules_private_names(path):
 
 def test_the_package_folders_are_the_pipeline():
     folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
-    assert folders == ["detection", "ingest", "investigate", "netpol", "reporting", "sample"]
+    assert folders == [
+        "contain",
+        "detection",
+        "ingest",
+        "investigate",
+        "netpol",
+        "reporting",
+        "sample",
+    ]
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -91,6 +99,7 @@ LAYERS = [
     {"investigate"},
     {"detection"},
     {"netpol"},
+    {"contain"},
     {"api"},
     {"reporting", "output"},
     {"cli"},
