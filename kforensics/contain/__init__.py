@@ -1,1 +1,1 @@
-"""Containment: the whole plan from findings (network, access, eviction, rotation), recorded for the watch."""
+"""Containment from findings: network, access, eviction, rotation; recorded for the watch."""
