@@ -93,6 +93,30 @@ def port_name_errors(port: str) -> list[str]:
     return [msg for failed, msg in checks if failed]
 
 
+def path_segment_errors(name: str) -> list[str]:
+    """Return IsValidPathSegmentName's messages (the name rule of RBAC objects)."""
+    errs = [f"may not be '{name}'"] if name in (".", "..") else []
+    return errs + [f"may not contain '{c}'" for c in "/%" if c in name]
+
+
+_GO_ESCAPES = dict(zip('\a\b\f\n\r\t\v"\\', r"\a \b \f \n \r \t \v \" \\".split(), strict=True))
+
+
+def go_quote(text: str) -> str:
+    """Return text quoted as Go's %q prints it, as the API server's messages show values."""
+    out = []
+    for ch in text:
+        ch = "\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch  # Go's JSON decoder does this
+        code = ord(ch)
+        if ch in _GO_ESCAPES or ch.isprintable():
+            out.append(_GO_ESCAPES.get(ch, ch))
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
 # --- valid names from attacker-controlled text ----------------------------------------------
 # Sanitizing collapses runs of '-', so a kept name never contains "--", while every rewritten
 # name has "--" before its digest: a rewritten name can never equal a name that was kept.
