@@ -41,7 +41,7 @@ _LAZY = {
     "load": ("kforensics.ingest.load", "load"),
     "LoadResult": ("kforensics.ingest.load", "LoadResult"),
     "detect": ("kforensics.api", "detect"),
-    "remediate": ("kforensics.netpol.remediation", "remediate_case"),
+    "remediate": ("kforensics.contain.remediate", "remediate_case"),
     "report": ("kforensics.reporting.run", "run_report"),
     "show": ("kforensics.reporting.display", "show"),
     "show_remediation": ("kforensics.reporting.display", "show_remediation"),
@@ -78,8 +78,8 @@ __all__ = [
 if TYPE_CHECKING:
     from kforensics.api import Case, detect, open_case
     from kforensics.case import connect
+    from kforensics.contain.remediate import remediate_case as remediate
     from kforensics.ingest.load import LoadResult, load
-    from kforensics.netpol.remediation import remediate_case as remediate
     from kforensics.reporting.display import show, show_remediation
     from kforensics.reporting.explore import explore
     from kforensics.reporting.run import run_report as report

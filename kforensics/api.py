@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from kforensics.case import connect
+from kforensics.contain.remediate import Remediation, remediate_case
 from kforensics.detection.rule import Rule, load_rules
 from kforensics.detection.run import Exception_, Finding, load_exceptions, stored_findings
 from kforensics.detection.run import detect as run_detect
 from kforensics.errors import QueryError
 from kforensics.investigate import canned
 from kforensics.investigate.sql import as_time
-from kforensics.netpol.remediation import remediate_case
 from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
 
@@ -164,7 +164,7 @@ class Case:
         with self.connection() as con:
             return getattr(charts, name)(con, **self._window(params))
 
-    def remediate(self, out: str | Path, **options: Any) -> tuple:
+    def remediate(self, out: str | Path, **options: Any) -> Remediation:
         """Return what `kforensics.remediate` writes to out for the case's stored findings."""
         return remediate_case(self.path, Path(out), findings=self.stored_findings(), **options)
 

@@ -322,15 +322,80 @@ def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
             sys.exit(1)
 
 
+def _remediation_options(f):
+    """Add the options `remediate` and `netpol` share."""
+    f = click.option(
+        "--no-record",
+        is_flag=True,
+        help="Do not record the plan in the case (the watch rules then do not know it).",
+    )(f)
+    f = click.option("--forensics-namespace", help="Namespace allowed into quarantined pods.")(f)
+    f = click.option(
+        "--at", help="Rebuild the cluster as of this time (ISO 8601; default: the end)."
+    )(f)
+    f = click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder for the YAML, apply.sh and REPORT.md.",
+    )(f)
+    return case_option("DuckDB case file whose findings to contain.", required=False)(f)
+
+
+def _remediate(
+    case: Path | None,
+    out: Path | None,
+    at: str | None,
+    forensics_namespace: str | None,
+    no_record: bool,
+    command: str,
+) -> None:
+    """Write and record the containment plan; exit 1 when an object is invalid."""
+    if case is None or out is None:
+        raise click.UsageError(f"kforensics {command} needs --case and --out")
+    from kforensics.contain.remediate import remediate_case
+
+    try:
+        result = remediate_case(
+            case, out, at=_when(at), forensics_namespace=forensics_namespace, record=not no_record
+        )
+    except (CaseError, RuleError, RuleSQLError, ValueError) as exc:
+        raise click.ClickException(visible(str(exc))) from exc
+    # Names and messages quote the log: escaped, they cannot drive the terminal.
+    for step, actions in result.plan.by_step():
+        click.echo(f"{step}:")
+        for a in actions:
+            n = f" ({len(a.objects)} object(s))" if a.objects else ""
+            click.echo(f"  {a.kind:24} {visible(a.name)}{n}")
+    for p in result.plan.simulation.problems:
+        click.echo(f"warning: {visible(p)}", err=True)
+    for e in result.errors:
+        click.echo(f"invalid (kept in {out / 'invalid'}, not applied): {visible(e)}", err=True)
+    if result.record_error:
+        click.echo(f"warning: {visible(result.record_error)}", err=True)
+    elif result.remediation_id:
+        click.echo(f"recorded as remediation {result.remediation_id} (watched by detect)")
+    for p in result.paths:
+        click.echo(p)
+    if result.errors:
+        sys.exit(1)
+
+
+@main.command("remediate")
+@_remediation_options
+def remediate_cmd(
+    case: Path | None,
+    out: Path | None,
+    at: str | None,
+    forensics_namespace: str | None,
+    no_record: bool,
+) -> None:
+    """Write the containment of CASE's findings (network, access, eviction, rotation) as
+    validated YAML, apply.sh and REPORT.md, and record it in the case for the watch rules."""
+    _remediate(case, out, at, forensics_namespace, no_record, "remediate")
+
+
 @main.group("netpol", invoke_without_command=True)
-@case_option("DuckDB case file whose findings to remediate.", required=False)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the YAML, apply.sh and REPORT.md.",
-)
-@click.option("--at", help="Rebuild the cluster as of this time (ISO 8601; default: the end).")
-@click.option("--forensics-namespace", help="Namespace allowed into quarantined pods.")
+@_remediation_options
 @click.pass_context
 def netpol_cmd(
     ctx: click.Context,
@@ -338,31 +403,12 @@ def netpol_cmd(
     out: Path | None,
     at: str | None,
     forensics_namespace: str | None,
+    no_record: bool,
 ) -> None:
-    """Propose NetworkPolicies that contain what CASE's findings show: validated, simulated."""
+    """The containment plan, as `kforensics remediate` (its old name); or a subcommand."""
     if ctx.invoked_subcommand is not None:
         return
-    if case is None or out is None:
-        raise click.UsageError("kforensics netpol needs --case and --out (or a subcommand)")
-    from kforensics.netpol.remediation import remediate_case
-
-    try:
-        paths, remedies, sim, errors = remediate_case(
-            case, out, at=_when(at), forensics_namespace=forensics_namespace
-        )
-    except (CaseError, RuleError, RuleSQLError, ValueError) as exc:
-        raise click.ClickException(visible(str(exc))) from exc
-    # Names and messages quote the log: escaped, they cannot drive the terminal.
-    for r in remedies:
-        click.echo(f"{r.kind:15} {visible(r.name)}: {len(r.objects)} object(s)")
-    for p in sim.problems:
-        click.echo(f"warning: {visible(p)}", err=True)
-    for e in errors:
-        click.echo(f"invalid: {visible(e)}", err=True)
-    for p in paths:
-        click.echo(p)
-    if errors:
-        sys.exit(1)
+    _remediate(case, out, at, forensics_namespace, no_record, "netpol")
 
 
 @netpol_cmd.command("connlist")

@@ -56,3 +56,13 @@ def loads(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
 def visible(text: str) -> str:
     """Return text with control, line-separator and bidi characters as escapes (`\\x1b`)."""
     return text.translate(_ESCAPES)
+
+
+# Markdown and HTML punctuation: escaped in log text, a name cannot become a link, a tag or a
+# table, nor a backtick end the code span around it.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>|~&!#"})
+
+
+def markdown(text: object) -> str:
+    """Return log-derived text for Markdown: one line (escapes shown), no Markdown in it."""
+    return visible(str(text)).translate(_MARKDOWN)

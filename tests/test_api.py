@@ -37,7 +37,7 @@ def test_public_names():
     assert all(getattr(kf, name) is not None for name in kf.__all__)
     import kforensics.detection.rule
     from kforensics.api import Case
-    from kforensics.netpol.remediation import remediate_case
+    from kforensics.contain.remediate import remediate_case
 
     assert (kf.Case, kf.remediate) == (Case, remediate_case)
     # importing the subpackages never hides the functions (they are named apart)

@@ -1,10 +1,10 @@
 """The cluster as of a time T, rebuilt from the objects the audit log recorded.
 
-Namespaces, pods, services, workloads and NetworkPolicies: the last state each had at or before
-T (response objects of creates, updates and patches, merge patches applied when only the
-request was logged), deletions applied. Objects from `kubectl get -o json|yaml` dumps loaded
-with `kforensics load --inventory` fill in what the log never recorded. What cannot be known
-(an audit level that logged no objects) is listed, not guessed.
+Namespaces, pods, services, workloads, NetworkPolicies, service accounts and RBAC: the last
+state each had at or before T (response objects of creates, updates and patches, merge patches
+applied when only the request was logged), deletions applied. Objects from `kubectl get -o
+json|yaml` dumps loaded with `kforensics load --inventory` fill in what the log never recorded.
+What cannot be known (an audit level that logged no objects) is listed, not guessed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ KINDS = {
     "statefulsets": "StatefulSet",
     "jobs": "Job",
     "cronjobs": "CronJob",
+    # what the containment revokes: who may do what (Secrets are left out: their bodies are
+    # credentials)
+    "serviceaccounts": "ServiceAccount",
+    "roles": "Role",
+    "clusterroles": "ClusterRole",
+    "rolebindings": "RoleBinding",
+    "clusterrolebindings": "ClusterRoleBinding",
 }
 WORKLOADS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"}
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
@@ -187,8 +194,10 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
         if isinstance(meta, dict):  # else refused below, with the reason
             state["metadata"] = meta = dict(meta)
             meta["name"] = name  # from the request (objectRef), never from the body
-            if kind != "Namespace":
+            if ns and kind != "Namespace":
                 meta["namespace"] = ns
+            else:  # cluster-scoped: a namespace's request names the namespace itself
+                meta.pop("namespace", None)
         inv.objects[key] = state
         inv.refused.pop(key, None)  # a later truthful record is the state again
         inv.evidence[key] = f"{file}:{line} ({audit_id})"

@@ -14,6 +14,7 @@ import copy
 import ipaddress
 import shlex
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -148,16 +149,30 @@ def compromised(findings: list[Finding], inv: Inventory) -> dict[tuple[str, str]
     return out
 
 
-def quarantine(findings: list[Finding], inv: Inventory, forensics_ns: str | None) -> list[Remedy]:
-    """Return a deny-all quarantine per namespace of compromised pods, with the label commands."""
+def quarantine(
+    findings: list[Finding],
+    inv: Inventory,
+    forensics_ns: str | None,
+    touched: Mapping[tuple[str, str], str] | None = None,
+) -> list[Remedy]:
+    """Return a deny-all quarantine per namespace of compromised pods, with the label commands.
+
+    The pods are those whose service account token was used in the attack and those in
+    `touched` ((namespace, pod) -> why: exec'd into, attached to, ...). A hostNetwork pod is
+    left out with a note: NetworkPolicies do not apply to the node's network.
+    """
     if forensics_ns is not None and not is_dns1123_label(forensics_ns):
         raise ValueError(f"{forensics_ns!r} is not a valid namespace name")
     remedies = []
-    by_ns: dict[str, list] = defaultdict(list)
+    by_ns: dict[str, dict[str, str]] = defaultdict(dict)
     why: dict[str, list[Finding]] = defaultdict(list)
-    for (ns, _sa), entry in compromised(findings, inv).items():
-        by_ns[ns].extend(entry["sources"])
+    for (ns, sa), entry in compromised(findings, inv).items():
+        for pod in entry["sources"]:
+            by_ns[ns][pod["metadata"]["name"]] = f"runs as {ns}/{sa}, whose token was abused"
         why[ns].extend(entry["findings"])
+    for (ns, name), reason in (touched or {}).items():
+        by_ns[ns].setdefault(name, reason)
+        why[ns].extend(f for f in findings if f.namespace == ns and f.name == name)
     for ns, pods in sorted(by_ns.items()):
         if not _valid_namespace(ns):
             continue
@@ -169,11 +184,11 @@ def quarantine(findings: list[Finding], inv: Inventory, forensics_ns: str | None
             kind="quarantine",
             name=f"quarantine-{ns}",
             rationale=(
-                "Deny all ingress and egress of the pods whose service account token was used "
-                f"in the attack ({len(pods)} pod(s)); label them to apply"
+                "Deny all ingress and egress of the pods the attack used or touched "
+                f"({len(pods)} pod(s)); label them to apply"
                 + (f", only {forensics_ns} may connect in" if forensics_ns else "")
             ),
-            findings=why[ns],
+            findings=why[ns] or [f for f in findings if f.namespace == ns],
         )
         spec = {
             "podSelector": {"matchLabels": {QUARANTINE_LABEL: "true"}},
@@ -181,17 +196,28 @@ def quarantine(findings: list[Finding], inv: Inventory, forensics_ns: str | None
             "ingress": ingress,
             "egress": [],
         }
-        remedy.objects.append(_annotate(_policy("kforensics-quarantine", ns, spec), remedy))
-        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-            name = pod["metadata"]["name"]
+        for name, reason in sorted(pods.items()):
+            pod = inv.get("Pod", ns, name)
             if not is_dns1123_subdomain(name) or not is_dns1123_label(ns):
                 remedy.notes.append(f"pod {name!r} in {ns!r}: not a valid name, not labelled")
                 continue
+            if pod is None:
+                remedy.notes.append(f"pod {ns}/{name} ({reason}): gone by the end of the log")
+                continue
+            if (pod.get("spec") or {}).get("hostNetwork") is True:
+                remedy.notes.append(
+                    f"pod {ns}/{name} ({reason}) uses the host network: no NetworkPolicy "
+                    "contains it; it is evicted and its node cordoned (step evict)"
+                )
+                continue
+            remedy.notes.append(f"pod {ns}/{name}: {reason}")
             remedy.quarantine.append((ns, name))
             remedy.commands.append(
                 f"kubectl label pod --namespace {shlex.quote(ns)} {shlex.quote(name)} "
                 f"{QUARANTINE_LABEL}=true --overwrite"
             )
+        if remedy.quarantine:
+            remedy.objects.append(_annotate(_policy("kforensics-quarantine", ns, spec), remedy))
         remedies.append(remedy)
     return remedies
 
@@ -442,11 +468,17 @@ def _private(ip: str) -> bool:
 
 
 def plan(
-    findings: list[Finding], inv_at, *, forensics_namespace: str | None = None
+    findings: list[Finding],
+    inv_at,
+    *,
+    forensics_namespace: str | None = None,
+    touched: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Remedy]:
-    """Return the remedies for the findings; inv_at(t) gives the inventory as of t (None: end)."""
+    """Return the remedies for the findings; inv_at(t) gives the inventory as of t (None: end).
+
+    `touched` adds pods to quarantine: (namespace, pod) -> why."""
     inv = inv_at(None)
-    remedies = quarantine(findings, inv, forensics_namespace)
+    remedies = quarantine(findings, inv, forensics_namespace, touched)
     remedies += restore(findings, inv_at)
     remedies += pin_namespaces(findings, inv_at)
     remedies += egress_blocks(findings, inv)

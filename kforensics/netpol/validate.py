@@ -374,7 +374,10 @@ def validate_object(obj: dict, *, version: str = "1.30") -> list[str]:
 _OWNERS = {"ownerReferences": [{"kind": str, "name": str, "controller": bool}]}
 _POD_SPEC = {
     "serviceAccountName": str,
+    "nodeName": str,
     "hostNetwork": bool,
+    "hostPID": bool,
+    "hostIPC": bool,
     "containers": [{"ports": [{"containerPort": int, "protocol": str, "name": str}]}],
 }
 _TEMPLATE = {"metadata": {"labels": {"*": str}}, "spec": _POD_SPEC}
@@ -385,6 +388,13 @@ _SHAPES = {
         "status": {"podIP": str, "hostIP": str, "podIPs": [{"ip": str}]},
     },
     "Service": {"spec": {"clusterIP": str}},
+    **dict.fromkeys(
+        ("RoleBinding", "ClusterRoleBinding"),
+        {
+            "roleRef": {"kind": str, "name": str, "apiGroup": str},
+            "subjects": [{"kind": str, "name": str, "namespace": str, "apiGroup": str}],
+        },
+    ),
     "CronJob": {"spec": {"jobTemplate": {"spec": {"template": _TEMPLATE}}}},
     **dict.fromkeys(
         ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job"),

@@ -72,11 +72,11 @@ def show(value: Any, max_rows: int = 50) -> None:
     display(bundle(value, max_rows), raw=True)
 
 
-def show_remediation(remediation: tuple, out_dir: Any) -> None:
-    """Display what remediate_case returned (remedies, validation, simulation); returns None."""
+def show_remediation(remediation: Any, out_dir: Any) -> None:
+    """Display what remediate_case returned (steps, validation, simulation); returns None."""
     from IPython.display import HTML, display
 
-    from kforensics.netpol.summary import remediation_html
+    from kforensics.contain.summary import remediation_html
 
     show([{"remediation written to": str(out_dir)}])
-    display(HTML(remediation_html(*remediation)))  # its HTML escapes every log value
+    display(HTML(remediation_html(remediation)))  # its HTML escapes every log value

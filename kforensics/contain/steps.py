@@ -1,0 +1,95 @@
+"""One step of a containment plan: what to do, the objects and commands, and the evidence.
+
+The plan runs in the order a responder works: contain the network, cut the access, evict,
+rotate, then watch. Every command is built here from words that passed a name check and are
+shell-quoted, so that a name from the log can neither break out of it nor target another object.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from kforensics.detection.run import Finding
+from kforensics.investigate.redact import redact_text
+from kforensics.netpol.names import is_dns1123_label, is_dns1123_subdomain
+from kforensics.untrusted import visible
+
+STEPS = ("contain", "cut-access", "evict", "rotate", "watch")
+STEP_TITLES = {
+    "contain": "Contain the network",
+    "cut-access": "Cut the access",
+    "evict": "Evict what the attacker placed",
+    "rotate": "Rotate what it could have taken",
+    "watch": "Watch for the containment being undone",
+}
+EVIDENCE_SHOWN = 8
+
+
+@dataclass
+class Action:
+    """One thing to do at one step, with its objects, commands, evidence and why."""
+
+    step: str
+    kind: str
+    name: str
+    rationale: str
+    findings: list[Finding] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # file:line of the events behind it
+    objects: list[dict] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # rows for the case's remediations table (columns action, kind, namespace, name, ...)
+    records: list[dict] = field(default_factory=list)
+    quarantine: list[tuple[str, str]] = field(default_factory=list)
+
+    def cited(self, limit: int = EVIDENCE_SHOWN) -> list[str]:
+        """Return the evidence, earliest first, at most limit: its own events when it has
+        them (the binding, the secret read), else those of its findings."""
+        seen = dict.fromkeys(e for e in self.evidence if e)
+        if not seen:
+            for f in self.findings:
+                for e in f.evidence:
+                    seen[f"{e['source_file']}:{e['source_line']}"] = None
+        out = list(seen)
+        return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def safe_name(name: object) -> bool:
+    """True when a name from the log may go into a command: printable, no shell surprises."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 253
+        and name.isprintable()
+        and visible(name) == name
+        and name not in (".", "..")
+        and not any(c in name for c in "/% \t")
+    )
+
+
+def kubectl(*words: str, namespace: str | None = None) -> str | None:
+    """Return a kubectl command line with every word quoted, or None if a word is unsafe.
+
+    A namespace must be a DNS-1123 label; other words come from the log only as names
+    (checked by `safe_name`); the fixed words are kforensics' own.
+    """
+    if namespace is not None and not is_dns1123_label(namespace):
+        return None
+    args = ["kubectl", *words]
+    if namespace is not None:
+        args += ["--namespace", namespace]
+    if not all(safe_name(w) or w.startswith("-") for w in words):
+        return None
+    return shlex.join(args)
+
+
+def object_name_ok(kind: str, name: object) -> bool:
+    """True when name is one the API server accepts for kind (RBAC: any safe path segment)."""
+    if kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+        return safe_name(name)
+    return isinstance(name, str) and is_dns1123_subdomain(name)
+
+
+def say(text: object) -> str:
+    """Return log-derived text fit for a plan: one line, no credential-looking value in it."""
+    return redact_text(visible(str(text)))
