@@ -22,38 +22,24 @@ from kforensics.netpol.names import (
     PORT_RANGE_MSG,
     dns1123_label_errors,
     dns1123_subdomain_errors,
+    go_quote,
     label_key_errors,
     label_value_errors,
+    path_segment_errors,
     port_name_errors,
     utf8_len,
 )
 
 # --- field errors, worded as apimachinery's field.Error -------------------------------------
 
-_GO_ESCAPES = dict(zip('\a\b\f\n\r\t\v"\\', r"\a \b \f \n \r \t \v \" \\".split(), strict=True))
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "integer"}
-
-
-def _quote(text: str) -> str:
-    """Return text quoted as Go's strconv.Quote (%q) does, so values print as the server's."""
-    out = []
-    for ch in text:
-        ch = "\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch  # as Go's JSON decoder does
-        code = ord(ch)
-        if ch in _GO_ESCAPES or ch.isprintable():
-            out.append(_GO_ESCAPES.get(ch, ch))
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return '"' + "".join(out) + '"'
 
 
 def _value(value: Any) -> str:
     """Return a bad value as the server prints it: strings quoted, numbers and booleans bare."""
     if isinstance(value, bool):
         return str(value).lower()
-    return _quote(value) if isinstance(value, str) else "null" if value is None else str(value)
+    return go_quote(value) if isinstance(value, str) else "null" if value is None else str(value)
 
 
 def _invalid(path: str, value: Any, detail: str) -> str:
@@ -63,7 +49,7 @@ def _invalid(path: str, value: Any, detail: str) -> str:
 
 def _not_supported(path: str, value: Any, supported: tuple[str, ...]) -> str:
     """Return a field.NotSupported error."""
-    listed = ", ".join(_quote(s) for s in supported)
+    listed = ", ".join(go_quote(s) for s in supported)
     return f"{path}: Unsupported value: {_value(value)}: supported values: {listed}"
 
 
@@ -130,12 +116,6 @@ def _cidr_errors(path: str, value: str, strict: bool) -> list[str]:
 
 
 # --- ObjectMeta and LabelSelector -----------------------------------------------------------
-
-
-def _path_segment(name: str) -> list[str]:
-    """Return ValidatePathSegmentName's messages (the rule for RBAC object names)."""
-    errs = [f"may not be '{name}'"] if name in (".", "..") else []
-    return errs + [f"may not contain '{c}'" for c in "/%" if c in name]
 
 
 def _validate_labels(labels: Any, path: str, errs: list[str]) -> None:
@@ -335,7 +315,7 @@ _CLUSTER_SCOPED = frozenset(
     "ValidatingAdmissionPolicyBinding CertificateSigningRequest".split()
 )
 _NAME_RULES = {"Namespace": dns1123_label_errors} | dict.fromkeys(
-    ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"), _path_segment
+    ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"), path_segment_errors
 )
 
 
