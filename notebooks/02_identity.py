@@ -22,6 +22,9 @@ until = ""
 identity = "system:serviceaccount:shop:storefront"
 interactive = False
 remediation_out = ""
+# True records the plan in the case for the watch rules (as `kforensics remediate` does); a
+# scheduled report leaves it False, or each run would move the watch's start.
+record_remediation = False
 
 # %%
 import tempfile
@@ -103,14 +106,19 @@ if interactive:
     kf.explore(c, identity=identity, extra=requests_in_order)
 
 # %% [markdown]
-# ## Remediation: NetworkPolicies that contain what the findings show
+# ## Containment: what to apply, step by step, and what is watched after
 #
 # `c.remediate` (`kf.remediate` for a case file) turns the case's stored findings (the last
-# `kforensics detect`) into proposed NetworkPolicies (quarantine, restore, pinned namespace
-# selectors, egress blocks, default deny), validates every object and simulates the connections
-# that change. It writes YAML, `apply.sh` and `REPORT.md` to `remediation_out` (a temporary
-# folder when empty) and opens the case read-only. Review `REPORT.md` before applying anything.
+# `kforensics detect`) into a containment plan in the order a responder works: contain the
+# network (quarantine of every pod the attacker used or entered, restored and pinned policies,
+# egress blocks, default deny), cut the access (RBAC it created or was granted; least privilege
+# from what it did before), evict (its workloads; cordon the nodes it reached), rotate (secrets
+# it read, tokens, node and cloud credentials), then watch. Every object is validated and the
+# NetworkPolicies simulated; invalid objects are kept apart in `invalid/`. It writes YAML,
+# `apply.sh` and `REPORT.md` to `remediation_out` (a temporary folder when empty). With
+# `record_remediation` it records the plan in the case, and later `kforensics detect` runs raise
+# high findings when any of it is undone. Review `REPORT.md` before applying anything.
 
 # %%
 out_dir = remediation_out or tempfile.mkdtemp(prefix="kforensics-remediation-")
-kf.show_remediation(c.remediate(out_dir), out_dir)
+kf.show_remediation(c.remediate(out_dir, record=record_remediation), out_dir)
