@@ -161,7 +161,7 @@ def test_queries_lists_name_description_params(sample):
     first = listed[listed["name"] == "identity_timeline"].to_dict("records")[0]
     assert first["params"] == ["identity", "since", "until", "limit"]
     assert first["description"].startswith("The identity's requests, and those others made")
-    assert len(listed) == 21
+    assert len(listed) == 25
 
 
 def test_chart_by_name(sample):

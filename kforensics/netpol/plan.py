@@ -172,7 +172,9 @@ def quarantine(
         why[ns].extend(entry["findings"])
     for (ns, name), reason in (touched or {}).items():
         by_ns[ns].setdefault(name, reason)
-        why[ns].extend(f for f in findings if f.namespace == ns and f.name == name)
+        why[ns].extend(
+            f for f in findings if f.namespace == ns and f.name == name and f not in why[ns]
+        )
     for ns, pods in sorted(by_ns.items()):
         if not _valid_namespace(ns):
             continue
