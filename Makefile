@@ -23,14 +23,14 @@ demo: $(STAMP)
 	   FROM requests GROUP BY 1 ORDER BY 2 DESC LIMIT 8"
 	$(BIN)/kforensics detect --case $(OUT)/demo.duckdb --min-level medium \
 	  --exceptions data/samples/known_false_positives.yaml
-	@rm -rf $(OUT)/netpol
-	$(BIN)/kforensics netpol --case $(OUT)/demo.duckdb --out $(OUT)/netpol
+	@rm -rf $(OUT)/containment
+	$(BIN)/kforensics remediate --case $(OUT)/demo.duckdb --out $(OUT)/containment
 	$(BIN)/kforensics report 01_triage --case $(OUT)/demo.duckdb --out $(OUT)/reports \
-	  -p remediation_out $(abspath $(OUT))/reports/netpol
+	  -p remediation_out $(abspath $(OUT))/reports/containment
 	@echo
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
-	@echo "policies: $(OUT)/netpol/ (read $(OUT)/netpol/REPORT.md, then $(OUT)/netpol/apply.sh)"
+	@echo "containment: $(OUT)/containment/ (read $(OUT)/containment/REPORT.md, then sh $(OUT)/containment/apply.sh); recorded in the case, watched by later detect runs"
 	@echo "report:   $(OUT)/reports/01_triage.html (offline HTML; executed notebook beside it)"
 
 test: $(STAMP)
