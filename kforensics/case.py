@@ -43,6 +43,12 @@ def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConne
                 "and no readers beside it. Close the other process (a notebook?) and retry."
             ) from exc
         raise CaseError(f"{path}: cannot open the case: {exc}") from exc
+    except duckdb.ConnectionException as exc:  # DuckDB: one mode per file and process
+        mode = "read-only" if not read_only else "for writing"
+        raise CaseError(
+            f"{path}: the case is open {mode} elsewhere in this process (a notebook kernel?); "
+            "close that connection and retry"
+        ) from exc
     con.execute("SET TimeZone = 'UTC'")
     _check_version(con, path, read_only)
     return con

@@ -371,12 +371,17 @@ def _remediate(
     for e in result.errors:
         click.echo(f"invalid (kept in {out / 'invalid'}, not applied): {visible(e)}", err=True)
     if result.record_error:
-        click.echo(f"warning: {visible(result.record_error)}", err=True)
+        click.echo(
+            f"not recorded, so not watched: {visible(result.record_error)}; run "
+            "`kforensics remediate` again when nothing else has the case open",
+            err=True,
+        )
     elif result.remediation_id:
         click.echo(f"recorded as remediation {result.remediation_id} (watched by detect)")
     for p in result.paths:
         click.echo(p)
-    if result.errors:
+    # a plan the watch does not know is a silent gap: the exit code says so
+    if result.errors or result.record_error:
         sys.exit(1)
 
 

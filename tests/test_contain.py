@@ -312,3 +312,17 @@ def test_footprint_investigations_show_what_the_attacker_touched(sample):
         ("events", "shop", None, ["deletecollection"]),
         ("events", "kube-system", None, ["deletecollection"]),
     ]
+
+
+def test_a_plan_that_cannot_be_recorded_is_written_and_exits_1(sample, tmp_path):
+    import duckdb
+
+    case, _, _ = sample
+    out = tmp_path / "busy"
+    with duckdb.connect(str(case), read_only=True):  # a notebook holding the case
+        run = CliRunner().invoke(main, ["remediate", "--case", str(case), "--out", str(out)])
+    assert run.exit_code == 1
+    assert "not recorded, so not watched: " in run.output
+    assert "the case is open read-only elsewhere in this process (a notebook kernel?)" in run.output
+    assert "NOT RECORDED: " in (out / "REPORT.md").read_text()
+    assert (out / "apply.sh").exists()

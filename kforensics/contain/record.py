@@ -46,7 +46,7 @@ def record(case: str | Path, plan: Plan, at: datetime | None = None) -> tuple[st
     """
     data = rows(plan)
     remediation_id = uuid.uuid4().hex[:16]
-    con = connect(case, read_only=False)
+    con = connect(case, read_only=False)  # CaseError when something else holds the case
     try:
         effective = con.execute(
             "SELECT max(ts) FROM events WHERE $at IS NULL OR ts <= $at", {"at": at}
