@@ -24,6 +24,8 @@ STEP_TITLES = {
     "watch": "Watch for the containment being undone",
 }
 EVIDENCE_SHOWN = 8
+# The only flags a plan's commands use: any other word starting with "-" came from the log
+FLAGS = frozenset({"--ignore-not-found", "--ignore-daemonsets", "--delete-emptydir-data"})
 
 
 @dataclass
@@ -56,14 +58,16 @@ class Action:
 
 
 def safe_name(name: object) -> bool:
-    """True when a name from the log may go into a command: printable, no shell surprises."""
+    """True when a log name may go into a command: printable, not a flag, no shell surprise."""
     return (
         isinstance(name, str)
         and 0 < len(name) <= 253
         and name.isprintable()
         and visible(name) == name
         and name not in (".", "..")
+        and not name.startswith("-")  # kubectl would read it as a flag: `--all`
         and not any(c in name for c in "/% \t")
+        and redact_text(name) == name  # a command is written out: no credential-looking word
     )
 
 
@@ -71,14 +75,14 @@ def kubectl(*words: str, namespace: str | None = None) -> str | None:
     """Return a kubectl command line with every word quoted, or None if a word is unsafe.
 
     A namespace must be a DNS-1123 label; other words come from the log only as names
-    (checked by `safe_name`); the fixed words are kforensics' own.
+    (checked by `safe_name`); the fixed words and FLAGS are kforensics' own.
     """
     if namespace is not None and not is_dns1123_label(namespace):
         return None
     args = ["kubectl", *words]
     if namespace is not None:
         args += ["--namespace", namespace]
-    if not all(safe_name(w) or w.startswith("-") for w in words):
+    if not all(safe_name(w) or w in FLAGS for w in words):
         return None
     return shlex.join(args)
 
