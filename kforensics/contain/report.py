@@ -1,8 +1,8 @@
 """REPORT.md: the plan step by step, each action with its evidence, then the checks.
 
-Every value from the log goes through `untrusted.markdown` (no Markdown or HTML structure can
-come from it); commands are in fenced blocks, one per line, and a command is one line that
-starts with `kubectl` or `#`, so none can close its fence.
+Every value from the log is redacted, then goes through `untrusted.markdown` (no Markdown or
+HTML structure can come from it); commands are in fenced blocks, one per line, and a command
+is one line that starts with `kubectl` or `#`, so none can close its fence.
 """
 
 from __future__ import annotations
@@ -10,21 +10,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kforensics.contain.plan import Plan
-from kforensics.contain.steps import STEP_TITLES
+from kforensics.contain.steps import STEP_TITLES, say
 from kforensics.netpol.plan import QUARANTINE_LABEL
-from kforensics.untrusted import markdown, visible
+from kforensics.untrusted import markdown
 from kforensics.version import __version__
 
 
+def _md(text: object) -> str:
+    """Return log-derived text as inert Markdown, credential-looking values hidden."""
+    return markdown(say(text))
+
+
 def _action(action, names: dict[int, str], applied: dict[int, str]) -> list[str]:
-    lines = [f"### {markdown(action.kind)}: {markdown(action.name)}", ""]
-    lines += [markdown(action.rationale) + ".", ""]
+    lines = [f"### {_md(action.kind)}: {_md(action.name)}", ""]
+    lines += [_md(action.rationale) + ".", ""]
     if id(action) in applied:
         lines.append(f"- file: {applied[id(action)]}")
     if id(action) in names and id(action) not in applied:
         lines.append(f"- NOT WRITTEN: invalid/{names[id(action)]} (see Validation)")
-    lines += [f"- evidence: {markdown(e)}" for e in action.cited()]
-    lines += [f"- note: {markdown(n)}" for n in action.notes]
+    lines += [f"- evidence: {_md(e)}" for e in action.cited()]
+    lines += [f"- note: {_md(n)}" for n in action.notes]
     if action.commands:
         lines += ["", "```sh", *action.commands, "```"]
     lines.append("")
@@ -44,12 +49,11 @@ def report(
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     lines = ["# Containment plan", ""]
     if case:
-        lines.append(f"- case: {markdown(case)}")
+        lines.append(f"- case: {_md(case)}")
     lines += [
         f"- cluster as of: {inv.at or 'the end of the case'}",
         f"- generated: {now} by kforensics {__version__}",
-        "- contained identities: "
-        + (", ".join(f"{markdown(i)}" for i in plan.identities) or "none"),
+        "- contained identities: " + (", ".join(f"{_md(i)}" for i in plan.identities) or "none"),
         "",
         "Review every step, capture the evidence (pod and node state) before the evict and "
         "rotate steps delete it, then run `sh apply.sh` (all steps in order) or one step at a "
@@ -61,18 +65,18 @@ def report(
         for action in actions:
             lines += _action(action, names, applied)
     if recorded:
-        lines += ["## Recorded for the watch", "", markdown(recorded), ""]
+        lines += ["## Recorded for the watch", "", _md(recorded), ""]
     lines += ["## Validation", ""]
     errors = plan.errors
-    lines += [f"- INVALID {markdown(e)}" for e in errors] or [
+    lines += [f"- INVALID {_md(e)}" for e in errors] or [
         "Every object passes the Kubernetes schema (strict) and the API server's validation "
         "(NetworkPolicy, RBAC)."
     ]
     sim = plan.simulation
     lines += ["", "## Simulation of the NetworkPolicies", ""]
     if sim.error:
-        lines.append(markdown(sim.error))
-    lines += [f"- PROBLEM: {markdown(p)}" for p in sim.problems]
+        lines.append(_md(sim.error))
+    lines += [f"- PROBLEM: {_md(p)}" for p in sim.problems]
     if sim.fixes:
         lines.append(
             "- the fix-quarantine-defeats action narrows those policies to pods without "
@@ -81,10 +85,8 @@ def report(
     lines += ["", "Connections that change (before => after):", "", "```text"]
     # In a code block Markdown is inert; escapes keep every peer on its line, so none can
     # close the block.
-    changes = [
-        f"- {visible(c.src)} => {visible(c.dst)}: {c.before} => {c.after}" for c in sim.changes
-    ]
+    changes = [f"- {say(c.src)} => {say(c.dst)}: {c.before} => {c.after}" for c in sim.changes]
     lines += [*(changes or ["- none"]), "```"]
     lines += ["", "## What the log could not tell", ""]
-    lines += [f"- {markdown(u)}" for u in inv.unknown] or ["- nothing"]
+    lines += [f"- {_md(u)}" for u in inv.unknown] or ["- nothing"]
     return "\n".join(lines) + "\n"
