@@ -18,7 +18,7 @@ RULES = load_rules(statuses=None)
 
 def test_there_are_rules_and_ids_are_file_names():
     files = [p for p in builtin_dir().glob("*.yaml") if not p.name.startswith("_")]
-    assert len(RULES) == len(files) == 60
+    assert len(RULES) == len(files) == 67
     assert all(r.id == r.path.stem for r in RULES)
 
 
@@ -194,3 +194,112 @@ def test_levels_come_from_kforensics_levels(tmp_path):
     with pytest.raises(RuleError) as exc:
         parse_rule(path)
     assert str(exc.value) == f"{path}: level must be one of info, low, medium, high, critical"
+
+
+GIVEN_ROWS = """\
+  given:
+    remediations:
+      - {action: cordon-node, name: n1}
+      - action: quarantine-pod
+        namespace: dev
+        name: dbg
+        labels: {app: dbg, kforensics.io/quarantine: "true"}
+        object: {note: "it's", n: [1, null]}
+        evidence: [a.log:3]
+        effective_from_offset_seconds: null
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (
+            "  given:\n    remediations: []\n    findings: []\n",
+            "tests.given takes one key, remediations (a list of rows)",
+        ),
+        ("  given: {remediations: []}\n", "tests.given.remediations must be a non-empty list"),
+        (
+            "  given:\n    remediations:\n      - {action: cordon-node, node: n1}\n",
+            "tests.given.remediations row 1: unknown columns node (use remediation_id, step,",
+        ),
+        (
+            "  given:\n    remediations:\n      - {action: cordon-node, effective_from: 2026}\n",
+            "row 1: unknown columns effective_from (use ",
+        ),
+        ("  given:\n    remediations:\n      - {action: uncordon}\n", "row 1: action must be"),
+        ("  given:\n    remediations:\n      - [cordon-node]\n", "row 1: a row is a mapping"),
+        (
+            "  given:\n    remediations:\n      - {action: policy, name: 7}\n",
+            "row 1: name must be text or null",
+        ),
+        (
+            "  given:\n    remediations:\n      - {action: policy, labels: {a: 1}}\n",
+            "row 1: labels must map strings to strings",
+        ),
+        (
+            "  given:\n    remediations:\n      - {action: policy, evidence: a.log:1}\n",
+            "row 1: evidence must be a list of strings",
+        ),
+        (
+            "  given:\n    remediations:\n      - {action: policy}\n"
+            "      - {action: policy, effective_from_offset_seconds: x}\n",
+            "row 2: effective_from_offset_seconds must be a number of seconds (±1e9) or null",
+        ),
+        (
+            "  given:\n    remediations:\n      - {action: policy, object: {at: 2026-03-14}}\n",
+            "row 1: object must be plain JSON",
+        ),
+    ],
+)
+def test_a_bad_given_is_refused_naming_the_file(tmp_path, given, message):
+    path = tmp_path / "k8s-team-debug-pod.yaml"
+    path.write_text(USER_RULE.replace("tests:\n", "tests:\n" + given))
+    with pytest.raises(RuleError, match=f"^{path}: ") as exc:
+        parse_rule(path)
+    assert message in str(exc.value)
+
+
+def test_tests_take_no_other_key(tmp_path):
+    path = tmp_path / "k8s-team-debug-pod.yaml"
+    path.write_text(USER_RULE.replace("tests:\n", "tests:\n  setup: []\n"))
+    with pytest.raises(RuleError) as exc:
+        parse_rule(path)
+    assert str(exc.value) == (
+        f"{path}: tests needs non-empty match and no_match lists of events (and may have given)"
+    )
+
+
+def test_given_rows_are_kept_with_the_tests_and_inserted(tmp_path):
+    (tmp_path / SHARED_FILE).write_text("lists:\n  team_debug_images: [nicolaka/netshoot]\n")
+    # the rule fires only when both rows are in the case, as written
+    sql = (
+        "  SELECT event_id FROM ev WHERE resource IN ({{ workload_resources }})\n"
+        "    AND {{ only_images(team_debug_images) }} AND (SELECT count(*) FROM remediations\n"
+        "    WHERE step = 'step-2' AND remediation_id = 'given-2' AND effective_from IS NULL\n"
+        "      AND labels = MAP {'app': 'dbg', 'kforensics.io/quarantine': 'true'}\n"
+        "      AND object->>'$.note' = 'it''s' AND evidence = ['a.log:3']\n"
+        "      AND finding_ids = []) = 1\n"
+        "    AND (SELECT count(*) FROM remediations WHERE name = 'n1'\n"
+        "      AND effective_from = TIMESTAMPTZ '2026-03-14 10:00:00+00') = 1\n"
+    )
+    text = USER_RULE.replace("tests:\n", "tests:\n" + GIVEN_ROWS)
+    start = text.index("  SELECT event_id")
+    text = text[:start] + sql + text[text.index("tests:\n") :]
+    (tmp_path / "k8s-team-debug-pod.yaml").write_text(text)
+    (rule,) = load_rules([tmp_path], builtin=False)
+    assert rule.tests["given"]["remediations"][0] == {"action": "cordon-node", "name": "n1"}
+    assert check_rule(rule) == []
+    broken = dataclasses.replace(rule, tests={k: rule.tests[k] for k in ("match", "no_match")})
+    assert check_rule(broken) == ["k8s-team-debug-pod: match event 1 did not fire"]
+
+
+def test_the_watch_rules_fire_only_with_their_given_rows():
+    watch = [r for r in RULES if r.id.startswith("k8s-containment-")]
+    assert len(watch) == 7
+    for rule in watch:
+        bare = dataclasses.replace(rule, tests={k: rule.tests[k] for k in ("match", "no_match")})
+        problems = check_rule(bare)
+        assert problems == [
+            f"{rule.id}: match event {n} did not fire"
+            for n in range(1, len(rule.tests["match"]) + 1)
+        ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -50,7 +51,7 @@ class Rule:
     group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     falco: tuple[str, ...] = ()
     sigma: tuple[str, ...] = ()
-    tests: dict[str, list[dict]] = field(default_factory=dict, compare=False)
+    tests: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def severity(self) -> int:
@@ -69,6 +70,72 @@ def _strings(value: Any, what: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise RuleError(f"{path}: {what} must be a list of strings")
     return tuple(value)
+
+
+# What a rule's self-test may put in the case besides its events (`tests.given`): rows of the
+# table remediations, its columns as schema.sql defines them. Times are offsets from the test
+# events' T0, so a test reads as a story; the NOT NULL columns without a test meaning get defaults.
+REMEDIATION_ACTIONS = (
+    "quarantine-pod", "policy", "revoke-binding", "revoke-role", "contain-identity",
+    "delete-workload", "cordon-node", "rotate-secret", "rotate-token", "rotate-bootstrap-token",
+    "rotate-node-credentials",
+)  # fmt: skip
+MAX_OFFSET_SECONDS = 1e9  # the ±1e9 of the error message
+GIVEN_TEXT_COLUMNS = ("remediation_id", "step", "kind", "namespace", "name", "identity")
+GIVEN_LIST_COLUMNS = ("finding_ids", "evidence")
+GIVEN_COLUMNS = (
+    *GIVEN_TEXT_COLUMNS, *GIVEN_LIST_COLUMNS, "action", "labels", "object",
+    "effective_from_offset_seconds", "generated_at_offset_seconds",
+)  # fmt: skip
+
+
+def _check_given(given: Any, path: Path) -> None:
+    """Raise RuleError unless given is {remediations: [row, ...]} with well-typed columns."""
+    if not isinstance(given, dict) or set(given) != {"remediations"}:
+        raise RuleError(f"{path}: tests.given takes one key, remediations (a list of rows)")
+    rows = given["remediations"]
+    if not isinstance(rows, list) or not rows:
+        raise RuleError(f"{path}: tests.given.remediations must be a non-empty list of rows")
+    for n, row in enumerate(rows, 1):
+        where = f"{path}: tests.given.remediations row {n}"
+        if not isinstance(row, dict):
+            raise RuleError(f"{where}: a row is a mapping of the table's columns")
+        unknown = sorted(str(k) for k in set(row) - set(GIVEN_COLUMNS))
+        if unknown:
+            raise RuleError(
+                f"{where}: unknown columns {', '.join(unknown)} (use {', '.join(GIVEN_COLUMNS)})"
+            )
+        if row.get("action") not in REMEDIATION_ACTIONS:
+            raise RuleError(f"{where}: action must be one of {', '.join(REMEDIATION_ACTIONS)}")
+        for col in GIVEN_TEXT_COLUMNS:
+            # remediation_id and step are NOT NULL in the table: they take text or their default
+            nullable = col not in ("remediation_id", "step")
+            if col in row and not isinstance(row[col], str | None if nullable else str):
+                raise RuleError(f"{where}: {col} must be text{' or null' if nullable else ''}")
+        for col in GIVEN_LIST_COLUMNS:
+            if col in row and not (
+                isinstance(row[col], list) and all(isinstance(v, str) for v in row[col])
+            ):
+                raise RuleError(f"{where}: {col} must be a list of strings")
+        labels = row.get("labels")
+        if labels is not None and not (
+            isinstance(labels, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+        ):
+            raise RuleError(f"{where}: labels must map strings to strings")
+        try:
+            json.dumps(row.get("object"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise RuleError(f"{where}: object must be plain JSON ({exc})") from None
+        for col in ("effective_from_offset_seconds", "generated_at_offset_seconds"):
+            value = row.get(col)
+            # bounded: a datetime holds about ±3e11 seconds, and NaN is no time
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | None)
+                or (value is not None and not abs(value) <= MAX_OFFSET_SECONDS)
+            ):
+                raise RuleError(f"{where}: {col} must be a number of seconds (±1e9) or null")
 
 
 def _one_select(sql: str, path: Path) -> str:
@@ -130,13 +197,18 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
     if not isinstance(doc["sql"], str) or not doc["sql"].strip():
         raise RuleError(f"{path}: sql must be a SELECT over ev")
     tests = doc["tests"]
+    kinds = ("match", "no_match")
     if (
         not isinstance(tests, dict)
-        or set(tests) != {"match", "no_match"}
-        or not all(isinstance(tests[k], list) and tests[k] for k in tests)
-        or not all(isinstance(e, dict) for k in tests for e in tests[k])
+        or not set(kinds) <= set(tests) <= {*kinds, "given"}
+        or not all(isinstance(tests[k], list) and tests[k] for k in kinds)
+        or not all(isinstance(e, dict) for k in kinds for e in tests[k])
     ):
-        raise RuleError(f"{path}: tests needs non-empty match and no_match lists of events")
+        raise RuleError(
+            f"{path}: tests needs non-empty match and no_match lists of events (and may have given)"
+        )
+    if "given" in tests:
+        _check_given(tests["given"], path)
     for what in ("title", "description"):
         if not isinstance(doc[what], str) or not doc[what].strip():
             raise RuleError(f"{path}: {what} must be text")

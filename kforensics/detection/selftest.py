@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -73,12 +74,53 @@ def expand(item: dict, tag: str) -> list[dict]:
     return out
 
 
+_INSERT_REMEDIATION = """
+INSERT INTO remediations BY NAME
+SELECT $remediation_id AS remediation_id, $generated_at AS generated_at,
+       $effective_from AS effective_from, $step AS step, $action AS action, $kind AS kind,
+       $namespace AS namespace, $name AS name, $identity AS identity,
+       CASE WHEN $has_labels THEN map($label_keys::VARCHAR[], $label_values::VARCHAR[]) END
+           AS labels,
+       $object::JSON AS object, $finding_ids::VARCHAR[] AS finding_ids,
+       $evidence::VARCHAR[] AS evidence
+"""
+
+
+def remediation_params(row: dict, n: int) -> dict:
+    """Return the bound parameters inserting one `tests.given.remediations` row (the n-th)."""
+    offset = row.get("effective_from_offset_seconds", 0)
+    generated = row.get("generated_at_offset_seconds", offset)
+    labels = row.get("labels")
+    return {
+        "remediation_id": row.get("remediation_id", f"given-{n}"),
+        "generated_at": T0 + timedelta(seconds=generated or 0),
+        "effective_from": None if offset is None else T0 + timedelta(seconds=offset),
+        "step": row.get("step", f"step-{n}"),
+        "action": row["action"],
+        **{k: row.get(k) for k in ("kind", "namespace", "name", "identity")},
+        "has_labels": labels is not None,
+        "label_keys": list((labels or {}).keys()),
+        "label_values": list((labels or {}).values()),
+        "object": None if row.get("object") is None else json.dumps(row["object"]),
+        "finding_ids": row.get("finding_ids", []),
+        "evidence": row.get("evidence", []),
+    }
+
+
+def insert_remediations(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int:
+    """Insert `tests.given.remediations` rows (as rule.py validates them); return how many."""
+    for n, row in enumerate(rows, 1):
+        con.execute(_INSERT_REMEDIATION, remediation_params(row, n))
+    return len(rows)
+
+
 def check_rule(rule: Rule) -> list[str]:
     """Return the problems found by running the rule on its test events (empty: all good).
 
     Every test item goes through the real loader: all of a rule's items, one after another in
     one log file (their audit IDs differ, so the loader's de-duplication cannot join two), in
-    one load into an in-memory case. Each item is then judged alone, `events` holding its lines.
+    one load into an in-memory case. Each item is then judged alone, `events` holding its lines,
+    with the rows of `tests.given.remediations` in the table remediations.
     """
     items = [
         (kind, n, expand(item, f"{kind}-{n}"))
@@ -102,6 +144,8 @@ def check_rule(rule: Rule) -> list[str]:
             raise ValueError(f"{rule.path}: test event rejected (line, reason): {rejected}")
         con.execute("SET TimeZone = 'UTC'")  # as case.connect does
         con.execute("CREATE TEMP TABLE loaded AS SELECT * FROM events")
+        # the case as `kforensics remediate` leaves it: the same rows for every item
+        insert_remediations(con, rule.tests.get("given", {}).get("remediations", []))
         first = 1
         for (kind, n, events), audit_ids in zip(items, ids, strict=True):
             con.execute("DELETE FROM events")
