@@ -10,6 +10,7 @@ from pathlib import Path
 from kforensics.case import connect
 from kforensics.contain.plan import Plan
 from kforensics.errors import CaseError
+from kforensics.investigate.redact import redact, redact_text
 
 _INSERT = """
 INSERT INTO remediations VALUES ($id, $generated_at, $effective_from, $step, $action, $kind,
@@ -27,10 +28,11 @@ def rows(plan: Plan) -> list[dict]:
                 "step": action.step,
                 "action": r["action"],
                 "kind": r.get("kind"),
-                "namespace": r.get("namespace"),
-                "name": r.get("name"),
-                "identity": r.get("identity"),
-                "labels": None if r.get("labels") is None else json.dumps(r["labels"]),
+                # names are the log's: one that looks like a credential is not stored as is
+                "namespace": redact_text(r.get("namespace")),
+                "name": redact_text(r.get("name")),
+                "identity": redact_text(r.get("identity")),
+                "labels": None if r.get("labels") is None else json.dumps(redact(r["labels"])),
                 "object": None if r.get("object") is None else json.dumps(r["object"]),
                 "finding_ids": sorted({f.finding_id for f in action.findings}),
                 "evidence": action.cited(limit=10**6),
