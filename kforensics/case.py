@@ -117,6 +117,23 @@ def _source_paths(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[lis
     return [r[0] for r in rows], total
 
 
+def added_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Create an empty temp table `name`, as schema.sql defines it, if the case lacks it.
+
+    For a case opened read-only whose schema version predates the table (ADDITIVE_FROM):
+    queries that read it then find it empty, as it would be.
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}
+    ).fetchall()[0][0]
+    if exists:
+        return
+    schema = resources.files("kforensics").joinpath("schema.sql").read_text()
+    start = schema.index(f"CREATE TABLE IF NOT EXISTS {name} (")
+    statement = schema[start : schema.index(");", start) + 2]
+    con.execute(statement.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
+
+
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the canonical tables and views if they are missing."""
     con.execute(resources.files("kforensics").joinpath("schema.sql").read_text())

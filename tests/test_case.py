@@ -64,6 +64,19 @@ def test_version_2_case_gains_the_remediations_table_when_opened_for_writing(tmp
         assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
 
 
+def test_version_2_case_read_only_runs_the_watch_rules_on_no_remediations(tmp_path):
+    from kforensics.detection.rule import load_rules
+    from kforensics.detection.run import detect
+
+    case = old_case(tmp_path, 2, "audit.log")
+    with duckdb.connect(str(case)) as con:
+        con.execute("DROP TABLE remediations")
+    findings = detect(case, load_rules(), store=False)  # read-only: the case stays version 2
+    assert [f for f in findings if f.rule_id.startswith("k8s-containment-")] == []
+    with connect(case) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(2,)]
+
+
 def test_case_without_a_version_table_is_version_1(tmp_path):
     case = old_case(tmp_path, None, "audit.log")
     with pytest.raises(CaseError, match=r"schema version 1; this kforensics"):

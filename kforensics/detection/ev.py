@@ -11,6 +11,7 @@ from datetime import datetime
 
 import duckdb
 
+from kforensics.case import added_table
 from kforensics.investigate.sql import query_values
 
 _CONTAINER = {
@@ -160,5 +161,6 @@ def prepare(
 ) -> int:
     """Build the temp table `ev` (and the helper macros) for a time window; return its rows."""
     con.execute(MACROS)
+    added_table(con, "remediations")  # the watch rules read it; a version-2 case has none
     con.execute(_EV, {"since": since, "until": until})
     return con.execute("SELECT count(*) FROM ev").fetchone()[0]
