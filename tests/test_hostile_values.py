@@ -453,21 +453,27 @@ def test_netpol_never_emits_what_the_log_crafted(hostile: dict) -> None:
     # Log text makes no line of its own, and no markup: outside the code block of connections
     # and the code spans of commands, every <, [, ` and | is escaped.
     lines = report.split("\n")
-    kinds = r"(quarantine|restore|pin-namespaces|egress-block|default-deny) "
-    remedies = [line for line in out.output.split("\n") if re.match(kinds, line)]
-    headings = [line for line in lines if line.startswith("#")]
-    assert len(headings) == 2 + len(remedies) + 3  # title, Remedies, one per remedy, 3 more
-    assert all(re.match(r"# Proposed |## [A-Z]|### " + kinds[:-1] + ": ", h) for h in headings)
-    block = lines.index("```text")
-    prose = lines[:block] + lines[lines.index("```", block) + 1 :]
-    ours = ("- run: `", "- proposed fix: ")
-    unescaped = [line for line in prose if not line.startswith(ours)
-                 and re.search(r"[<\[`|]", re.sub(r"\\.", "", line))]  # fmt: skip
+    actions = [line for line in out.output.split("\n") if line.startswith("  ")]
+    steps = [line for line in out.output.split("\n") if re.fullmatch(r"[a-z-]+:", line)]
+    prose, fenced = [], False
+    for line in lines:  # fenced blocks (commands, connections) hold no Markdown
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            prose.append(line)
+    headings = [line for line in prose if line.startswith("#")]
+    # title, one per step, one per action, then recorded, validation, simulation, unknowns
+    assert len(headings) == 1 + len(steps) + len(actions) + 4
+    assert all(re.match(r"# Containment plan$|## [1-9A-Z]|### [a-z-]+: ", h) for h in headings)
+    unescaped = [line for line in prose if re.search(r"[<\[`|]", re.sub(r"\\.", "", line))
+                 and not line.startswith(("- the fix-quarantine-defeats action",
+                                          "Review every step, capture"))]  # fmt: skip
     assert unescaped == []
     assert "payments/allow-hostile: its recorded state is not a policy the API server" in report
     assert f"nested deeper than {untrusted.MAX_DEPTH} levels" in report
     assert "payments/undated: the change is undated" in report
-    restored = yaml.safe_load((folder / "07-restore-payments-default-deny.yaml").read_text())
+    (path,) = folder.glob("*-contain-restore-payments-default-deny.yaml")
+    restored = yaml.safe_load(path.read_text())
     assert restored["metadata"]["name"] == "default-deny"  # the real incident is still remedied
 
 

@@ -83,7 +83,7 @@ def test_notebook_structure(path):
     static = "".join(c.source for c in code if "if interactive:" not in c.source)
     assert "ipywidgets" not in static and "explore" not in static
     assert cells[-1].cell_type == "code" and "remediate" in cells[-1].source
-    assert cells[-2].cell_type == "markdown" and "Remediation" in cells[-2].source
+    assert cells[-2].cell_type == "markdown" and "Containment" in cells[-2].source
 
 
 def test_the_wheel_ships_the_notebooks(tmp_path):
@@ -184,7 +184,7 @@ def test_notebook_runs(cases, shape, name, tmp_path):
         s["$schema"].startswith("https://vega.github.io/schema/vega-lite/") for s in specs
     )
     assert (remediation / "REPORT.md").is_file()
-    assert "Remedies (" in html
+    assert "Containment plan (" in html
     assert not widget_views(nb)  # static mode: nothing widget-related ran
 
 

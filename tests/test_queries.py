@@ -17,8 +17,9 @@ from tests.conftest import SAMPLES, event, jsonl
 SA = "system:serviceaccount:shop:storefront"
 NAMES = [
     "attack_counts", "denials", "exec_sessions", "findings", "findings_for", "findings_points",
-    "findings_summary", "identity_sources", "identity_timeline", "new_in_window",
-    "permission_changes", "policy_and_label_changes", "quality_summary", "resources_touched",
+    "findings_summary", "footprint_credentials", "footprint_objects", "footprint_pods",
+    "identity_sources", "identity_timeline", "new_in_window", "permission_changes",
+    "policy_and_label_changes", "quality_summary", "resources_touched", "secrets_known",
     "secrets_read", "time_stretches", "top_identities", "volume_over_time", "who_did_what",
     "workload_activity", "workload_exec",
 ]  # fmt: skip
@@ -234,7 +235,10 @@ def test_the_python_functions_take_what_their_files_declare():
         taken = {n: "required" if a.default is inspect.Parameter.empty else a.default
                  for n, a in signature.items() if n != "con"}  # fmt: skip
         assert taken == declared, query.name
-    assert {q.name for q in canned.queries()} - set(inv.__all__) == {"findings", "time_stretches"}
+    assert {q.name for q in canned.queries()} - set(inv.__all__) == {
+        "findings", "time_stretches", "footprint_pods", "footprint_objects",
+        "footprint_credentials", "secrets_known",
+    }  # fmt: skip
 
 
 def test_findings_at_or_above_a_level(sample):
