@@ -13,17 +13,12 @@ import duckdb
 from kforensics.contain.footprint import Footprint, service_account
 from kforensics.contain.gitops import revert_note
 from kforensics.contain.least_privilege import least_privilege
+from kforensics.contain.rbac_validate import BINDING_KINDS, ROLE_KINDS
 from kforensics.contain.steps import Action, kubectl, say
 from kforensics.investigate.redact import redact
-from kforensics.netpol.inventory import Inventory, clean
+from kforensics.netpol.inventory import KINDS, Inventory, clean
 
-RBAC = {
-    "roles": "Role",
-    "clusterroles": "ClusterRole",
-    "rolebindings": "RoleBinding",
-    "clusterrolebindings": "ClusterRoleBinding",
-}
-_BINDINGS = ("RoleBinding", "ClusterRoleBinding")
+RBAC = {r: k for r, k in KINDS.items() if k in ROLE_KINDS + BINDING_KINDS}  # resource -> kind
 
 
 def _where(kind: str, ns: str | None, name: str) -> str:
@@ -53,7 +48,7 @@ def _revoke(kind: str, ns: str | None, name: str, obj: dict, why: str, fp: Footp
     resource = {v: k for k, v in RBAC.items()}[kind].rstrip("s")
     action = Action(
         step="cut-access",
-        kind="revoke-binding" if kind in _BINDINGS else "revoke-role",
+        kind="revoke-binding" if kind in BINDING_KINDS else "revoke-role",
         name=f"revoke-{name}",
         rationale=f"Delete {_where(kind, ns, say(name))}: {why}",
         findings=[f for f in fp.findings if f.name == name] or fp.findings,
@@ -94,7 +89,7 @@ def cut_access(con: duckdb.DuckDBPyConnection, fp: Footprint, inv: Inventory) ->
         )
         action.evidence += row["evidence"]
         actions.append(action)
-    for kind in _BINDINGS:
+    for kind in BINDING_KINDS:
         for binding in inv.of_kind(kind):
             meta = binding["metadata"]
             key = (kind, meta.get("namespace") or "", meta["name"])

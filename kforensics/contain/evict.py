@@ -11,17 +11,11 @@ from __future__ import annotations
 from kforensics.contain.footprint import Footprint
 from kforensics.contain.gitops import revert_note
 from kforensics.contain.steps import Action, kubectl, say
-from kforensics.netpol.inventory import Inventory
+from kforensics.netpol.inventory import KINDS, Inventory
+from kforensics.netpol.inventory import WORKLOADS as WORKLOAD_KINDS
 
-WORKLOADS = {
-    "pods": "Pod",
-    "deployments": "Deployment",
-    "replicasets": "ReplicaSet",
-    "daemonsets": "DaemonSet",
-    "statefulsets": "StatefulSet",
-    "jobs": "Job",
-    "cronjobs": "CronJob",
-}
+# resource -> kind of what runs pods: a pod, or a workload with a pod template
+WORKLOADS = {r: k for r, k in KINDS.items() if k == "Pod" or k in WORKLOAD_KINDS}
 
 
 def pod_spec(obj: dict) -> dict:

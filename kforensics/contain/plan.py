@@ -17,7 +17,7 @@ from kforensics.contain.access import cut_access
 from kforensics.contain.evict import evict
 from kforensics.contain.footprint import Footprint, footprints
 from kforensics.contain.gitops import revert_note
-from kforensics.contain.rbac_validate import validate_rbac
+from kforensics.contain.rbac_validate import BINDING_KINDS, ROLE_KINDS, validate_rbac
 from kforensics.contain.rotate import rotate
 from kforensics.contain.steps import STEPS, Action, say
 from kforensics.detection.run import Finding
@@ -28,7 +28,6 @@ from kforensics.netpol.plan import plan as netpol_plan
 from kforensics.netpol.remediation import Simulation, simulate
 from kforensics.netpol.validate import validate_object
 
-_RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 # How a pod was touched, for the quarantine's notes
 _TOUCH = {"exec": "exec'd into", "attach": "attached to", "portforward": "port-forwarded to",
           "ephemeral container": "given an ephemeral container", "created": "created",
@@ -175,7 +174,7 @@ def validate(actions: list[Action], refused: dict[int, list[str]]) -> dict[int, 
     for action in actions:
         for obj in action.objects:
             errors = refused.get(id(obj), []) + validate_object(obj)
-            if obj.get("kind") in _RBAC_KINDS:
+            if obj.get("kind") in ROLE_KINDS + BINDING_KINDS:
                 errors += validate_rbac(obj)
             if errors:
                 invalid[id(obj)] = errors

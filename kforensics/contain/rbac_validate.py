@@ -15,60 +15,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from kforensics.netpol.names import dns1123_subdomain_errors, go_quote, path_segment_errors
-from kforensics.netpol.validate import storable_errors, validate_network_policy
+from kforensics.netpol.names import dns1123_subdomain_errors, path_segment_errors
+from kforensics.netpol.validate import (
+    field_invalid,
+    field_not_supported,
+    field_typed,
+    storable_errors,
+    validate_network_policy,
+)
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 API_VERSION = f"{RBAC_GROUP}/v1"
 ROLE_KINDS = ("Role", "ClusterRole")
 BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
 SUBJECT_KINDS = ("ServiceAccount", "User", "Group")
-_JSON_TYPES = {dict: "object", list: "array", str: "string"}
 _RULE_LISTS = ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
-
-
-def _value(value: Any) -> str:
-    """Return a bad value as Go's field errors print it: %q for a string, %#v for []string."""
-    if isinstance(value, list):
-        return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
-    return go_quote(value)
-
-
-def _invalid(path: str, value: Any, detail: str) -> str:
-    """Return a field.Invalid error."""
-    return f"{path}: Invalid value: {_value(value)}: {detail}"
-
-
-def _not_supported(path: str, value: str, supported: tuple[str, ...]) -> str:
-    """Return a field.NotSupported error."""
-    listed = ", ".join(go_quote(s) for s in supported)
-    return f"{path}: Unsupported value: {go_quote(value)}: supported values: {listed}"
-
-
-def _typed(value: Any, want: type, path: str, errs: list[str]) -> Any:
-    """Return value if it is null or of JSON type `want`; else record a type error, return None."""
-    if value is None or isinstance(value, want):
-        return value
-    errs.append(f"{path}: Invalid type: expected {_JSON_TYPES[want]}")
-    return None
 
 
 def _field(obj: dict, key: str, path: str, errs: list[str]) -> str:
     """Return a string field; a missing or null one decodes as Go's zero value, ""."""
-    return _typed(obj.get(key), str, f"{path}{key}", errs) or ""
+    return field_typed(obj.get(key), str, f"{path}{key}", errs) or ""
 
 
 def _strings(obj: dict, key: str, path: str, errs: list[str]) -> list[str]:
     """Return a []string field; a null item decodes as ""."""
-    items = _typed(obj.get(key), list, f"{path}{key}", errs) or []
-    return [_typed(v, str, f"{path}{key}[{i}]", errs) or "" for i, v in enumerate(items)]
+    items = field_typed(obj.get(key), list, f"{path}{key}", errs) or []
+    return [field_typed(v, str, f"{path}{key}[{i}]", errs) or "" for i, v in enumerate(items)]
 
 
 def _dicts(value: Any, path: str, errs: list[str]) -> list[tuple[str, dict]]:
     """Return (path, item) of a JSON array of structs; a null item decodes as an empty struct."""
-    items = _typed(value, list, path, errs) or []
+    items = field_typed(value, list, path, errs) or []
     return [
-        (f"{path}[{i}]", _typed(v, dict, f"{path}[{i}]", errs) or {}) for i, v in enumerate(items)
+        (f"{path}[{i}]", field_typed(v, dict, f"{path}[{i}]", errs) or {})
+        for i, v in enumerate(items)
     ]
 
 
@@ -97,10 +77,10 @@ def _validate_rule(rule: dict, path: str, namespaced: bool, errs: list[str]) -> 
     if urls:
         if namespaced:
             detail = "namespaced rules cannot apply to non-resource URLs"
-            errs.append(_invalid(f"{path}.nonResourceURLs", urls, detail))
+            errs.append(field_invalid(f"{path}.nonResourceURLs", urls, detail))
         if groups or resources or names:
             detail = "rules cannot apply to both regular resources and non-resource URLs"
-            errs.append(_invalid(f"{path}.nonResourceURLs", urls, detail))
+            errs.append(field_invalid(f"{path}.nonResourceURLs", urls, detail))
         return
     if not groups:
         detail = "resource rules must supply at least one api group"
@@ -125,7 +105,7 @@ def _selector_errors(selector: dict, path: str) -> list[str]:
 
 def _validate_aggregation(obj: dict, errs: list[str]) -> None:
     """Append ValidateClusterRole's aggregationRule errors."""
-    rule = _typed(obj.get("aggregationRule"), dict, "aggregationRule", errs)
+    rule = field_typed(obj.get("aggregationRule"), dict, "aggregationRule", errs)
     if rule is None:
         return
     path = "aggregationRule.clusterRoleSelectors"
@@ -146,31 +126,31 @@ def _validate_subject(subject: dict, path: str, namespaced: bool, errs: list[str
         errs.append(f"{path}.name: Required value")
     if kind == "ServiceAccount":
         if name:
-            errs += [_invalid(f"{path}.name", name, m) for m in dns1123_subdomain_errors(name)]
+            errs += [field_invalid(f"{path}.name", name, m) for m in dns1123_subdomain_errors(name)]
         if group:
-            errs.append(_not_supported(f"{path}.apiGroup", group, ("",)))
+            errs.append(field_not_supported(f"{path}.apiGroup", group, ("",)))
         if not namespaced and not namespace:
             errs.append(f"{path}.namespace: Required value")
     elif kind in ("User", "Group"):
         if group != RBAC_GROUP:
-            errs.append(_not_supported(f"{path}.apiGroup", group, (RBAC_GROUP,)))
+            errs.append(field_not_supported(f"{path}.apiGroup", group, (RBAC_GROUP,)))
     else:
-        errs.append(_not_supported(f"{path}.kind", kind, SUBJECT_KINDS))
+        errs.append(field_not_supported(f"{path}.kind", kind, SUBJECT_KINDS))
 
 
 def _validate_binding(obj: dict, namespaced: bool, errs: list[str]) -> None:
     """Append ValidateRoleBinding's or ValidateClusterRoleBinding's roleRef and subject errors."""
-    ref = _typed(obj.get("roleRef"), dict, "roleRef", errs) or {}
+    ref = field_typed(obj.get("roleRef"), dict, "roleRef", errs) or {}
     group, kind, name = (_field(ref, k, "roleRef.", errs) for k in ("apiGroup", "kind", "name"))
     # a roleRef of the wrong type decodes as an empty one, whose empty apiGroup is defaulted
     if group not in ("", RBAC_GROUP):
-        errs.append(_not_supported("roleRef.apiGroup", group, (RBAC_GROUP,)))
+        errs.append(field_not_supported("roleRef.apiGroup", group, (RBAC_GROUP,)))
     kinds = ROLE_KINDS if namespaced else ("ClusterRole",)
     if kind not in kinds:
-        errs.append(_not_supported("roleRef.kind", kind, kinds))
+        errs.append(field_not_supported("roleRef.kind", kind, kinds))
     if not name:
         errs.append("roleRef.name: Required value")
-    errs += [_invalid("roleRef.name", name, m) for m in path_segment_errors(name)]
+    errs += [field_invalid("roleRef.name", name, m) for m in path_segment_errors(name)]
     for spath, subject in _dicts(obj.get("subjects"), "subjects", errs):
         _validate_subject(subject, spath, namespaced, errs)
 
@@ -183,9 +163,9 @@ def validate_rbac(obj: dict) -> list[str]:
     version = _field(obj, "apiVersion", "", errs)
     kind = _field(obj, "kind", "", errs)
     if errs or version != API_VERSION:
-        return errs or [_not_supported("apiVersion", version, (API_VERSION,))]
+        return errs or [field_not_supported("apiVersion", version, (API_VERSION,))]
     if kind not in ROLE_KINDS + BINDING_KINDS:
-        return [_not_supported("kind", kind, ROLE_KINDS + BINDING_KINDS)]
+        return [field_not_supported("kind", kind, ROLE_KINDS + BINDING_KINDS)]
     obj = default_rbac(obj)
     # ObjectMeta, with RBAC's name rule and the kind's scope; only the metadata is passed, so
     # that the type checks of storable_errors' other fields do not repeat ours

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kforensics.detection.run import Finding
 from kforensics.investigate.redact import redact_text
-from kforensics.netpol.names import is_dns1123_label, is_dns1123_subdomain
+from kforensics.netpol.names import is_dns1123_label
 from kforensics.untrusted import visible
 
 STEPS = ("contain", "cut-access", "evict", "rotate", "watch")
@@ -85,13 +85,6 @@ def kubectl(*words: str, namespace: str | None = None) -> str | None:
     if not all(safe_name(w) or w in FLAGS for w in words):
         return None
     return shlex.join(args)
-
-
-def object_name_ok(kind: str, name: object) -> bool:
-    """True when name is one the API server accepts for kind (RBAC: any safe path segment)."""
-    if kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
-        return safe_name(name)
-    return isinstance(name, str) and is_dns1123_subdomain(name)
 
 
 def say(text: object) -> str:

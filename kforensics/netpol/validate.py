@@ -35,25 +35,28 @@ from kforensics.netpol.names import (
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "integer"}
 
 
-def _value(value: Any) -> str:
-    """Return a bad value as the server prints it: strings quoted, numbers and booleans bare."""
+def field_value(value: Any) -> str:
+    """Return a bad value as the server prints it: strings quoted (%q), []string as Go's %#v,
+    numbers and booleans bare."""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, list):
+        return "[]string{" + ", ".join(go_quote(str(v)) for v in value) + "}"
     return go_quote(value) if isinstance(value, str) else "null" if value is None else str(value)
 
 
-def _invalid(path: str, value: Any, detail: str) -> str:
+def field_invalid(path: str, value: Any, detail: str) -> str:
     """Return a field.Invalid error."""
-    return f"{path}: Invalid value: {_value(value)}: {detail}"
+    return f"{path}: Invalid value: {field_value(value)}: {detail}"
 
 
-def _not_supported(path: str, value: Any, supported: tuple[str, ...]) -> str:
+def field_not_supported(path: str, value: Any, supported: tuple[str, ...]) -> str:
     """Return a field.NotSupported error."""
     listed = ", ".join(go_quote(s) for s in supported)
-    return f"{path}: Unsupported value: {_value(value)}: supported values: {listed}"
+    return f"{path}: Unsupported value: {field_value(value)}: supported values: {listed}"
 
 
-def _typed(value: Any, want: type, path: str, errs: list[str]) -> Any:
+def field_typed(value: Any, want: type, path: str, errs: list[str]) -> Any:
     """Return value if it is null or of JSON type `want`; else record a type error, return None."""
     if value is None or (isinstance(value, want) and not isinstance(value, bool)):
         return value
@@ -63,7 +66,7 @@ def _typed(value: Any, want: type, path: str, errs: list[str]) -> Any:
 
 def _items(value: Any, path: str, errs: list[str]) -> list[tuple[str, Any]]:
     """Return (path, item) pairs of a JSON array; a null item decodes as an empty struct."""
-    items = _typed(value, list, path, errs) or []
+    items = field_typed(value, list, path, errs) or []
     return [(f"{path}[{i}]", {} if item is None else item) for i, item in enumerate(items)]
 
 
@@ -103,15 +106,15 @@ def _cidr_errors(path: str, value: str, strict: bool) -> list[str]:
     """Return IsValidCIDRForLegacyField's errors; strict is the StrictIPCIDRValidation gate."""
     if _parse_cidr(value, False) is None:
         detail = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
-        return [_invalid(path, value, detail)]
+        return [field_invalid(path, value, detail)]
     parsed = _parse_cidr(value, True) if strict else (b"", b"", b"")
     if parsed is None:  # the sloppy parser accepted it, so only leading zeros explain this
-        return [_invalid(path, value, "must not have leading 0s in IP or prefix length")]
+        return [field_invalid(path, value, "must not have leading 0s in IP or prefix length")]
     ip, masked, _ = parsed
     if len(ip) == 16 and ip[:12] == _V4_IN_V6:
-        return [_invalid(path, value, "must not have an IPv4-mapped IPv6 address")]
+        return [field_invalid(path, value, "must not have an IPv4-mapped IPv6 address")]
     if ip != masked:
-        return [_invalid(path, value, "must not have bits set beyond the prefix length")]
+        return [field_invalid(path, value, "must not have bits set beyond the prefix length")]
     return []
 
 
@@ -120,10 +123,10 @@ def _cidr_errors(path: str, value: str, strict: bool) -> list[str]:
 
 def _validate_labels(labels: Any, path: str, errs: list[str]) -> None:
     """Append ValidateLabels' errors: keys must be label keys, values label values."""
-    for key, value in (_typed(labels, dict, path, errs) or {}).items():
-        errs.extend(_invalid(path, key, m) for m in label_key_errors(str(key)))
-        if _typed(value, str, f"{path}[{key}]", errs) is not None:
-            errs.extend(_invalid(path, value, m) for m in label_value_errors(value))
+    for key, value in (field_typed(labels, dict, path, errs) or {}).items():
+        errs.extend(field_invalid(path, key, m) for m in label_key_errors(str(key)))
+        if field_typed(value, str, f"{path}[{key}]", errs) is not None:
+            errs.extend(field_invalid(path, value, m) for m in label_value_errors(value))
 
 
 def _validate_object_meta(
@@ -132,33 +135,34 @@ def _validate_object_meta(
     """Return ValidateObjectMeta's create-time errors (ownerReferences, finalizers unchecked)."""
     # generation is not checked: emitted objects leave it unset and NetworkPolicy's create resets it
     errs: list[str] = []
-    meta = _typed(meta, dict, "metadata", errs) or {}
+    meta = field_typed(meta, dict, "metadata", errs) or {}
     name, generate, namespace = (
-        _typed(meta.get(k), str, f"metadata.{k}", errs) or ""
+        field_typed(meta.get(k), str, f"metadata.{k}", errs) or ""
         for k in ("name", "generateName", "namespace")
     )
     # maskTrailingDash: a generateName may end in '-' (upstream puts "a" for its last two chars)
     masked = generate[:-2] + "a" if len(generate) > 1 and generate.endswith("-") else generate
     for msg in name_rule(masked) if generate else []:
-        errs.append(_invalid("metadata.generateName", generate, msg))
+        errs.append(field_invalid("metadata.generateName", generate, msg))
     if generate and not name:  # the server generates the name before it validates
         name = generate[:58] + "xxxxx"
     if not name:
         errs.append("metadata.name: Required value: name or generateName is required")
-    errs += [_invalid("metadata.name", name, m) for m in (name_rule(name) if name else [])]
+    errs += [field_invalid("metadata.name", name, m) for m in (name_rule(name) if name else [])]
     if namespaced and not namespace:
         errs.append("metadata.namespace: Required value")
     elif namespaced:
         errs += [
-            _invalid("metadata.namespace", namespace, m) for m in dns1123_label_errors(namespace)
+            field_invalid("metadata.namespace", namespace, m)
+            for m in dns1123_label_errors(namespace)
         ]
     elif namespace:
         errs.append("metadata.namespace: Forbidden: not allowed on this type")
     _validate_labels(meta.get("labels"), "metadata.labels", errs)
-    annotations = _typed(meta.get("annotations"), dict, "metadata.annotations", errs) or {}
+    annotations = field_typed(meta.get("annotations"), dict, "metadata.annotations", errs) or {}
     for key in annotations:  # the rule is a label key, except that case does not matter
         lowered = label_key_errors(str(key).lower())
-        errs += [_invalid("metadata.annotations", key, m) for m in lowered]
+        errs += [field_invalid("metadata.annotations", key, m) for m in lowered]
     if sum(utf8_len(str(k)) + utf8_len(str(v)) for k, v in annotations.items()) > 256 * 1024:
         errs.append("metadata.annotations: Too long: must have at most 262144 bytes")
     return errs
@@ -166,11 +170,11 @@ def _validate_object_meta(
 
 def _validate_selector(selector: Any, path: str, errs: list[str]) -> None:
     """Append ValidateLabelSelector's errors, label values included as on create."""
-    selector = _typed(selector, dict, path, errs) or {}
+    selector = field_typed(selector, dict, path, errs) or {}
     _validate_labels(selector.get("matchLabels"), f"{path}.matchLabels", errs)
     for epath, expr in _items(selector.get("matchExpressions"), f"{path}.matchExpressions", errs):
-        expr = _typed(expr, dict, epath, errs) or {}
-        operator = _typed(expr.get("operator"), str, f"{epath}.operator", errs) or ""
+        expr = field_typed(expr, dict, epath, errs) or {}
+        operator = field_typed(expr.get("operator"), str, f"{epath}.operator", errs) or ""
         values = _items(expr.get("values"), f"{epath}.values", errs)
         if operator in ("In", "NotIn") and not values:
             detail = "must be specified when `operator` is 'In' or 'NotIn'"
@@ -179,12 +183,14 @@ def _validate_selector(selector: Any, path: str, errs: list[str]) -> None:
             detail = "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
             errs.append(f"{epath}.values: Forbidden: {detail}")
         elif operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            errs.append(_invalid(f"{epath}.operator", operator, "not a valid selector operator"))
-        key = _typed(expr.get("key"), str, f"{epath}.key", errs) or ""
-        errs.extend(_invalid(f"{epath}.key", key, m) for m in label_key_errors(key))
+            errs.append(
+                field_invalid(f"{epath}.operator", operator, "not a valid selector operator")
+            )
+        key = field_typed(expr.get("key"), str, f"{epath}.key", errs) or ""
+        errs.extend(field_invalid(f"{epath}.key", key, m) for m in label_key_errors(key))
         for vpath, value in values:
-            if _typed(value, str, vpath, errs) is not None:
-                errs.extend(_invalid(vpath, value, m) for m in label_value_errors(value))
+            if field_typed(value, str, vpath, errs) is not None:
+                errs.extend(field_invalid(vpath, value, m) for m in label_value_errors(value))
 
 
 # --- NetworkPolicy --------------------------------------------------------------------------
@@ -213,41 +219,43 @@ def default_network_policy(obj: dict) -> dict:
 
 def _validate_port(port: Any, path: str, errs: list[str]) -> None:
     """Append ValidateNetworkPolicyPort's errors."""
-    port = _typed(port, dict, path, errs) or {}
-    protocol = _typed(port.get("protocol"), str, f"{path}.protocol", errs)
+    port = field_typed(port, dict, path, errs) or {}
+    protocol = field_typed(port.get("protocol"), str, f"{path}.protocol", errs)
     if protocol is not None and protocol not in _PROTOCOLS:
-        errs.append(_not_supported(f"{path}.protocol", protocol, _PROTOCOLS))
-    number, end = port.get("port"), _typed(port.get("endPort"), int, f"{path}.endPort", errs)
+        errs.append(field_not_supported(f"{path}.protocol", protocol, _PROTOCOLS))
+    number, end = port.get("port"), field_typed(port.get("endPort"), int, f"{path}.endPort", errs)
     if isinstance(number, int) and not isinstance(number, bool):
         if not 1 <= number <= 65535:
-            errs.append(_invalid(f"{path}.port", number, PORT_RANGE_MSG))
+            errs.append(field_invalid(f"{path}.port", number, PORT_RANGE_MSG))
         if end is not None and end < number:
-            errs.append(_invalid(f"{path}.endPort", end, "must be greater than or equal to `port`"))
+            errs.append(
+                field_invalid(f"{path}.endPort", end, "must be greater than or equal to `port`")
+            )
         if end is not None and not 1 <= end <= 65535:
-            errs.append(_invalid(f"{path}.endPort", end, PORT_RANGE_MSG))
+            errs.append(field_invalid(f"{path}.endPort", end, PORT_RANGE_MSG))
     elif isinstance(number, str):
         if end is not None:
             detail = "may not be specified when `port` is non-numeric"
-            errs.append(_invalid(f"{path}.endPort", end, detail))
-        errs.extend(_invalid(f"{path}.port", number, m) for m in port_name_errors(number))
+            errs.append(field_invalid(f"{path}.endPort", end, detail))
+        errs.extend(field_invalid(f"{path}.port", number, m) for m in port_name_errors(number))
     elif number is not None:
         errs.append(f"{path}.port: Invalid type: expected integer or string")
     elif end is not None:
         detail = "may not be specified when `port` is not specified"
-        errs.append(_invalid(f"{path}.endPort", end, detail))
+        errs.append(field_invalid(f"{path}.endPort", end, detail))
 
 
 def _validate_ip_block(block: Any, path: str, strict_cidr: bool, errs: list[str]) -> None:
     """Append ValidateIPBlock's errors: valid CIDRs, each `except` a strict subset of `cidr`."""
-    block = _typed(block, dict, path, errs) or {}
-    cidr = _typed(block.get("cidr"), str, f"{path}.cidr", errs)
+    block = field_typed(block, dict, path, errs) or {}
+    cidr = field_typed(block.get("cidr"), str, f"{path}.cidr", errs)
     if not cidr:
         errs.append(f"{path}.cidr: Required value")
         return
     errs += _cidr_errors(f"{path}.cidr", cidr, strict_cidr)
     net = _parse_cidr(cidr, False)
     for epath, text in _items(block.get("except"), f"{path}.except", errs) if net else []:
-        if _typed(text, str, epath, errs) is None:
+        if field_typed(text, str, epath, errs) is None:
             continue
         errs += _cidr_errors(epath, text, strict_cidr)
         inner = _parse_cidr(text, False)
@@ -256,12 +264,12 @@ def _validate_ip_block(block: Any, path: str, strict_cidr: bool, errs: list[str]
         # Go compares prefix lengths, so the whole cidr again is not a strict subset
         outer_len, inner_len = (sum(bin(b).count("1") for b in m) for m in (net[2], inner[2]))
         if not _contains(net[1], net[2], inner[1]) or outer_len >= inner_len:
-            errs.append(_invalid(epath, text, "must be a strict subset of `cidr`"))
+            errs.append(field_invalid(epath, text, "must be a strict subset of `cidr`"))
 
 
 def _validate_peer(peer: Any, path: str, strict_cidr: bool, errs: list[str]) -> None:
     """Append ValidateNetworkPolicyPeer's errors: ipBlock alone, or one or both selectors."""
-    peer = _typed(peer, dict, path, errs) or {}
+    peer = field_typed(peer, dict, path, errs) or {}
     for key in ("podSelector", "namespaceSelector"):
         if peer.get(key) is not None:
             _validate_selector(peer[key], f"{path}.{key}", errs)
@@ -283,26 +291,26 @@ def validate_network_policy(
     # may carry leading zeros or host bits); lint adds a check the server lacks (duplicate
     # policyTypes), for objects kforensics itself emits.
     errs = _validate_object_meta(obj.get("metadata"), True, dns1123_subdomain_errors)
-    spec = _typed(obj.get("spec"), dict, "spec", errs) or {}
+    spec = field_typed(obj.get("spec"), dict, "spec", errs) or {}
     _validate_selector(spec.get("podSelector"), "spec.podSelector", errs)
     for direction, peers in (("ingress", "from"), ("egress", "to")):
         for rpath, rule in _items(spec.get(direction), f"spec.{direction}", errs):
-            rule = _typed(rule, dict, rpath, errs) or {}
+            rule = field_typed(rule, dict, rpath, errs) or {}
             for ppath, port in _items(rule.get("ports"), f"{rpath}.ports", errs):
                 _validate_port(port, ppath, errs)
             for ppath, peer in _items(rule.get(peers), f"{rpath}.{peers}", errs):
                 _validate_peer(peer, ppath, strict_cidr, errs)
     types = [t for _, t in _items(spec.get("policyTypes"), "spec.policyTypes", errs)]
     if len(types) > 2:  # upstream prints &spec.PolicyTypes with %#v
-        shown = "[]networking.PolicyType{" + ", ".join(_value(t) for t in types) + "}"
+        shown = "[]networking.PolicyType{" + ", ".join(field_value(t) for t in types) + "}"
         detail = "may not specify more than two policyTypes"
         return [*errs, f"spec.policyTypes: Invalid value: {shown}: {detail}"]
     for i, ptype in enumerate(types):
         path = f"spec.policyTypes[{i}]"
-        if _typed(ptype, str, path, errs) is not None and ptype not in POLICY_TYPES:
-            errs.append(_not_supported(path, ptype, POLICY_TYPES))
+        if field_typed(ptype, str, path, errs) is not None and ptype not in POLICY_TYPES:
+            errs.append(field_not_supported(path, ptype, POLICY_TYPES))
         elif lint and ptype in types[:i]:
-            errs.append(f"{path}: Duplicate value: {_value(ptype)}")
+            errs.append(f"{path}: Duplicate value: {field_value(ptype)}")
     return errs
 
 
@@ -388,7 +396,7 @@ def _shape_errors(value: Any, shape: Any, path: str, errs: list[str]) -> None:
     if value is None:
         return
     if isinstance(shape, dict):
-        for key, inner in (_typed(value, dict, path, errs) or {}).items():
+        for key, inner in (field_typed(value, dict, path, errs) or {}).items():
             if key in shape or "*" in shape:
                 _shape_errors(
                     inner, shape.get(key, shape.get("*")), f"{path}.{key}".lstrip("."), errs
@@ -400,7 +408,7 @@ def _shape_errors(value: Any, shape: Any, path: str, errs: list[str]) -> None:
         if not isinstance(value, bool):
             errs.append(f"{path}: Invalid type: expected boolean")
     else:
-        _typed(value, shape, path, errs)
+        field_typed(value, shape, path, errs)
 
 
 def storable_errors(obj: dict) -> list[str]:
