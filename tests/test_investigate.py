@@ -15,7 +15,7 @@ from kforensics.detection.run import detect, load_exceptions
 from kforensics.detection.selftest import expand
 from kforensics.investigate import charts
 from kforensics.investigate import queries as inv
-from kforensics.investigate.redact import REDACTED, redact, redact_text
+from kforensics.investigate.redact import REDACTED, clip, redact, redact_text
 from kforensics.investigate.tables import html_table
 from tests.conftest import SAMPLES, jsonl
 
@@ -303,6 +303,29 @@ def test_redact_text():
     assert "S0VZ" not in blob and "tok-123456789" not in blob and '"server"' in blob
     yaml_blob = "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- user: {token: abc}\n"
     assert redact_text(yaml_blob) == REDACTED
+
+
+PEM_ID = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\n-----END RSA PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        (f"a {PEM_ID} b", f"a {REDACTED} b"),
+        ("x -----BEGIN RSA PRIVATE KEY-----\nMIIBOgI", f"x {REDACTED}"),  # cut inside the body
+        ("x -----BEGIN RSA PRIV", f"x {REDACTED}"),  # cut inside the header
+        ("-----BEGIN lower case", "-----BEGIN lower case"),
+    ],
+)
+def test_redact_text_hides_a_pem_block_even_cut_short(text, shown):
+    assert redact_text(text) == shown
+
+
+def test_clip_redacts_before_it_cuts():
+    # cut first, the block would lose its END line; a JWT its signature
+    assert clip(f"id-{PEM_ID}", 20) == f"id-{REDACTED}"
+    assert clip(f"id {JWT}", 20) == f"id {REDACTED}"
+    assert clip("a" * 70) == "a" * 63 + "\u2026"
 
 
 def _data_sizes(spec) -> list[int]:

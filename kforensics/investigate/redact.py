@@ -45,9 +45,8 @@ _KEY_VALUE = re.compile(
     r"access_token|id_token|refresh_token|password|passwd|bearerToken|client_secret)"
     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',&;}]+)"
 )
-_PEM = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*(?:PRIVATE KEY|CERTIFICATE)-----.*?-----END [A-Z0-9 ]*-----", re.S
-)
+# A block cut short (a clipped field, a truncated line) is still a key: it runs to the end.
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*(?:-----.*?(?:-----END [A-Z0-9 ]*-----|\Z)|\Z)", re.S)
 
 
 def _norm(key: str) -> str:
@@ -88,6 +87,13 @@ def redact_text(text: str) -> str:
     text = _JWT.sub(REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def clip(text: str, limit: int = 64) -> str:
+    """Return text redacted, then cut to limit characters (an ellipsis marks the cut)."""
+    # Redact first: a cut can break a PEM block or a JWT into a shape the patterns miss.
+    text = redact_text(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _walk(value: Any, parent_kind: str | None = None) -> Any:

@@ -19,6 +19,7 @@ import duckdb
 
 from kforensics import untrusted
 from kforensics.detection.macros import SHARED_FILE, builtin_shared, expand
+from kforensics.investigate.redact import clip
 from kforensics.netpol.names import is_dns1123_label
 from kforensics.netpol.validate import storable_errors
 
@@ -147,7 +148,7 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
         if verb == "delete" and name:  # what a delete carries is not needed, so not parsed
             key = (kind, "" if kind == "Namespace" else (ns or ""), name)
             inv.objects.pop(key, None)
-            inv.evidence[key] = f"deleted: {file}:{line} ({audit_id})"
+            inv.evidence[key] = f"deleted: {file}:{line} ({clip(audit_id or '')})"
             continue
         try:
             req, resp = _load(req), _load(resp)
@@ -168,7 +169,7 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
         key = (kind, "" if kind == "Namespace" else (ns or ""), name)
         if verb == "delete":
             inv.objects.pop(key, None)
-            inv.evidence[key] = f"deleted: {file}:{line} ({audit_id})"
+            inv.evidence[key] = f"deleted: {file}:{line} ({clip(audit_id or '')})"
             continue
         if full is not None:
             state = full
@@ -200,7 +201,7 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
                 meta.pop("namespace", None)
         inv.objects[key] = state
         inv.refused.pop(key, None)  # a later truthful record is the state again
-        inv.evidence[key] = f"{file}:{line} ({audit_id})"
+        inv.evidence[key] = f"{file}:{line} ({clip(audit_id or '')})"
     for kind, n in sorted(unlogged.items()):
         inv.unknown.append(
             f"{n} change(s) to {kind} objects were logged without the object (audit level "

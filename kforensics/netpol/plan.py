@@ -21,6 +21,7 @@ from datetime import timedelta
 import yaml
 
 from kforensics.detection.run import Finding
+from kforensics.investigate.redact import clip
 from kforensics.levels import at_or_above
 from kforensics.netpol.inventory import Inventory, clean
 from kforensics.netpol.model import effective_policy_types, parse_selector, selector_matches
@@ -63,16 +64,11 @@ class Remedy:
         for f in self.findings:
             for e in f.evidence:
                 # Clients choose audit IDs: a 100 KB one would burst the annotations' 256 KB.
-                audit_id = _cut(e["audit_id"] or "")
+                audit_id = clip(e["audit_id"] or "")
                 # the file as given to load: two nodes' audit.log must not read the same
                 seen[f"{e['source_file']}:{e['source_line']} ({audit_id})"] = None
         out = list(seen)
         return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
-
-
-def _cut(text: str, limit: int = 64) -> str:
-    """Return text cut to limit characters (an ellipsis marks the cut)."""
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _annotate(obj: dict, remedy: Remedy) -> dict:
@@ -248,7 +244,7 @@ def restore(findings: list[Finding], inv_at) -> list[Remedy]:
             name=f"restore-{f.namespace}-{f.name}",
             rationale=(
                 f"Restore NetworkPolicy {f.namespace}/{f.name} as last recorded before "
-                f"{_cut(f.actor or 'an unknown actor', 253)} deleted or changed it"
+                f"{clip(f.actor or 'an unknown actor', 253)} deleted or changed it"
             ),
             findings=[f],
         )
