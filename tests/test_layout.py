@@ -75,6 +75,7 @@ def test_no_module_reaches_into_another_modules_private_names(path):
 def test_the_package_folders_are_the_pipeline():
     folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
     assert folders == [
+        "cli",
         "contain",
         "detection",
         "ingest",

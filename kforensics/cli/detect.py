@@ -1,0 +1,127 @@
+"""`kforensics detect` and `kforensics rules`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kforensics.case import CaseError
+from kforensics.cli.options import case_option, rules_option, when
+from kforensics.detection.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
+from kforensics.detection.run import ExceptionsError, RuleSQLError, detect, load_exceptions
+from kforensics.levels import LEVELS, at_or_above
+from kforensics.output import LEVEL_STYLE, json_line, plain, print_findings
+from kforensics.untrusted import visible
+
+
+@click.command("detect")
+@case_option("DuckDB case file (findings are stored in it, table `findings`).")
+@rules_option("Folder of extra rules (YAML); a rule with a built-in id replaces it.")
+@click.option(
+    "--exceptions",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML file: rule id -> entries of field patterns that drop a hit.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    default=",".join(DEFAULT_STATUSES),
+    show_default=True,
+    help="Comma-separated rule statuses to run (stable,test,experimental,deprecated).",
+)
+@click.option("--since", help="Only events at or after this time (ISO 8601, UTC if no zone).")
+@click.option("--until", help="Only events before this time.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="Output: a table, or one JSON finding per line.",
+)
+@click.option(
+    "--min-level",
+    type=click.Choice(LEVELS),
+    default="info",
+    show_default=True,
+    help="Print only findings at or above this level (all are stored).",
+)
+def detect_cmd(
+    case: Path,
+    rule_dirs: tuple[Path, ...],
+    exceptions: Path | None,
+    statuses: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    min_level: str,
+) -> None:
+    """Run the detection rules over CASE; print and store the findings."""
+    wanted = tuple(s.strip() for s in statuses.split(",") if s.strip())
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
+    try:
+        rules = load_rules(list(rule_dirs), statuses=wanted)
+        excs = load_exceptions(exceptions) if exceptions else []
+        findings = detect(case, rules, exceptions=excs, since=when(since), until=when(until))
+    except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
+        raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
+    findings = [f for f in findings if f.level in at_or_above(min_level)]
+    if fmt == "jsonl":
+        for f in findings:
+            click.echo(json_line(f.to_json()))
+        return
+    print_findings(findings, len(rules))
+
+
+@click.command("rules")
+@rules_option("Folder of extra rules (YAML), as for detect.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Run each rule's own match / no-match events through the loader and engine.",
+)
+@click.option(
+    "--builtin/--no-builtin",
+    default=True,
+    show_default=True,
+    help="Include the rules that ship with kforensics.",
+)
+def rules_cmd(rule_dirs: tuple[Path, ...], check: bool, builtin: bool) -> None:
+    """List the detection rules (all statuses); with --check, test them on their own events."""
+    from kforensics.detection.selftest import check_rule
+
+    try:
+        rules = load_rules(list(rule_dirs), statuses=None, builtin=builtin)
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    table = Table(title=f"{len(rules)} rules", title_justify="left")
+    for col in ("rule", "level", "status", "ATT&CK", "title"):
+        table.add_column(col, overflow="fold")
+    problems: list[str] = []
+    for r in rules:
+        table.add_row(
+            plain(r.id), Text(r.level, style=LEVEL_STYLE[r.level]), r.status,
+            ", ".join(r.techniques), plain(r.title),
+        )  # fmt: skip
+        if check:
+            try:
+                problems += check_rule(r)
+            except (ValueError, RuleSQLError) as exc:
+                problems.append(str(exc))
+    Console(width=None if Console().is_terminal else 160).print(table)
+    if check:
+        for p in problems:
+            click.echo(f"FAIL {p}", err=True)
+        click.echo(
+            f"{len(rules) - len({p.split(':')[0] for p in problems})} of {len(rules)} "
+            "rules pass their own tests"
+        )
+        if problems:
+            sys.exit(1)
