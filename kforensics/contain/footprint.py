@@ -1,10 +1,9 @@
 """Who to contain, and everything each of them touched: pods, objects, credentials.
 
-An identity is contained when a finding at medium or above names it as the actor (after the
-case's exceptions, applied by `kforensics detect`), unless it is a control-plane component or a
-node: those are not "an attacker's identity" to cut off, and their misuse shows as findings on
-the objects. The footprint comes from the named investigations footprint_pods,
-footprint_objects and footprint_credentials, so a notebook shows the same rows.
+The identities contained are the suspects (kforensics.investigate.suspects, the one definition
+the triage storyline uses too): actors of findings at medium or above, after the case's
+exceptions, components and nodes left out. The footprint comes from the named investigations
+footprint_pods, footprint_objects and footprint_credentials, so a notebook shows the same rows.
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ import duckdb
 
 from kforensics.detection.run import Finding
 from kforensics.investigate.canned import run_query
-from kforensics.levels import at_or_above
-
-CONTAINED_LEVELS = at_or_above("medium")
+from kforensics.investigate.suspects import service_account, suspicious
 
 
 @dataclass
@@ -43,29 +40,11 @@ class Footprint:
         return service_account(self.identity)
 
 
-def service_account(identity: str | None) -> tuple[str, str] | None:
-    """Return (namespace, name) of a system:serviceaccount:NS:NAME identity, else None."""
-    if identity and identity.startswith("system:serviceaccount:"):
-        parts = identity.split(":")
-        if len(parts) == 4 and parts[2] and parts[3]:
-            return parts[2], parts[3]
-    return None
-
-
-def containable(identity: str | None) -> bool:
-    """True for a person's or a workload's identity (not a component, a node, or anonymous)."""
-    if not identity:
-        return False
-    if service_account(identity):
-        return True
-    return not identity.startswith("system:")
-
-
 def identities(findings: list[Finding]) -> dict[str, list[Finding]]:
     """Return the identities to contain, each with its findings at medium or above."""
     out: dict[str, list[Finding]] = {}
     for f in findings:
-        if f.level in CONTAINED_LEVELS and containable(f.actor):
+        if suspicious(f.level, f.actor):
             out.setdefault(f.actor, []).append(f)
     return dict(sorted(out.items()))
 
