@@ -13,10 +13,11 @@ from kforensics.errors import CaseError
 from kforensics.untrusted import visible
 from kforensics.version import __version__
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Versions whose tables still mean what ours do: the newer schema only adds tables. Opened for
-# writing, such a case gains them; read-only, it is read as it is.
-ADDITIVE_FROM = {2}
+# writing, such a case gains them; read-only, it is read as it is, the tables it lacks empty.
+ADDITIVE_FROM = {2, 3}
+ADDED_TABLES = ("remediations", "notes")  # newer than version 2 (3: remediations; 4: notes)
 RELOAD_PATHS_SHOWN = 10  # the reload hint names at most this many source files
 
 
@@ -70,6 +71,9 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) 
         if not read_only:
             create_schema(con)
             con.execute("UPDATE schema_version SET version = $v", {"v": SCHEMA_VERSION})
+        else:
+            for name in ADDED_TABLES:  # queries that read them (findings' notes) find them empty
+                added_table(con, name)
         return
     if found > SCHEMA_VERSION:
         con.close()

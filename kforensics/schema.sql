@@ -178,3 +178,24 @@ CREATE TABLE IF NOT EXISTS remediations (
     finding_ids    VARCHAR[] NOT NULL,
     evidence       VARCHAR[] NOT NULL
 );
+
+-- Analysts' notes (`kforensics note`, Case.note, the notebooks' note widget): a tag, a comment
+-- and/or a mark on an event (target: its event_id), a finding (its finding_id) or an identity
+-- (its name). `load` and `detect` never touch it. A finding_id is a content id (the rule and
+-- the finding's subject), so a note follows its finding through every re-detect that finds it
+-- again. `mark` ('triaged' or 'false_positive', findings only) always has a `reason`; the
+-- latest mark of a finding is its mark. `subject` keeps the noted finding's rule_id, actor,
+-- impersonated, namespace, resource, name and source_ips as they were, so a false-positive
+-- mark still becomes its exceptions entry after the finding is gone.
+CREATE TABLE IF NOT EXISTS notes (
+    note_id      INTEGER NOT NULL,
+    target_kind  VARCHAR NOT NULL,
+    target       VARCHAR NOT NULL,
+    tag          VARCHAR,
+    comment      VARCHAR,
+    mark         VARCHAR,
+    reason       VARCHAR,
+    author       VARCHAR NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    subject      JSON
+);
