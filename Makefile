@@ -16,8 +16,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@mkdir -p $(OUT) && rm -f $(OUT)/demo.duckdb
-	$(BIN)/kforensics load data/samples/native --case $(OUT)/demo.duckdb
+	@mkdir -p $(OUT)
+	$(BIN)/kforensics load data/samples/native --case $(OUT)/demo.duckdb --replace
 	$(BIN)/kforensics sql --case $(OUT)/demo.duckdb \
 	  "SELECT username, count(*) AS requests, count(*) FILTER (code >= 400) AS denied \
 	   FROM requests GROUP BY 1 ORDER BY 2 DESC LIMIT 8"

@@ -45,6 +45,10 @@ _LAZY = {
     "report": ("kforensics.reporting.run", "run_report"),
     "show": ("kforensics.reporting.display", "show"),
     "show_remediation": ("kforensics.reporting.display", "show_remediation"),
+    "show_header": ("kforensics.reporting.story", "show_header"),
+    "show_storyline": ("kforensics.reporting.story", "show_storyline"),
+    "show_findings": ("kforensics.reporting.story", "show_findings"),
+    "show_evidence": ("kforensics.reporting.story", "show_evidence"),
     "explore": ("kforensics.reporting.explore", "explore"),
 }
 
@@ -72,7 +76,11 @@ __all__ = [
     "remediate",
     "report",
     "show",
+    "show_evidence",
+    "show_findings",
+    "show_header",
     "show_remediation",
+    "show_storyline",
 ]
 
 if TYPE_CHECKING:
@@ -83,6 +91,12 @@ if TYPE_CHECKING:
     from kforensics.reporting.display import show, show_remediation
     from kforensics.reporting.explore import explore
     from kforensics.reporting.run import run_report as report
+    from kforensics.reporting.story import (
+        show_evidence,
+        show_findings,
+        show_header,
+        show_storyline,
+    )
 
 
 def __getattr__(name: str) -> Any:

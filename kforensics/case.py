@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -18,11 +20,22 @@ SCHEMA_VERSION = 4
 # writing, such a case gains them; read-only, it is read as it is, the tables it lacks empty.
 ADDITIVE_FROM = {2, 3}
 ADDED_TABLES = ("remediations", "notes")  # newer than version 2 (3: remediations; 4: notes)
-RELOAD_PATHS_SHOWN = 10  # the reload hint names at most this many source files
+RELOAD_PATHS_SHOWN = 10
+# How long a reader waits for a load or detect to finish storing, and a writer for readers'
+# queries to end (notebooks open a connection per query), before saying who holds the case.
+READ_WAIT = 15.0
+WRITE_WAIT = 120.0  # the reload hint names at most this many source files
 
 
-def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Return a connection to the case file (read-only unless asked), in UTC."""
+def connect(
+    case: str | Path, *, read_only: bool = True, wait: float | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Return a connection to the case file (read-only unless asked), in UTC.
+
+    DuckDB lets one process write a file, or several read it, never both: while another process
+    holds the case the other way, this retries for up to `wait` seconds (default READ_WAIT or
+    WRITE_WAIT), saying on stderr once that it waits for a writer's turn.
+    """
     path = Path(case)
     try:
         str(path).encode("utf-8")
@@ -34,22 +47,35 @@ def connect(case: str | Path, *, read_only: bool = True) -> duckdb.DuckDBPyConne
         ) from None
     if read_only and not path.exists():
         raise CaseError(f"{path}: no such case file (create it with `kforensics load`)")
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            who = "being loaded" if read_only else "open"
+    limit = (READ_WAIT if read_only else WRITE_WAIT) if wait is None else wait
+    start, pause, said = time.monotonic(), 0.02, False
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            waited = time.monotonic() - start
+            if "lock" not in str(exc).lower():
+                raise CaseError(f"{path}: cannot open the case: {exc}") from exc
+            if waited >= limit:
+                who = "being loaded or detected" if read_only else "open"
+                raise CaseError(
+                    f"{path}: the case is {who} in another process (waited {waited:.0f} s); "
+                    "DuckDB allows one writer and no readers beside it. Retry when it is done, "
+                    "or close the other process."
+                ) from exc
+            if not read_only and not said and waited >= 1:
+                # a notebook cell mid-query: worth a word, since the writer may wait its turn
+                print(f"{path}: waiting for other processes reading the case...", file=sys.stderr)
+                said = True
+            time.sleep(min(pause, max(0.0, limit - waited)))
+            pause = min(pause * 2, 0.25)
+        except duckdb.ConnectionException as exc:  # DuckDB: one mode per file and process
+            mode = "read-only" if not read_only else "for writing"
             raise CaseError(
-                f"{path}: the case is {who} in another process; DuckDB allows one writer "
-                "and no readers beside it. Close the other process (a notebook?) and retry."
+                f"{path}: the case is open {mode} elsewhere in this process (a notebook kernel?); "
+                "close that connection and retry"
             ) from exc
-        raise CaseError(f"{path}: cannot open the case: {exc}") from exc
-    except duckdb.ConnectionException as exc:  # DuckDB: one mode per file and process
-        mode = "read-only" if not read_only else "for writing"
-        raise CaseError(
-            f"{path}: the case is open {mode} elsewhere in this process (a notebook kernel?); "
-            "close that connection and retry"
-        ) from exc
     con.execute("SET TimeZone = 'UTC'")
     _check_version(con, path, read_only)
     return con

@@ -9,9 +9,9 @@
 # %% [markdown]
 # # Triage: what happened in this case, when, and who did it?
 #
-# Start here: volume and findings over time, the most active and most refused identities, what
-# appeared for the first time. Set `case` (and optionally the window `since`/`until`, ISO 8601
-# UTC) in the parameters cell.
+# Start here: what was examined, the suspects' steps in time order, then volume and findings
+# over time, the most active and most refused identities, what appeared for the first time.
+# Set `case` (and optionally the window `since`/`until`, ISO 8601 UTC) in the parameters cell.
 
 # %% tags=["parameters"]
 # Relative to notebooks/, where Jupyter starts the kernel (kforensics report sets case).
@@ -32,6 +32,28 @@ import kforensics as kf
 c = kf.open_case(case, since=since, until=until)  # read-only, holding no lock between calls
 
 # %% [markdown]
+# ## What this report examined
+#
+# The case file, its sources (sha256, records, events loaded and still in the case), the time
+# the case covers and the window of this report, the rules and exceptions of the last
+# `kforensics detect` (the findings below are its findings), and when this was generated.
+
+# %%
+kf.show_header(c)
+
+# %% [markdown]
+# ## What happened: each suspect's steps in time order
+#
+# A suspect is a person or workload identity that a finding at medium or above names as the
+# actor (the identities the containment plan below contains). Each step is one request that
+# findings stand on (low and above): what the rules call it, the request and where, its ATT&CK
+# techniques (linked to their pages), the worst level, and its evidence `file:line` (linked to
+# the evidence rows below). Follow a suspect further in `02_identity`.
+
+# %%
+kf.show_storyline(c)
+
+# %% [markdown]
 # ## When did things happen?
 #
 # Requests over time by outcome, with every finding placed at its first event and coloured by
@@ -40,13 +62,14 @@ c = kf.open_case(case, since=since, until=until)  # read-only, holding no lock b
 
 # %%
 kf.show(c.chart("timeline"))
-kf.show(c.chart("outcomes_over_time"))
 
 # %% [markdown]
 # ## What did the rules find?
 #
-# Findings by level and by ATT&CK tactic, then the tactic x technique matrix. High findings are
-# the first to read.
+# Findings by level and by ATT&CK tactic, then the tactic x technique matrix: each cell is
+# coloured by its worst finding's level and counts its findings (info findings, activity rather
+# than suspicion, are left out: `c.chart("attack_matrix", include_info=True)` has them); a cell
+# opens the technique's ATT&CK page. High findings are the first to read.
 
 # %%
 kf.show(c.query("findings_summary"))
@@ -88,13 +111,22 @@ kf.show(c.query("new_in_window"))
 # %% [markdown]
 # ## Findings, most severe first
 #
-# Each cites its first evidence `file:line` (the file as given to `kforensics load`) and lists
-# the quality flags of its events; under impersonation `actor` sent the requests and
-# `impersonated` is whom they were made as. Pivot on either identity (`02_identity`) or the
-# namespace (`03_workload`).
+# Each cites its first evidence `file:line` (the file as given to `kforensics load`), linked to
+# all its evidence rows below, and lists the quality flags of its events; under impersonation
+# `actor` sent the requests and `impersonated` is whom they were made as. Pivot on either
+# identity (`02_identity`) or the namespace (`03_workload`).
 
 # %%
-kf.show(c.query("findings_for"))
+kf.show_findings(c)
+
+# %% [markdown]
+# ## The evidence behind each finding
+#
+# For every finding above, the events it stands on (the first 20 of each): `file:line`, audit
+# ID, time, verb, object and response code, each findable in the original log.
+
+# %%
+kf.show_evidence(c)
 
 # %% [markdown]
 # ## How much do the findings stand on flagged events?

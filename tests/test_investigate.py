@@ -230,13 +230,21 @@ def test_findings_on_the_sample(sample):
     mine = rows(inv.findings_for(sample, identity=SA))
     assert mine and {r["actor"] for r in mine} == {SA} and mine[0]["level"] == "high"
     assert {
-        r["rule_id"] for r in rows(inv.findings_for(sample, namespace="payments", level="high"))
+        r["rule_id"] for r in rows(inv.findings_for(sample, namespace="payments", min_level="high"))
     } >= {
         "k8s-exec-reads-sa-token",
         "k8s-exec-cloud-metadata",
         "k8s-namespace-relabel-netpol-selector",
     }
     assert inv.findings_summary(sample, "2030-01-01", None).num_rows == 0
+    # a level means that level and the more severe ones
+    at_least_medium = rows(inv.findings_for(sample, min_level="medium"))
+    assert len(at_least_medium) == levels.get("medium", 0) + levels["high"] + levels.get(
+        "critical", 0
+    )
+    assert {r["level"] for r in at_least_medium} <= {"medium", "high", "critical"}
+    points = rows(inv.findings_points(sample, namespace="payments", min_level="high"))
+    assert points and {(r["level"], r["namespace"]) for r in points} == {("high", "payments")}
 
 
 def test_html_table_escapes_every_cell():

@@ -16,12 +16,12 @@ from tests.conftest import SAMPLES, event, jsonl
 
 SA = "system:serviceaccount:shop:storefront"
 NAMES = [
-    "attack_counts", "denials", "exec_sessions", "findings", "findings_for", "findings_points",
-    "findings_summary", "footprint_credentials", "footprint_objects", "footprint_pods",
-    "identity_sources", "identity_timeline", "new_in_window", "permission_changes",
-    "policy_and_label_changes", "quality_summary", "resources_touched", "secrets_known",
-    "secrets_read", "time_stretches", "top_identities", "volume_over_time", "who_did_what",
-    "workload_activity", "workload_exec",
+    "attack_counts", "denials", "exec_sessions", "finding_evidence", "findings", "findings_for",
+    "findings_points", "findings_summary", "footprint_credentials", "footprint_objects",
+    "footprint_pods", "identity_sources", "identity_timeline", "new_in_window",
+    "permission_changes", "policy_and_label_changes", "quality_summary", "resources_touched",
+    "secrets_known", "secrets_read", "storyline", "suspect_levels", "time_stretches",
+    "top_identities", "volume_over_time", "who_did_what", "workload_activity", "workload_exec",
 ]  # fmt: skip
 REQUIRED = {"identity": SA, "namespace": "shop"}
 
@@ -179,8 +179,10 @@ def test_cli_lists_and_runs_investigations(sample):
     runner = CliRunner()
     listed = runner.invoke(main, ["queries"])
     assert listed.exit_code == 0
-    assert listed.output.splitlines()[:4] == [
+    assert listed.output.splitlines()[:5] == [
         "attack_counts: Findings per (ATT&CK tactic, technique) pair carried by the same finding.",
+        "    min_level (level, default info): the least severe level counted (the matrix chart "
+        "leaves info out)",
         "    since (time, optional): window start, inclusive (ISO 8601, UTC if no zone; empty: "
         "the case's start)",
         "    until (time, optional): window end, exclusive (empty: the case's end)",
@@ -237,7 +239,8 @@ def test_the_python_functions_take_what_their_files_declare():
         assert taken == declared, query.name
     assert {q.name for q in canned.queries()} - set(inv.__all__) == {
         "findings", "time_stretches", "footprint_pods", "footprint_objects",
-        "footprint_credentials", "secrets_known",
+        "footprint_credentials", "secrets_known", "storyline", "finding_evidence",
+        "suspect_levels",
     }  # fmt: skip
 
 

@@ -31,12 +31,18 @@ from kforensics.output import print_summary
     metavar="FILE",
     help="kubectl get -o json|yaml dump of cluster objects to keep beside the log.",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Rebuild an existing CASE from these inputs alone (notebooks reading it switch over).",
+)
 def load_cmd(
     paths: tuple[str, ...],
     case: Path,
     as_json: bool,
     progress: bool | None,
     inventory: tuple[str, ...],
+    replace: bool,
 ) -> None:
     """Load audit logs (files, folders, globs; gzip and every known shape) into CASE.
 
@@ -46,7 +52,12 @@ def load_cmd(
         raise click.UsageError("give audit log PATHS, or --inventory dumps, or both")
     try:
         result = load(
-            case, list(paths), progress=progress, arguments=sys.argv[1:], inventory=list(inventory)
+            case,
+            list(paths),
+            progress=progress,
+            arguments=sys.argv[1:],
+            inventory=list(inventory),
+            replace=replace,
         )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -56,7 +67,16 @@ def load_cmd(
         click.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         print_summary(result)
+    if result.replaced:
+        # said, so that nobody's open notebook changes under them unannounced
+        click.echo(
+            f"replaced the earlier case {result.case}; notebooks reading it see this one from "
+            "their next query",
+            err=True,
+        )
     if not result.anything_read:
+        if replace and Path(case).exists():
+            click.echo(f"the earlier case {case} is kept as it was", err=True)
         click.echo("error: no audit event could be read from the input", err=True)
         sys.exit(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +12,10 @@ import yaml
 
 from kforensics.case import connect, create_schema
 from kforensics.detection.ev import prepare
-from kforensics.detection.rule import SUBJECT_FIELDS, Rule
-from kforensics.errors import ExceptionsError, RuleSQLError
+from kforensics.detection.rule import SUBJECT_FIELDS, Rule, load_rules
+from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
 from kforensics.levels import severity_sql
+from kforensics.untrusted import visible
 
 # Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
 EXCEPTION_FIELDS = {
@@ -38,6 +40,7 @@ class Exception_:
     rule_id: str
     fields: tuple[tuple[str, tuple[str, ...]], ...]
     reason: str = ""
+    file: str = field(default="", compare=False)  # the exceptions file it came from
 
 
 def load_exceptions(path: Path) -> list[Exception_]:
@@ -71,8 +74,26 @@ def load_exceptions(path: Path) -> list[Exception_]:
                 fields.append((key, tuple(str(v) for v in values)))
             if not fields:
                 raise ExceptionsError(f"{path}: {rule_id} entry {n}: no field to match")
-            out.append(Exception_(str(rule_id), tuple(fields), reason))
+            out.append(Exception_(str(rule_id), tuple(fields), reason, str(path)))
     return out
+
+
+def check_exceptions(exceptions: list[Exception_], rule_ids: list[str] | set[str]) -> None:
+    """Raise ExceptionsError naming the file and the id of an exception for no known rule."""
+    known = set(rule_ids)
+    if any(e.rule_id not in known for e in exceptions):
+        # a built-in rule not run (another status, or rules chosen by hand) is known too
+        known |= {r.id for r in load_rules(statuses=None)}
+    for exc in exceptions:
+        if exc.rule_id in known:
+            continue
+        close = difflib.get_close_matches(exc.rule_id, sorted(known), n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        where = f"{exc.file}: " if exc.file else ""
+        raise ExceptionsError(
+            f"{where}{visible(exc.rule_id)}: no rule has this id ({hint}`kforensics rules` "
+            "lists the known ids)"
+        )
 
 
 def _exception_sql(exc: Exception_, params: dict) -> str:
@@ -354,15 +375,31 @@ def detect(
     since: datetime | None = None,
     until: datetime | None = None,
     store: bool = True,
+    known_rules: list[str] | tuple[str, ...] = (),
 ) -> list[Finding]:
-    """Run rules over the case (between since and until); store and return the findings."""
-    con = connect(case, read_only=not store)
-    try:
-        if store:
+    """Run rules over the case (between since and until); store and return the findings.
+
+    An exception must name one of the rules, of known_rules (those not run now: another
+    status) or a built-in rule: one for no rule at all is an ExceptionsError.
+    """
+    check_exceptions(list(exceptions), {r.id for r in rules} | set(known_rules))
+    for _ in range(3):
+        # Read-only while the rules run (notebooks go on reading beside it); the case is
+        # written only for the moment the findings are stored.
+        con = connect(case)
+        try:
+            prepare(con, since, until)
+            findings = run_rules(con, rules, exceptions)
+            seen = _loads(con)
+        finally:
+            con.close()
+        if not store:
+            return findings
+        con = connect(case, read_only=False)
+        try:
             create_schema(con)  # a case loaded by an older version may lack `findings`
-        prepare(con, since, until)
-        findings = run_rules(con, rules, exceptions)
-        if store:
+            if _loads(con) != seen:
+                continue  # a load finished meanwhile: its events must be in the findings
             run = {
                 "rules": [r.id for r in rules],
                 "exceptions": len(exceptions),
@@ -370,6 +407,12 @@ def detect(
                 "until": until,
             }
             _store(con, findings, datetime.now(UTC), run)
-        return findings
-    finally:
-        con.close()
+            return findings
+        finally:
+            con.close()
+    raise CaseError(f"{case}: loads kept changing the case while detecting: run detect again")
+
+
+def _loads(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Return the case's loads (id, finished), which a concurrent load changes."""
+    return con.execute("SELECT load_id, finished_at FROM loads ORDER BY load_id").fetchall()

@@ -8,9 +8,11 @@ accounting is written (sources, rejects), all in one transaction.
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -45,6 +47,7 @@ class LoadResult:
     inventory_objects: int = 0
     # Events of this load (duplicates excluded) per quality flag (mapping.QUALITY_FLAGS).
     quality: dict[str, int] = field(default_factory=dict)
+    replaced: bool = False  # the case was rebuilt from these inputs alone (load --replace)
 
     @property
     def events_loaded(self) -> int:
@@ -110,12 +113,16 @@ def load(
     progress: bool | None = None,
     arguments: list[str] | None = None,
     inventory: list[str | Path] = (),
+    replace: bool = False,
 ) -> LoadResult:
     """Load files, folders and globs into the case atomically; return the accounting.
 
     `inventory` names `kubectl get -o json|yaml` dumps to keep beside the log (table inventory).
+    With `replace`, an existing case is rebuilt from these inputs alone (see _replace).
     A path that names nothing raises InputError; a case that cannot be made raises CaseError.
     """
+    if replace and Path(case).exists():
+        return _replace(case, paths, progress=progress, arguments=arguments, inventory=inventory)
     files, unreadable = discover(paths) if paths else ([], [])
     try:
         manifests = [(f, manifest_objects(f)) for f in manifest_files(inventory)]
@@ -174,6 +181,27 @@ def load(
         con.close()
     n_objects = sum(len(objects) for _, objects in manifests)
     return LoadResult(str(case), load_id, sources, reasons, collisions, n_objects, quality)
+
+
+def _replace(case: str | Path, paths: list[str | Path], **options: Any) -> LoadResult:
+    """Return the load of paths into a new case that then takes the place of case.
+
+    The new case is built beside the old one and renamed over it once complete: a notebook
+    reading the old case (a connection per query) goes on reading it, then reads the new one
+    from its next query. A load that reads nothing leaves the old case in place.
+    """
+    target = Path(case)
+    fresh = target.with_name(f".{target.name}.loading-{os.getpid()}")
+    try:
+        result = load(fresh, paths, **options)
+        if result.anything_read:
+            os.replace(fresh, target)
+            result.replaced = True
+    finally:
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    result.case = str(case)
+    return result
 
 
 def _write_inventory(

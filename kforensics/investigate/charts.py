@@ -27,6 +27,7 @@ from kforensics.investigate import queries as inv
 from kforensics.investigate.canned import run_query
 from kforensics.investigate.queries import Time
 from kforensics.investigate.sql import as_time
+from kforensics.investigate.story import attack_url
 from kforensics.levels import MOST_SEVERE_FIRST
 from kforensics.untrusted import visible
 
@@ -200,21 +201,49 @@ def identity_verb_heatmap(
 
 
 def attack_matrix(
-    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    include_info: bool = False,
 ) -> alt.LayerChart | alt.Chart:
-    """Return an ATT&CK tactic x technique matrix of finding counts (rect + text)."""
-    table = inv.attack_counts(con, since, until)
+    """Return the ATT&CK tactic x technique matrix: cells coloured by their worst finding's
+    level, labelled with the finding count, techniques ordered by severity score, each cell a
+    link to the technique's ATT&CK page. Info findings (activity) are left out unless asked."""
+    table = inv.attack_counts(con, since, until, min_level="info" if include_info else "low")
     if not table.num_rows:
         return _empty("ATT&CK matrix")
-    base = alt.Chart(_data(table), title="Findings by ATT&CK tactic and technique").encode(
+    rows = chart_rows(table)
+    for row in rows:
+        row["url"] = attack_url(row["technique"]) or ""
+    levels = [lv for lv in LEVEL_ORDER if include_info or lv != "info"]
+    colors = [c for lv, c in zip(LEVEL_ORDER, LEVEL_COLORS, strict=True) if lv in levels]
+    base = alt.Chart(
+        alt.Data(values=rows),
+        title=_title(
+            "Findings by ATT&CK tactic and technique",
+            "colour: worst level; number: findings; info left out" if not include_info else "",
+        ),
+    ).encode(
         x=alt.X("tactic:N", title="tactic", axis=alt.Axis(labelAngle=-30)),
-        y=alt.Y("technique:N", title="technique"),
+        y=alt.Y(
+            "technique:N",
+            title="technique",
+            sort=alt.EncodingSortField("score", op="sum", order="descending"),
+        ),
+        href=alt.Href("url:N"),
         tooltip=[
             alt.Tooltip("tactic:N"),
             alt.Tooltip("technique:N"),
             alt.Tooltip("findings:Q"),
+            alt.Tooltip("worst:N", title="worst level"),
+            alt.Tooltip("score:Q", title="score (low 1, medium 3, high 9, critical 27)"),
+            alt.Tooltip("url:N", title="ATT&CK page"),
         ],
     )
-    rect = base.mark_rect().encode(color=alt.Color("findings:Q", scale=alt.Scale(scheme="reds")))
-    text = base.mark_text(fontSize=10).encode(text="findings:Q")
+    rect = base.mark_rect(cursor="pointer").encode(
+        color=alt.Color(
+            "worst:N", scale=alt.Scale(domain=levels, range=colors), title="worst level"
+        )
+    )
+    text = base.mark_text(fontSize=10, color="white").encode(text="findings:Q")
     return rect + text

@@ -67,6 +67,7 @@ def volume_over_time(
     until: Time = None,
     buckets: int = 60,
     identity: str | None = None,
+    namespace: str | None = None,
 ) -> pa.Table:
     """Return requests per time bucket and outcome class (2xx/3xx/4xx/5xx/none).
 
@@ -87,7 +88,12 @@ def top_identities(
 
 
 def who_did_what(
-    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None, limit: int = 50
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    identity: str | None = None,
+    namespace: str | None = None,
+    limit: int = 50,
 ) -> pa.Table:
     """Return request counts per identity, verb and resource (resource/subresource), top N."""
     return _run("who_did_what", locals())
@@ -120,9 +126,13 @@ def findings_summary(
 
 
 def attack_counts(
-    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    min_level: str = "info",
 ) -> pa.Table:
-    """Return findings per (ATT&CK tactic, technique) pair carried by the same finding."""
+    """Return findings per (ATT&CK tactic, technique) pair carried by the same finding, with
+    the worst level and a severity score, counting findings at min_level and up."""
     return _run("attack_counts", locals())
 
 
@@ -144,6 +154,8 @@ def findings_points(
     since: Time = None,
     until: Time = None,
     identity: str | None = None,
+    namespace: str | None = None,
+    min_level: str | None = None,
     limit: int = 300,
 ) -> pa.Table:
     """Return one row per dated finding (first_seen, level, rule, actor, count), most severe
@@ -160,6 +172,7 @@ def identity_timeline(
     since: Time = None,
     until: Time = None,
     limit: int = 500,
+    namespace: str | None = None,
 ) -> pa.Table:
     """Return the identity's requests, and those others made as it, in time order (undated
     last): metadata only, with the evidence line and the event's quality flags."""
@@ -204,7 +217,7 @@ def findings_for(
     namespace: str | None = None,
     since: Time = None,
     until: Time = None,
-    level: str | None = None,
+    min_level: str | None = None,
 ) -> pa.Table:
     """Return the stored findings of an identity (as actor or impersonated) and/or namespace,
     most severe first (undated last), with the quality flags of the events they stand on."""
@@ -220,6 +233,7 @@ def workload_activity(
     pod: str | None = None,
     since: Time = None,
     until: Time = None,
+    identity: str | None = None,
 ) -> pa.Table:
     """Return who touched the namespace (or one pod): identity x verb x resource counts."""
     return _run("workload_activity", locals())

@@ -8,7 +8,11 @@ as findings on the objects.
 
 from __future__ import annotations
 
-from kforensics.levels import at_or_above
+from typing import Any
+
+from kforensics.investigate.canned import run_query
+from kforensics.investigate.sql import Time
+from kforensics.levels import at_or_above, rank
 
 SUSPECT_LEVELS = at_or_above("medium")
 
@@ -34,3 +38,14 @@ def containable(identity: str | None) -> bool:
 def suspicious(level: str, actor: str | None) -> bool:
     """True when a finding of this level by this actor makes the actor a suspect."""
     return level in SUSPECT_LEVELS and containable(actor)
+
+
+def suspects(con: Any, since: Time = None, until: Time = None) -> list[str]:
+    """Return the case's suspects in the window: worst finding first, then most findings."""
+    window = {"min_level": SUSPECT_LEVELS[0], "since": since, "until": until}
+    worst: dict[str, tuple[int, int]] = {}
+    for row in run_query(con, "suspect_levels", window).to_pylist():
+        if suspicious(row["level"], row["actor"]):
+            top, n = worst.get(row["actor"], (0, 0))
+            worst[row["actor"]] = (max(top, rank(row["level"])), n + row["findings"])
+    return sorted(worst, key=lambda who: (-worst[who][0], -worst[who][1], who))

@@ -38,25 +38,36 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328}
 main{max-width:1200px;margin:0 auto;padding:16px 24px}
 .jp-Cell,.cell{margin:0 0 8px}
-table{border-collapse:collapse;margin:6px 0;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:6px 0;font-size:13px;max-width:100%}
+th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere;word-break:break-word}
+td a{color:#0550ae}
+.kf-facts th{white-space:nowrap}
+.kf-evidence h4{margin:14px 0 4px}
+.kf-evidence:target h4{background:#fff8c5}
+.kf-chart{overflow-x:auto;max-width:100%}
 th{background:#f6f8fa}
 tr:nth-child(even) td{background:#fbfbfc}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-word}
 .output_stderr pre,.output_error pre{background:#fff0f0}
 .kf-chart{margin:8px 0;min-height:20px}
+.output_html,.output_subarea,.output_area,.output,.output_wrapper{min-width:0;max-width:100%}
 .kf-chart-error{color:#b00020;font-family:monospace}
 img{max-width:100%}
 """
 
 # Draws one chart: no actions (they open the online editor), a loader that refuses every fetch
-# (vega-embed uses any object with a `load` method as the loader), the default tooltip handler
-# (vega-tooltip HTML-escapes values). Errors are shown with textContent, never innerHTML.
+# (vega-embed uses any object with a `load` method as the loader) and lets a mark's `href`
+# open only an ATT&CK technique page, the default tooltip handler (vega-tooltip HTML-escapes
+# values). Errors are shown with textContent, never innerHTML.
 _EMBED_JS = (
     '(function(){var el=document.getElementById("%s");'
     'function no(u){return Promise.reject(new Error("offline report: no external data ("+u+")"))}'
+    "var attack=/^https:[/][/]attack[.]mitre[.]org[/]techniques[/]T[0-9]{4}[/]([0-9]{3}[/])?$/;"
+    "function link(u,o){return o&&o.context==='href'&&attack.test(u)?"
+    "Promise.resolve({href:u}):no(u)}"
     'vegaEmbed(el,%s,{actions:false,renderer:"svg",tooltip:true,'
-    "loader:{load:no,sanitize:no,http:no,file:no}}).catch(function(e){"
+    "loader:{load:no,sanitize:link,http:no,file:no}}).catch(function(e){"
     'el.className+=" kf-chart-error";el.textContent="chart failed: "+e.message;});})();'
 )
 

@@ -6,6 +6,8 @@ runs only scripts bearing its nonce; this drops whatever markup an output should
 
 from __future__ import annotations
 
+import re
+
 import nh3
 
 # What a report shows: tables, headings, prose, code, lists, links, images (data: URLs only).
@@ -32,10 +34,14 @@ ATTRIBUTES = {
 DROPPED_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "template"})
 
 
+# The only pages a report links to: ATT&CK techniques (kforensics.investigate.story.attack_url).
+ATTACK_PAGE = re.compile(r"https://attack\.mitre\.org/techniques/T\d{4}/(?:\d{3}/)?")
+
+
 def _keep_url(tag: str, attribute: str, value: str) -> str | None:
-    # Links go to this page's anchors or to https pages (ATT&CK); images are inlined data.
+    # Links go to this page's anchors or to ATT&CK's technique pages; images are inlined data.
     if tag == "a" and attribute == "href":
-        return value if value.startswith(("#", "https://")) else None
+        return value if value.startswith("#") or ATTACK_PAGE.fullmatch(value) else None
     if tag == "img" and attribute == "src":
         return value if value.startswith("data:image/") else None
     if attribute == "id" and value.startswith("kf-"):

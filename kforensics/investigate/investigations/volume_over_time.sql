@@ -6,6 +6,7 @@
 -- param until time?: window end, exclusive (empty: the case's end)
 -- param buckets int = 60: about this many time buckets
 -- param identity text?: only this identity's own requests and those made as it
+-- param namespace text?: only requests in this namespace
 WITH span AS (
     SELECT coalesce($since::TIMESTAMPTZ, min(ts)) AS lo, coalesce($until::TIMESTAMPTZ, max(ts)) AS hi
     FROM requests WHERE @W(ts)
@@ -30,4 +31,5 @@ SELECT to_timestamp(floor(epoch(ts) / width) * width) AS bucket,
 FROM requests, w
 WHERE ts IS NOT NULL AND @W(ts)  -- undated requests have no bucket
   AND ($identity::VARCHAR IS NULL OR @MINE)
+  AND ($namespace::VARCHAR IS NULL OR namespace = $namespace)
 GROUP BY ALL ORDER BY bucket, outcome

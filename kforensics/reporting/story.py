@@ -1,0 +1,45 @@
+"""The triage report's story in a notebook: header, storylines, findings and their evidence.
+
+Thin shells over kforensics.investigate.story for a `Case` (its window applied): each displays
+escaped HTML, which the exported page keeps (same-page anchors and ATT&CK links only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kforensics.investigate import story
+
+
+def _display(markup: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(markup))
+
+
+def show_header(case: Any) -> None:
+    """Display what the report examined (case, sources, windows, rules, version); returns None."""
+    with case.connection() as con:
+        header = story.case_header(con, case.path, case.since, case.until)
+    _display(story.header_html(header))
+
+
+def show_storyline(case: Any, min_level: str = "low") -> None:
+    """Display each suspect's steps in time order (findings at min_level and up); returns None."""
+    with case.connection() as con:
+        stories = story.storylines(con, case.since, case.until, min_level)
+    _display(story.storyline_html(stories))
+
+
+def show_findings(case: Any, min_level: str = "info") -> None:
+    """Display the findings, each citing its evidence (linked to `show_evidence`); returns None."""
+    with case.connection() as con:
+        findings, _ = story.finding_rows(con, case.since, case.until, min_level)
+    _display(story.findings_html(findings))
+
+
+def show_evidence(case: Any, min_level: str = "info") -> None:
+    """Display each finding's evidence rows under its anchor ev-<finding_id>; returns None."""
+    with case.connection() as con:
+        findings, evidence = story.finding_rows(con, case.since, case.until, min_level)
+    _display(story.evidence_html(findings, evidence))
