@@ -50,6 +50,7 @@ _LAZY = {
     "show_findings": ("kforensics.reporting.story", "show_findings"),
     "show_evidence": ("kforensics.reporting.story", "show_evidence"),
     "explore": ("kforensics.reporting.explore", "explore"),
+    "export": ("kforensics.investigate.export", "export"),
 }
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "connect",
     "detect",
     "explore",
+    "export",
     "load",
     "open_case",
     "remediate",
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from kforensics.case import connect
     from kforensics.contain.remediate import remediate_case as remediate
     from kforensics.ingest.load import LoadResult, load
+    from kforensics.investigate.export import export
     from kforensics.reporting.display import show, show_remediation
     from kforensics.reporting.explore import explore
     from kforensics.reporting.run import run_report as report

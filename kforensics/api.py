@@ -155,6 +155,23 @@ class Case:
 
         return frame(self.table(name, **params))
 
+    def export(self, what: str, path: str | Path, format: str | None = None, **params: Any) -> int:
+        """Return how many rows of a named investigation (the window applied) or of one SELECT
+        (`$name` values bound) were written to path as csv, jsonl or parquet (kf.export)."""
+        from kforensics.investigate.export import export
+
+        if what in {q.name for q in canned.queries()}:
+            return export(self.table(what, **params), path, format)
+        problem = select_problem(what)
+        if problem:
+            shown = visible(repr(what[:60]))
+            raise QueryError(f"Case.export: {shown} is no investigation, and the query {problem}")
+        with self.connection() as con:
+            try:
+                return export(con.sql(what, params=params), path, format)
+            except duckdb.Error as exc:
+                raise QueryError(visible(str(exc).splitlines()[0])) from exc
+
     def chart(self, name: str, **params: Any) -> Any:
         """Return the named Altair chart (`CHARTS`) of the case, the window applied."""
         from kforensics.investigate import charts

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 import duckdb
-import orjson
+import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from kforensics.ingest.load import LoadResult
 from kforensics.ingest.mapping import QUALITY_FLAGS
-from kforensics.untrusted import BIDI, visible
+from kforensics.investigate.export import export
+from kforensics.untrusted import visible
 
 
 def print_summary(result: LoadResult, console: Console | None = None) -> None:
@@ -76,32 +78,15 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
         )
 
 
-def print_rows(rel: duckdb.DuckDBPyRelation, fmt: str, max_rows: int) -> None:
-    """Print the relation's rows as a table (at most max_rows), JSON lines or CSV."""
+def print_rows(rel: duckdb.DuckDBPyRelation, fmt: str, max_rows: int, output: Path | None) -> None:
+    """Print the relation's rows as a table (at most max_rows), or export them (`export`) to
+    output, standard output when None."""
     if fmt == "table":
         rel.show(max_rows=max_rows, max_width=1_000_000)
         return
-    columns = rel.columns
-    rows = rel.fetchall()
-    if fmt == "jsonl":
-        for row in rows:
-            click.echo(json_line(dict(zip(columns, row, strict=True))))
-    else:
-        import csv
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-
-
-# JSON allows these raw in strings, but str.splitlines() and JavaScript end a line at U+2028,
-# U+2029 and U+0085, and a terminal obeys a bidi override: escaped, the value is the same.
-JSON_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x80, 0xA0), 0x2028, 0x2029, 0xFEFF, *BIDI]}
-
-
-def json_line(value: object) -> str:
-    """Return value as one JSON line that every line splitter reads as one line."""
-    return orjson.dumps(value, default=str).decode().translate(JSON_ESCAPES)
+    written = export(rel, sys.stdout if output is None else output, fmt)
+    if output is not None:
+        click.echo(f"wrote {written:,} rows to {visible(str(output))}", err=True)
 
 
 def plain(value: object) -> Text:
@@ -112,13 +97,29 @@ def plain(value: object) -> Text:
 LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": ""}
 
 
-def print_findings(findings: list, rules_run: int, console: Console | None = None) -> None:
-    """Print findings as a table, most severe first."""
+def shown(stored: int, showing: int, min_level: str, verb: str = "showing") -> str:
+    """Return how many findings were stored and how many are shown at or above min_level."""
+    return f"stored {stored:,} findings; {verb} {showing:,} at or above {min_level}"
+
+
+def print_findings(
+    findings: list,
+    rules_run: int,
+    console: Console | None = None,
+    *,
+    stored: int | None = None,
+    min_level: str = "info",
+) -> None:
+    """Print findings as a table, most severe first; the title says how many of the stored
+    findings (all when stored is None) are at or above min_level."""
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=160)
-    table = Table(title=f"{len(findings)} findings from {rules_run} rules", title_justify="left")
+    title = f"{len(findings)} findings from {rules_run} rules"
+    if stored is not None and stored != len(findings):
+        title = f"{shown(stored, len(findings), min_level)} (from {rules_run} rules)"
+    table = Table(title=title, title_justify="left")
     for col in ("level", "rule", "actor", "target", "count", "first seen", "evidence"):
         table.add_column(col, overflow="fold", justify="right" if col == "count" else "left")
     for f in findings:
@@ -132,3 +133,32 @@ def print_findings(findings: list, rules_run: int, console: Console | None = Non
             plain(f"{first['source_file']}:{first['source_line']}"),
         )  # fmt: skip
     console.print(table)
+
+
+# The findings as `export` writes them: Finding.to_json's fields, finding_id first.
+FINDINGS_SCHEMA = pa.schema(
+    [
+        ("finding_id", pa.string()), ("rule_id", pa.string()), ("title", pa.string()),
+        ("level", pa.string()), ("attack", pa.list_(pa.string())),
+        ("tactics", pa.list_(pa.string())), ("first_seen", pa.timestamp("us", tz="UTC")),
+        ("last_seen", pa.timestamp("us", tz="UTC")), ("actor", pa.string()),
+        ("impersonated", pa.string()), ("source_ips", pa.list_(pa.string())),
+        ("namespace", pa.string()), ("resource", pa.string()), ("name", pa.string()),
+        ("count", pa.int64()),
+        ("evidence", pa.list_(pa.struct([
+            ("event_id", pa.string()), ("audit_id", pa.string()),
+            ("source_file", pa.string()), ("source_line", pa.int64()),
+        ]))),
+        ("quality", pa.list_(pa.string())),
+    ]
+)  # fmt: skip
+
+
+def findings_table(findings: list) -> pa.Table:
+    """Return the findings as a typed table (FINDINGS_SCHEMA), in their order."""
+    rows = []
+    for f in findings:
+        row = {"finding_id": f.finding_id, **f.to_json()}
+        row["first_seen"], row["last_seen"] = f.first_seen, f.last_seen  # times, not text
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=FINDINGS_SCHEMA)

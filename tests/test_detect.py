@@ -221,7 +221,12 @@ def test_cli_min_level_filters_what_is_printed_not_what_is_stored(tmp_path, case
     case_with(tmp_path, case_path, PRIV, exec_)
     args = ["detect", "--case", str(case_path), "--format", "jsonl", "--min-level", "high"]
     out = CliRunner().invoke(main, args)
-    printed = [json.loads(x)["level"] for x in out.output.splitlines()]
+    printed = [json.loads(x)["level"] for x in out.stdout.splitlines()]
     assert printed and set(printed) == {"high"}
+    assert out.stderr == "stored 2 findings; showing 1 at or above high\n"  # stdout stays JSON
+    table = CliRunner().invoke(main, ["detect", "--case", str(case_path), "--min-level", "high"])
+    assert table.output.splitlines()[0].strip() == (
+        f"stored 2 findings; showing 1 at or above high (from {len(load_rules())} rules)"
+    )
     stored = {r[0] for r in con().execute("SELECT level FROM findings").fetchall()}
     assert {"high", "medium"} <= stored

@@ -197,8 +197,8 @@ def test_cli_lists_and_runs_investigations(sample):
     assert ran.exit_code == 0, ran.output
     assert ran.output.splitlines()[:2] == [
         "identity,impersonated_by,verb,secret,requests,failed,first_seen,last_seen",
-        "system:serviceaccount:ci:deployer,,list,(list),1,0,2026-03-14 08:03:47.858936+00:00,"
-        "2026-03-14 08:03:47.858936+00:00",
+        "system:serviceaccount:ci:deployer,,list,(list),1,0,2026-03-14T08:03:47.858936Z,"
+        "2026-03-14T08:03:47.858936Z",
     ]
 
 

@@ -11,11 +11,20 @@ from rich.table import Table
 from rich.text import Text
 
 from kforensics.case import CaseError
-from kforensics.cli.options import case_option, rules_option, when
+from kforensics.cli.options import (
+    case_option,
+    format_option,
+    output_format,
+    output_option,
+    rules_option,
+    when,
+)
 from kforensics.detection.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
 from kforensics.detection.run import ExceptionsError, RuleSQLError, detect, load_exceptions
+from kforensics.errors import KforensicsError
+from kforensics.investigate.export import export
 from kforensics.levels import LEVELS, at_or_above
-from kforensics.output import LEVEL_STYLE, json_line, plain, print_findings
+from kforensics.output import LEVEL_STYLE, findings_table, plain, print_findings, shown
 from kforensics.untrusted import visible
 
 
@@ -36,14 +45,8 @@ from kforensics.untrusted import visible
 )
 @click.option("--since", help="Only events at or after this time (ISO 8601, UTC if no zone).")
 @click.option("--until", help="Only events before this time.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "jsonl"]),
-    default="table",
-    show_default=True,
-    help="Output: a table, or one JSON finding per line.",
-)
+@format_option("findings")
+@output_option()
 @click.option(
     "--min-level",
     type=click.Choice(LEVELS),
@@ -58,26 +61,42 @@ def detect_cmd(
     statuses: str,
     since: str | None,
     until: str | None,
-    fmt: str,
+    fmt: str | None,
+    output: Path | None,
     min_level: str,
 ) -> None:
-    """Run the detection rules over CASE; print and store the findings."""
+    """Run the detection rules over CASE; print (or export) and store the findings."""
+    fmt = output_format(fmt, output)
     wanted = tuple(s.strip() for s in statuses.split(",") if s.strip())
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
     try:
-        rules = load_rules(list(rule_dirs), statuses=wanted)
+        every = load_rules(list(rule_dirs), statuses=None)
+        rules = [r for r in every if r.status in wanted]
         excs = load_exceptions(exceptions) if exceptions else []
-        findings = detect(case, rules, exceptions=excs, since=when(since), until=when(until))
+        # an exception may name a rule of another status (not run now), not a rule that is not
+        known = [r.id for r in every]
+        findings = detect(
+            case, rules, exceptions=excs, since=when(since), until=when(until), known_rules=known
+        )
     except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
         raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
+    stored = len(findings)
     findings = [f for f in findings if f.level in at_or_above(min_level)]
-    if fmt == "jsonl":
-        for f in findings:
-            click.echo(json_line(f.to_json()))
+    if fmt == "table":
+        print_findings(findings, len(rules), stored=stored, min_level=min_level)
         return
-    print_findings(findings, len(rules))
+    try:
+        export(findings_table(findings), sys.stdout if output is None else output, fmt)
+    except KforensicsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # on stderr: standard output stays the findings alone
+    if output is not None:
+        to = f" to {visible(str(output))}"
+        click.echo(shown(stored, len(findings), min_level, "wrote") + to, err=True)
+    elif len(findings) != stored:
+        click.echo(shown(stored, len(findings), min_level), err=True)
 
 
 @click.command("rules")

@@ -19,16 +19,44 @@ def case_option(help: str, required: bool = True):
     )
 
 
-def format_option():
-    """Return the --format option of the commands that print rows."""
+def format_option(what: str = "rows"):
+    """Return the --format option of the commands that print or export rows."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "jsonl", "csv"]),
-        default="table",
-        show_default=True,
-        help="Output format.",
+        type=click.Choice(["table", "csv", "jsonl", "parquet"]),
+        default=None,
+        help=f"Output: a table of the {what}, or CSV, JSON lines or Parquet with their real types "
+        "(default: table, or what the --output suffix names).",
     )
+
+
+def output_option():
+    """Return the --output FILE option of the commands that export rows."""
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write to this file (csv, jsonl, parquet) instead of standard output.",
+    )
+
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """Return the format to write: the one given, else the --output suffix's, else table."""
+    from kforensics.investigate.export import PARQUET_NEEDS_A_FILE, ExportError, format_of
+
+    if fmt is None:
+        if output is None:
+            return "table"
+        try:
+            return format_of(output)
+        except ExportError as exc:
+            raise click.BadParameter(str(exc), param_hint="--format") from exc
+    if fmt == "table" and output is not None:
+        raise click.UsageError("--output writes csv, jsonl or parquet; a table is only printed")
+    if fmt == "parquet" and output is None:
+        raise click.UsageError(PARQUET_NEEDS_A_FILE)
+    return fmt
 
 
 def parameter_option(help: str):

@@ -9,6 +9,7 @@ their text) with MathJax off; the data itself stays exactly as logged.
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,12 @@ class Frame(pd.DataFrame):
     @property
     def _constructor(self) -> type[Frame]:
         return Frame
+
+    def export(self, path: str | Path, format: str | None = None) -> int:
+        """Return how many rows were written to path as csv, jsonl or parquet (kf.export)."""
+        from kforensics.investigate.export import export
+
+        return export(self, path, format)
 
     def _repr_html_(self) -> str | None:
         shown = pd.DataFrame(self).map(_shown)
