@@ -27,11 +27,16 @@ demo: $(STAMP)
 	$(BIN)/kforensics remediate --case $(OUT)/demo.duckdb --out $(OUT)/containment
 	$(BIN)/kforensics report 01_triage --case $(OUT)/demo.duckdb --out $(OUT)/reports \
 	  -p remediation_out $(abspath $(OUT))/reports/containment
+	@top="$$($(BIN)/python -m kforensics.reporting.story $(OUT)/demo.duckdb)" && \
+	  echo "top suspect: $$top" && \
+	  $(BIN)/kforensics report 02_identity --case $(OUT)/demo.duckdb --out $(OUT)/reports \
+	    -p identity "$$top" -p remediation_out $(abspath $(OUT))/reports/containment-identity
 	@echo
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
 	@echo "containment: $(OUT)/containment/ (read $(OUT)/containment/REPORT.md, then sh $(OUT)/containment/apply.sh); recorded in the case, watched by later detect runs"
 	@echo "report:   $(OUT)/reports/01_triage.html (offline HTML; executed notebook beside it)"
+	@echo "suspect:  $(OUT)/reports/02_identity.html (the top suspect's requests in order, from 02_identity)"
 
 test: $(STAMP)
 	$(BIN)/ruff check kforensics tests bench notebooks

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kforensics.investigate import story
+from kforensics.investigate.suspects import suspects
 
 
 def _display(markup: str) -> None:
@@ -43,3 +44,21 @@ def show_evidence(case: Any, min_level: str = "info") -> None:
     with case.connection() as con:
         findings, evidence = story.finding_rows(con, case.since, case.until, min_level)
     _display(story.evidence_html(findings, evidence))
+
+
+def top_suspect(case: Any) -> str | None:
+    """Return the case's first suspect (worst findings first, then most), or None."""
+    from kforensics.case import connect
+
+    con = connect(case)
+    try:
+        found = suspects(con)
+    finally:
+        con.close()
+    return found[0] if found else None
+
+
+if __name__ == "__main__":  # `python -m kforensics.reporting.story CASE`: make demo's suspect
+    import sys
+
+    print(top_suspect(sys.argv[1]) or "")
