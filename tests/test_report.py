@@ -263,14 +263,15 @@ class _Dom(HTMLParser):
             self.title += data
 
 
-def dump_dom(page: Path, tmp_path: Path) -> str:
+def dump_dom(page: Path, tmp_path: Path, window: tuple[int, int] | None = None) -> str:
     """Return the DOM Chromium holds after running the page's scripts with no network."""
     profile = tmp_path / "chromium-profile"
+    size = [f"--window-size={window[0]},{window[1]}"] if window else []
     cmd = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9",
-        "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=5000",
+        "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=5000", *size,
         "--dump-dom", page.as_uri(),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
