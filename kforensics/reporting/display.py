@@ -1,48 +1,82 @@
 """What a notebook shows: charts as their own Vega-Lite spec, rows as escaped HTML tables.
 
 The exporter (kforensics.reporting.export) draws a chart from the spec `show` put in the output,
-so nothing has to be read back out of a renderer's HTML.
+so nothing has to be read back out of a renderer's HTML. Live in Jupyter a chart draws with no
+network: vega-embed from vl-convert's bundle, sent once per kernel (not Altair's renderer,
+whose HTML loads vega from a CDN).
 """
 
 from __future__ import annotations
 
-import json
+import html
+import secrets
 from typing import Any
 
 import pyarrow as pa
 
 from kforensics.investigate.tables import html_table
-from kforensics.reporting.export import script_json
+from kforensics.progress import batch_run
+from kforensics.reporting.export import script_json, vega_bundle
 
 # Jupyter's name for a Vega-Lite spec (a "+json" type, so nbformat stores it as JSON). The
 # exporter reads the spec from here; front ends that cannot draw it fall back to text/html.
 VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
 
 
-class _ScriptJSON(json.JSONEncoder):
-    """The JSON encoder Altair's HTML renderer is given: script_json's text."""
+# A live chart: vega-embed draws the spec (no actions: they open the online editor; a loader
+# that refuses every fetch; vega-tooltip escapes values). The library may arrive in an earlier
+# output, so the script waits for it a little, then says what to do. Messages go through
+# textContent, never innerHTML. Scripts in an output run only where Jupyter trusts it (the
+# user ran it): elsewhere the placeholder text stays.
+_LIVE_JS = (
+    '(function(){var el=document.getElementById("%s"),tries=0;'
+    'function no(u){return Promise.reject(new Error("offline: no external data ("+u+")"))}'
+    'function draw(){el.textContent="";vegaEmbed(el,%s,{actions:false,renderer:"svg",'
+    "tooltip:true,loader:{load:no,sanitize:no,http:no,file:no}}).catch(function(e){"
+    'el.textContent="chart failed: "+e.message;});}'
+    "(function wait(){if(window.vegaEmbed){draw();}else if(++tries<80){setTimeout(wait,250);}"
+    "else{el.textContent=%s;}})();})();"
+)
+_PLACEHOLDER = "chart: drawn when this notebook runs in Jupyter; kforensics report draws it in HTML"
+_NO_LIBRARY = (
+    "chart: the chart library is not in this page (reloaded?): run "
+    "kforensics.reporting.display.resend_chart_library(), then this cell again"
+)
+# The library goes into the first live chart a kernel shows, not into every chart (~0.9 MB).
+_library = {"sent": False}
 
-    def encode(self, o: Any) -> str:
-        """Return o as JSON that no string inside can end a <script> with."""
-        return script_json(o)
+
+def resend_chart_library() -> None:
+    """Make the next chart carry the chart library again (after a page reload); returns None."""
+    _library["sent"] = False
+
+
+def chart_library_html() -> str:
+    """Return a <script> defining vegaEmbed from vl-convert's bundle, once per page."""
+    # The bundle declares top-level consts: inside a function, running it twice is harmless.
+    return f"<script>if(!window.vegaEmbed){{(function(){{\n{vega_bundle()}\n}})();}}</script>"
+
+
+def live_chart_html(spec: dict, *, with_library: bool) -> str:
+    """Return HTML that draws the spec in Jupyter with no network (the library inline or not)."""
+    div = f"kf-live-{secrets.token_hex(8)}"
+    script = _LIVE_JS % (div, script_json(spec), script_json(_NO_LIBRARY))
+    library = chart_library_html() if with_library else ""
+    return (
+        f'<div class="kf-chart" id="{div}">{html.escape(_PLACEHOLDER)}</div>'
+        f"{library}<script>{script}</script>"
+    )
 
 
 def chart_bundle(chart: Any) -> dict[str, Any]:
     """Return the mime bundle of an Altair chart: its spec (data inlined), HTML, plain text."""
-    import altair as alt
-
     spec = chart.to_dict()
     bundle = {VEGA_LITE_MIME: spec, "text/plain": f"<{type(chart).__name__}>"}
-    # Altair's active renderer, for a live Jupyter only: the exporter replaces the whole
-    # output with a chart drawn from the spec. Its HTML writes the spec into a <script>, and
-    # an analyst's own chart may hold raw log text such as "</script><img onerror=...>".
-    try:
-        rendered = alt.renderers.get()(spec, json_kwds={"cls": _ScriptJSON})
-    except TypeError:  # a renderer that takes no JSON options: no HTML rather than unsafe HTML
-        rendered = {}
-    rendered = rendered[0] if isinstance(rendered, tuple) else rendered
-    if "text/html" in rendered:
-        bundle["text/html"] = rendered["text/html"]
+    # The live HTML, for Jupyter only (the exporter replaces the whole output with a chart
+    # drawn from the spec). A batch run (papermill) is never watched live: no library there.
+    with_library = not _library["sent"] and not batch_run()
+    bundle["text/html"] = live_chart_html(spec, with_library=with_library)
+    _library["sent"] = _library["sent"] or with_library
     return bundle
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from kforensics.errors import ReportError
+from kforensics.investigate.sql import as_time
 from kforensics.levels import LEVELS, at_or_above
+from kforensics.progress import batch_environment
 from kforensics.reporting.export import export_html
+from kforensics.untrusted import visible
 
 KERNEL = "python3"
 
@@ -116,7 +119,13 @@ def list_notebooks(folder: Path | None = None) -> list[NotebookInfo]:
     folder = folder or notebooks_dir()
     if not folder.is_dir():
         return []
-    return [_info(p) for p in sorted(folder.glob("*.ipynb")) if not p.name.startswith(".")]
+    return [_info(p) for p in sorted(folder.glob("*.ipynb")) if is_notebook(p)]
+
+
+def is_notebook(path: Path) -> bool:
+    """Return whether path is a report notebook: not hidden, not a JupyterLab checkpoint copy."""
+    checkpoint = path.name.endswith("-checkpoint.ipynb") or ".ipynb_checkpoints" in path.parts
+    return not path.name.startswith(".") and not checkpoint
 
 
 def resolve_notebook(notebook: str | Path) -> NotebookInfo:
@@ -126,14 +135,37 @@ def resolve_notebook(notebook: str | Path) -> NotebookInfo:
         return _info(path)
     name = path.name.removesuffix(".ipynb")
     candidate = notebooks_dir() / f"{name}.ipynb"
-    if candidate.is_file():
+    if candidate.is_file() and is_notebook(candidate):
         return _info(candidate)
     known = ", ".join(n.name for n in list_notebooks()) or "none"
     raise ReportError(f"no notebook {str(notebook)!r} (known in {notebooks_dir()}: {known})")
 
 
+def is_time(param: Parameter) -> bool:
+    """Return whether the parameter is a time: named ...since or ...until, or a time default."""
+    if param.type != "str":
+        return False
+    if param.name.endswith(("since", "until")):
+        return True
+    default = ast.literal_eval(param.default)
+    try:
+        return bool(default) and as_time(default) is not None
+    except ValueError:
+        return False
+
+
 def _convert(param: Parameter, raw: str) -> Any:
     bad = f"parameter {param.name!r} expects {param.type} (default {param.default}), got {raw!r}"
+    if is_time(param):
+        # checked here, before a kernel starts, not by the notebook's first query
+        try:
+            as_time(raw)
+        except ValueError as exc:
+            raise ReportError(
+                f"{param.name}: not an ISO 8601 time: {visible(repr(raw))} (for example "
+                "2026-03-14T10:00, UTC if no zone; empty: no bound)"
+            ) from exc
+        return raw
     if param.type in ("str", "any"):
         return raw  # never reinterpreted: namespace "0123" stays "0123"
     if param.type == "bool":
@@ -194,16 +226,17 @@ def run_report(
 
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(info.path),
-            str(ipynb),
-            parameters=typed,
-            kernel_name=KERNEL,
-            progress_bar=False,
-            log_output=log_output,
-            cwd=str(out),  # the root filesystem may be read-only (CronJob); OUT is writable
-            **_kernel_manager(),
-        )
+        with batch_environment():  # its kernel draws no progress bar: no one watches it
+            papermill.execute_notebook(
+                str(info.path),
+                str(ipynb),
+                parameters=typed,
+                kernel_name=KERNEL,
+                progress_bar=False,
+                log_output=log_output,
+                cwd=str(out),  # the root filesystem may be read-only (CronJob); OUT is writable
+                **_kernel_manager(),
+            )
     except PapermillExecutionError as exc:
         _try_export(ipynb, page, info.name)  # the failed run is still worth reading
         raise ReportError(
