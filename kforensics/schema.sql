@@ -151,6 +151,17 @@ CREATE TABLE IF NOT EXISTS detect_runs (
     findings     INTEGER NOT NULL
 );
 
+-- The exception entries each `kforensics detect` that stored its findings applied, one row per
+-- entry under its run's `detected_at`: which hits were dropped, matched on what, and why (the
+-- triage report's header lists them). `fields` is a JSON object {field: [glob patterns]}.
+-- Added within version 4: a case without it was detected before it, and reads as not recorded.
+CREATE TABLE IF NOT EXISTS detect_exceptions (
+    detected_at  TIMESTAMPTZ NOT NULL,
+    rule_id      VARCHAR NOT NULL,
+    fields       JSON NOT NULL,
+    reason       VARCHAR NOT NULL
+);
+
 -- What each `kforensics remediate` put in place, so that newer logs can be watched for its
 -- undoing: the watch rules (rules/k8s-containment-*.yaml) read it. One row per thing the
 -- containment holds: a quarantined pod, an emitted policy, a revoked binding or role, a

@@ -35,6 +35,7 @@ def test_readme_documents_every_column_in_order(tmp_path, case_path):
             "findings",
             "inventory",
             "detect_runs",
+            "detect_exceptions",
         ):
             actual = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
             assert readme_columns(table) == actual, table

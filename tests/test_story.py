@@ -91,6 +91,14 @@ def test_the_header_names_case_sources_window_rules_version(demo_case: Path) -> 
     assert detect_run["rules"] == sorted(r.id for r in load_rules())
     assert (detect_run["exceptions"], detect_run["findings"]) == (3, 74)
     assert detect_run["since"] is None and detect_run["until"] is None
+    assert [(e["rule_id"], e["fields"]) for e in detect_run["exception_entries"]] == [
+        ("k8s-cluster-admin-binding", {"actor": ["alice@example.com"], "name": ["ci-deployer"]}),
+        ("k8s-serviceaccount-outside-cluster",
+         {"actor": ["system:serviceaccount:ci:deployer"], "source_ip": ["192.0.2.50"]}),
+        ("k8s-role-pod-exec",
+         {"actor": ["system:serviceaccount:ci:deployer"], "name": ["storefront-ops"]}),
+    ]  # fmt: skip
+    assert detect_run["exception_entries"][0]["reason"].endswith("intended and reviewed.")
     assert header["kforensics"] == __version__
     assert abs((datetime.now(UTC) - header["generated_at"]).total_seconds()) < 120
     page = story.header_html(header)
@@ -99,6 +107,8 @@ def test_the_header_names_case_sources_window_rules_version(demo_case: Path) -> 
     rules = len(detect_run["rules"])
     assert f"{rules} rules, 3 exceptions, window whole case, 74 findings stored" in page
     assert "0161b59bc4fade55cd17f00ce0a1db15d7cba185d11fca1650dd5c28dcc126ba" in page
+    assert "<summary>exceptions applied (3)</summary>" in page
+    assert "<td>actor: alice@example.com, name: ci-deployer</td>" in page
 
 
 def test_a_case_never_detected_says_so(tmp_path: Path) -> None:
@@ -109,6 +119,24 @@ def test_a_case_never_detected_says_so(tmp_path: Path) -> None:
         header = story.case_header(con, tmp_path / "c.duckdb")
     assert header["detect"] is None
     assert "none stored: run `kforensics detect` on the case" in story.header_html(header)
+    detect(tmp_path / "c.duckdb", load_rules())  # no exceptions: none listed
+    with connect(tmp_path / "c.duckdb") as con:
+        header = story.case_header(con, tmp_path / "c.duckdb")
+    assert header["detect"]["exception_entries"] == []
+    assert "exceptions applied" not in story.header_html(header)
+
+
+def test_a_case_detected_before_exceptions_were_kept_says_so(demo_case: Path, tmp_path) -> None:
+    older = tmp_path / "older.duckdb"
+    older.write_bytes(demo_case.read_bytes())
+    with connect(older, read_only=False) as con:
+        con.execute("DROP TABLE detect_exceptions")
+    with connect(older) as con:
+        header = story.case_header(con, older)
+    assert header["detect"]["exception_entries"] is None
+    assert "exceptions: not recorded (detected before kforensics kept them)" in (
+        story.header_html(header)
+    )
 
 
 def test_the_storyline_tells_the_attackers_steps_in_order(demo_case: Path) -> None:

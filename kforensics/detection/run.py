@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -335,7 +336,11 @@ def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
 
 
 def _store(
-    con: duckdb.DuckDBPyConnection, findings: list[Finding], at: datetime, run: dict
+    con: duckdb.DuckDBPyConnection,
+    findings: list[Finding],
+    at: datetime,
+    run: dict,
+    exceptions: list[Exception_] = (),
 ) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
@@ -343,6 +348,12 @@ def _store(
             "INSERT INTO detect_runs VALUES ($at, $rules, $exceptions, $since, $until, $n)",
             {**run, "at": at, "n": len(findings)},
         )
+        for exc in exceptions:  # what the findings were filtered by, for the report's header
+            con.execute(
+                "INSERT INTO detect_exceptions VALUES ($at, $rule, $fields, $reason)",
+                {"at": at, "rule": exc.rule_id, "reason": exc.reason.strip(),
+                 "fields": json.dumps({k: list(v) for k, v in exc.fields})},
+            )  # fmt: skip
         con.execute("DELETE FROM findings")
         for f in findings:
             con.execute(
@@ -406,7 +417,7 @@ def detect(
                 "since": since,
                 "until": until,
             }
-            _store(con, findings, datetime.now(UTC), run)
+            _store(con, findings, datetime.now(UTC), run, list(exceptions))
             return findings
         finally:
             con.close()

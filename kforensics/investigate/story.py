@@ -11,6 +11,7 @@ page (`#ev-<finding_id>`, the ids `evidence_html` writes) and a technique to its
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,8 +61,8 @@ def case_header(
     first, last, undated, events = con.execute(
         "SELECT min(ts), max(ts), count(*) FILTER (ts IS NULL), count(*) FROM events"
     ).fetchall()[0]
-    runs = []
-    if "detect_runs" in _tables(con):
+    runs, tables = [], _tables(con)
+    if "detect_runs" in tables:
         runs = con.execute(
             "SELECT detected_at, rules, exceptions, since, until, findings FROM detect_runs "
             "ORDER BY detected_at DESC LIMIT 1"
@@ -72,6 +73,7 @@ def case_header(
         detect = {
             "detected_at": at, "rules": list(rules), "exceptions": exceptions,
             "since": d_since, "until": d_until, "findings": findings,
+            "exception_entries": _exceptions(con, at) if "detect_exceptions" in tables else None,
         }  # fmt: skip
     names = ("path", "format", "sha256", "records", "events_loaded", "duplicates", "rejected")
     return {
@@ -85,6 +87,16 @@ def case_header(
         "kforensics": __version__,
         "generated_at": datetime.now(UTC).replace(microsecond=0),
     }
+
+
+def _exceptions(con: duckdb.DuckDBPyConnection, at: datetime) -> list[dict[str, Any]]:
+    """Return the exception entries the detect run at `at` applied, in the file's order."""
+    rows = con.execute(
+        "SELECT rule_id, fields, reason FROM detect_exceptions WHERE detected_at = $at "
+        "ORDER BY rowid",
+        {"at": at},
+    ).fetchall()
+    return [{"rule_id": r, "fields": json.loads(f), "reason": why} for r, f, why in rows]
 
 
 def _e(value: Any) -> str:
@@ -130,6 +142,14 @@ def header_html(header: dict[str, Any]) -> str:
             f"<details><summary>rules used ({len(detect['rules'])})</summary>"
             f"<p>{_e(detect['rules'])}</p></details>"
         )
+        entries = detect["exception_entries"]
+        if entries is None:
+            out.append("<p>exceptions: not recorded (detected before kforensics kept them)</p>")
+        elif entries:
+            out.append(
+                f"<details open><summary>exceptions applied ({len(entries)})</summary>"
+                f"{html_table(entries, max_rows=500, max_chars=400)}</details>"
+            )
     return "".join(out)
 
 
@@ -175,7 +195,7 @@ def storyline_html(stories: list[tuple[str, pa.Table]]) -> str:
 
 FINDING_COLUMNS = (
     "first_seen", "level", "rule_id", "title", "actor", "impersonated", "namespace",
-    "object", "count", "attack", "evidence", "quality",
+    "object", "count", "attack", "evidence", "quality", "notes",
 )  # fmt: skip
 
 
