@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kforensics import connect, load
 from kforensics.detection.rule import load_rules
@@ -307,10 +309,35 @@ def test_redact_text():
     assert JWT not in redact_text(f"--token={JWT}")
     assert "hunter2" not in redact_text("password=hunter2&user=bob")
     assert redact_text("ls -la /tmp") == "ls -la /tmp"
+    # the value ends where the sentence goes on: brackets and closing marks are kept
+    assert redact_text("(token=abc123) and [password=x] `token=y`") == (
+        f"(token={REDACTED}) and [password={REDACTED}] `token={REDACTED}`"
+    )
     blob = redact(json.dumps(KUBECONFIG))
     assert "S0VZ" not in blob and "tok-123456789" not in blob and '"server"' in blob
     yaml_blob = "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- user: {token: abc}\n"
     assert redact_text(yaml_blob) == REDACTED
+
+
+_VALUE = st.text(
+    st.characters(
+        blacklist_characters=" \t\n\r\"',&;}", blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")
+    ),
+    min_size=3,
+    max_size=30,
+).filter(lambda v: any(ch.isalnum() for ch in v.rstrip(")]>|`.")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(["token", "password", "TOKEN", "client_secret"]),
+       sep=st.sampled_from(["=", ": ", ":"]), value=_VALUE,
+       before=st.sampled_from(["", "(", "[", "x "]),
+       after=st.sampled_from(["", ")", ".", " y"]))  # fmt: skip
+def test_redact_text_hides_any_value_and_is_idempotent(key, sep, value, before, after):
+    text = f"{before}{key}{sep}{value}{after}"
+    once = redact_text(text)
+    assert value.rstrip(")]>|`.") not in once.replace(REDACTED, "")
+    assert redact_text(once) == once
 
 
 PEM_ID = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\n-----END RSA PRIVATE KEY-----"

@@ -11,6 +11,7 @@ from kforensics.case import CaseError
 from kforensics.cli.options import case_option, when
 from kforensics.detection.rule import RuleError
 from kforensics.detection.run import RuleSQLError
+from kforensics.investigate.redact import redact_text
 from kforensics.untrusted import visible
 
 
@@ -57,7 +58,7 @@ def _remediate(
         click.echo(f"{step}:")
         for a in actions:
             n = f" ({len(a.objects)} object(s))" if a.objects else ""
-            click.echo(f"  {a.kind:24} {visible(a.name)}{n}")
+            click.echo(f"  {a.kind:24} {visible(redact_text(a.name))}{n}")
     for p in result.plan.simulation.problems:
         click.echo(f"warning: {visible(p)}", err=True)
     for e in result.errors:

@@ -43,7 +43,10 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _KEY_VALUE = re.compile(
     r"(?i)((?:client-key-data|client-certificate-data|certificate-authority-data|token|"
     r"access_token|id_token|refresh_token|password|passwd|bearerToken|client_secret)"
-    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',&;}]+)"
+    r"[\"']?\s*[:=]\s*[\"']?)"
+    # A value redacted already (Markdown-escaped or not) stays as it is; closing marks that end
+    # the value end the sentence around it, and stay.
+    r"(?!\\?\[REDACTED\\?\][)\]>|`.]*(?:[\s\"',&;}]|$))([^\s\"',&;}]+?)(?=[)\]>|`.]*(?:[\s\"',&;}]|$))"
 )
 # A block cut short (a clipped field, a truncated line) is still a key: it runs to the end.
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*(?:-----.*?(?:-----END [A-Z0-9 ]*-----|\Z)|\Z)", re.S)
