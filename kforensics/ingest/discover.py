@@ -24,14 +24,20 @@ def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Unrea
     """Return the files named by paths (files, folders recursively, globs) and what was unreadable.
 
     A folder that cannot be listed, or an entry that cannot be examined, is reported, never
-    skipped in silence; a path that names nothing at all is an InputError.
+    skipped in silence; a path that names nothing at all, a folder without files and a glob
+    matching none are InputErrors.
     """
     found: list[Path] = []
     unreadable: list[Unreadable] = []
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            found.extend(_walk(p, unreadable))
+            before = len(unreadable)
+            files = _walk(p, unreadable)
+            if not files and len(unreadable) == before:
+                # nothing to load: no case is created (discover runs before the case is opened)
+                raise InputError(f"no files found in {arg} (hidden files and folders are skipped)")
+            found.extend(files)
         elif p.is_file():
             found.append(p)
         elif glob.has_magic(str(arg)):
