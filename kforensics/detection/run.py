@@ -88,7 +88,7 @@ def check_exceptions(exceptions: list[Exception_], rule_ids: list[str] | set[str
     for exc in exceptions:
         if exc.rule_id in known:
             continue
-        close = difflib.get_close_matches(exc.rule_id, sorted(known), n=3)
+        close = difflib.get_close_matches(exc.rule_id, sorted(known), n=3, cutoff=0.85)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         where = f"{exc.file}: " if exc.file else ""
         raise ExceptionsError(
