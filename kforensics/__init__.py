@@ -51,6 +51,10 @@ _LAZY = {
     "show_evidence": ("kforensics.reporting.story", "show_evidence"),
     "explore": ("kforensics.reporting.explore", "explore"),
     "export": ("kforensics.investigate.export", "export"),
+    "note": ("kforensics.investigate.notes", "add_note"),
+    "notes": ("kforensics.investigate.notes", "notes"),
+    "false_positives": ("kforensics.detection.false_positives", "false_positives"),
+    "note_widget": ("kforensics.reporting.note_widget", "note_widget"),
 }
 
 __all__ = [
@@ -73,7 +77,11 @@ __all__ = [
     "detect",
     "explore",
     "export",
+    "false_positives",
     "load",
+    "note",
+    "note_widget",
+    "notes",
     "open_case",
     "remediate",
     "report",
@@ -89,10 +97,14 @@ if TYPE_CHECKING:
     from kforensics.api import Case, detect, open_case
     from kforensics.case import connect
     from kforensics.contain.remediate import remediate_case as remediate
+    from kforensics.detection.false_positives import false_positives
     from kforensics.ingest.load import LoadResult, load
     from kforensics.investigate.export import export
+    from kforensics.investigate.notes import add_note as note
+    from kforensics.investigate.notes import notes
     from kforensics.reporting.display import show, show_remediation
     from kforensics.reporting.explore import explore
+    from kforensics.reporting.note_widget import note_widget
     from kforensics.reporting.run import run_report as report
     from kforensics.reporting.story import (
         show_evidence,

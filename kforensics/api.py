@@ -181,6 +181,19 @@ class Case:
         with self.connection() as con:
             return getattr(charts, name)(con, **self._window(params))
 
+    def note(self, target_kind: str, target: str, **values: Any) -> int:
+        """Return the id of a note stored on an event, finding or identity (see add_note)."""
+        from kforensics.investigate.notes import add_note
+
+        return add_note(self.path, target_kind, target, **values)
+
+    def notes(self, target_kind: str | None = None, target: str | None = None) -> Frame:
+        """Return the case's notes (of one target kind and/or target when given), oldest first."""
+        from kforensics.investigate.notes import check_kind, notes_sql
+
+        check_kind(target_kind)
+        return self._rows(notes_sql(subject=False), {"kind": target_kind, "target": target})
+
     def remediate(self, out: str | Path, **options: Any) -> Remediation:
         """Return what `kforensics.remediate` writes to out for the case's stored findings."""
         return remediate_case(self.path, Path(out), findings=self.stored_findings(), **options)

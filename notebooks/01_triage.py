@@ -181,6 +181,22 @@ if interactive:
     kf.explore(c, extra=busiest)
 
 # %% [markdown]
+# ## Notes
+#
+# The analysts' notes kept in the case, oldest first: tags, comments and triaged or
+# false-positive marks (each with its reason) on events, findings and identities, with author
+# and time. They come from `kforensics note` or, with `interactive = True`, the widget below
+# (a bad value is named beside its Save button). Load and detect never touch them; each
+# finding's own notes are also in the `notes` column of the findings tables.
+# `kforensics notes --case CASE --exceptions` writes the false-positive marks as an exceptions
+# file for `kforensics detect --exceptions`.
+
+# %%
+kf.show(c.notes())
+if interactive:
+    kf.note_widget(c)
+
+# %% [markdown]
 # ## Containment: what to apply, step by step, and what is watched after
 #
 # `c.remediate` (`kf.remediate` for a case file) turns the case's stored findings (the last

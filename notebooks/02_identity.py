@@ -106,6 +106,18 @@ if interactive:
     kf.explore(c, identity=identity, extra=requests_in_order)
 
 # %% [markdown]
+# ## Notes on this identity
+#
+# What analysts noted about this identity (`kforensics note --identity`), oldest first. With
+# `interactive = True`, the widget below notes it, one of its findings or an event (a bad
+# value is named beside its Save button); every note is kept in the case.
+
+# %%
+kf.show(c.notes("identity", identity))
+if interactive:
+    kf.note_widget(c, "identity", identity)
+
+# %% [markdown]
 # ## Containment: what to apply, step by step, and what is watched after
 #
 # `c.remediate` (`kf.remediate` for a case file) turns the case's stored findings (the last

@@ -79,7 +79,11 @@ def test_notebook_structure(path):
         assert len(queries) == 1 and "$code" in queries[0] and "code=400" in queries[0]
     else:
         assert queries == []
-    assert sum("if interactive:" in c.source for c in code) == 1
+    # The interactive cells: the filters (Explore), then (triage, identity) the note widget
+    interactive = [c.source for c in code if "if interactive:" in c.source]
+    noted = path.stem in ("01_triage", "02_identity")
+    assert len(interactive) == 1 + noted and "kf.explore(c" in interactive[0], interactive
+    assert noted == ("kf.note_widget(c" in interactive[-1])
     static = "".join(c.source for c in code if "if interactive:" not in c.source)
     assert "ipywidgets" not in static and "explore" not in static
     assert cells[-1].cell_type == "code" and "remediate" in cells[-1].source

@@ -6,6 +6,7 @@ import click
 
 from kforensics.cli.detect import detect_cmd, rules_cmd
 from kforensics.cli.load import load_cmd, sample_cmd
+from kforensics.cli.note import note_cmd, notes_cmd
 from kforensics.cli.query import queries_cmd, sql_cmd
 from kforensics.cli.remediate import netpol_cmd, remediate_cmd
 from kforensics.cli.report import report_cmd
@@ -18,5 +19,5 @@ def main() -> None:
 
 
 for command in (load_cmd, sql_cmd, queries_cmd, sample_cmd, detect_cmd, rules_cmd,
-                remediate_cmd, netpol_cmd, report_cmd):  # fmt: skip
+                remediate_cmd, netpol_cmd, report_cmd, note_cmd, notes_cmd):  # fmt: skip
     main.add_command(command)

@@ -54,6 +54,14 @@ EXEC = """
     FROM requests
     WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
 """
+# A finding's notes (kforensics note) as one text, oldest first, as notes.note_text writes one:
+# `[false positive: why] #tag comment (author) | ...`; NULL without notes.
+NOTES = """(
+    SELECT string_agg(
+        concat_ws(' ', '[' || replace(n.mark, '_', ' ') || ': ' || n.reason || ']',
+                  '#' || n.tag, n.comment) || ' (' || n.author || ')',
+        ' | ' ORDER BY n.created_at, n.note_id)
+    FROM notes n WHERE n.target_kind = 'finding' AND n.target = findings.finding_id)"""
 FRAGMENTS = {
     "LEVELS": severity_sql(),
     "LEVEL_LIST": str(list(LEVELS)),  # least severe first: list_position ranks a level
@@ -62,7 +70,7 @@ FRAGMENTS = {
     "SUBJECTS": '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]',
     "NICE": str(NICE),
     "IDENTITY": IDENTITY, "BY": BY, "MINE": MINE, "RELATION": RELATION, "EXEC": EXEC,
-    "COMMAND": query_values("command|ports"),
+    "COMMAND": query_values("command|ports"), "NOTES": NOTES,
 }  # fmt: skip
 
 
