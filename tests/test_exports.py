@@ -240,3 +240,24 @@ def test_the_api_exports_investigations_queries_and_frames(hostile_case, tmp_pat
     assert (tmp_path / "rows.jsonl").read_text() == '{"n":1,"tags":["a"]}\n'
     with pytest.raises(kf.QueryError, match="Case.export: 'DROP TABLE events' is no inv"):
         case.export("DROP TABLE events", tmp_path / "x.csv")
+
+
+def test_a_frame_keeps_the_types_of_its_query_and_queries_export_too(hostile_case, tmp_path):
+    import kforensics as kf
+
+    frame = kf.open_case(hostile_case).sql(
+        "SELECT audit_id, impersonated_user, quality FROM events"
+    )
+    assert frame.export(tmp_path / "f.parquet") == 2  # an all-NULL text column stays text
+    schema = pq.read_table(tmp_path / "f.parquet").schema
+    assert (schema.field("impersonated_user").type, schema.field("quality").type) == (
+        pa.string(), pa.list_(pa.string())
+    )  # fmt: skip
+    out = CliRunner().invoke(
+        main, ["queries", "top_identities", "--case", str(hostile_case), "-o",
+               str(tmp_path / "top.jsonl")],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert out.output == f"wrote 2 rows to {tmp_path / 'top.jsonl'}\n"
+    rows = [json.loads(line) for line in (tmp_path / "top.jsonl").read_text().splitlines()]
+    assert sorted(r["identity"] for r in rows) == [FORMULA, "alice"]

@@ -35,6 +35,7 @@ FORMATS = ("csv", "jsonl", "parquet")
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 BATCH_ROWS = 50_000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")  # OWASP's list, and the guard itself
+ARROW_SCHEMA = "arrow_schema"  # DataFrame.attrs key: the column types of the rows (frames.frame)
 PARQUET_NEEDS_A_FILE = "parquet is binary: give a file to write it to (--output FILE)"
 
 # JSON allows these raw in strings, but str.splitlines() and JavaScript end a line at U+2028,
@@ -135,7 +136,7 @@ def _reader(rows: Any) -> tuple[pa.RecordBatchReader, set[str]]:
         import pandas as pd
 
         if isinstance(rows, pd.DataFrame):
-            table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+            table = _from_pandas(pd.DataFrame(rows), rows.attrs.get(ARROW_SCHEMA))
         elif isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
             table = pa.Table.from_pylist(rows)
         else:
@@ -146,6 +147,20 @@ def _reader(rows: Any) -> tuple[pa.RecordBatchReader, set[str]]:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ExportError(f"the rows have no single type per column: {exc}") from exc
     return table.to_reader(BATCH_ROWS), set()
+
+
+def _from_pandas(df: Any, schema: Any) -> pa.Table:
+    """Return the DataFrame as a table, in the column types of the query it came from if known
+    (pandas cannot tell an all-NULL text column or a list of empty lists apart from null)."""
+    if isinstance(schema, pa.Schema):
+        at = [schema.get_field_index(c) if isinstance(c, str) else -1 for c in df.columns]
+        if -1 not in at:
+            try:
+                typed = pa.schema([schema.field(i) for i in at])
+                return pa.Table.from_pandas(df, schema=typed, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                pass  # values changed since: their own types then
+    return pa.Table.from_pandas(df, preserve_index=False)
 
 
 def _rows(reader: pa.RecordBatchReader) -> Iterator[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from kforensics.investigate.export import ARROW_SCHEMA
 from kforensics.untrusted import visible
 
 
@@ -60,4 +61,6 @@ def frame(table: pa.Table) -> Frame:
             columns[name] = column.to_pandas()
         else:
             columns[name] = pd.Series(column.to_pylist(), dtype=object)
-    return Frame(columns, columns=table.column_names)
+    result = Frame(columns, columns=table.column_names)
+    result.attrs[ARROW_SCHEMA] = table.schema  # Frame.export writes the query's own types
+    return result
