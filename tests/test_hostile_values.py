@@ -396,7 +396,7 @@ def reports(hostile: dict) -> dict:
 
 # What each page draws on the plain sample: its charts (kf-chart-1...) and the widest one's
 # width in pixels. A crafted log must neither remove a chart nor widen the page.
-CHARTS = {"01_triage": 5, "02_identity": 1, "03_workload": 1}
+CHARTS = {"01_triage": 4, "02_identity": 1, "03_workload": 1}
 WIDEST = 834
 
 

@@ -172,13 +172,14 @@ def steps_html(steps: pa.Table | list[dict], max_rows: int = 200) -> str:
     rows = steps.to_pylist() if isinstance(steps, pa.Table) else steps
     shown = [
         {**{k: r[k] for k in STEP_COLUMNS}, "evidence": r["evidence"], "_id": r["findings"][0]}
+        | {"what": "; ".join(r["what"])}  # titles have commas of their own
         for r in rows
     ]
     links = {
         "techniques": lambda t, _row: attack_url(t),
         "evidence": lambda _v, row: "#" + evidence_anchor(row["_id"]),
     }
-    return html_table(shown, max_rows, links=links, hidden=("_id",))
+    return html_table(shown, max_rows, max_chars=600, links=links, hidden=("_id",))
 
 
 def storyline_html(stories: list[tuple[str, pa.Table]]) -> str:

@@ -39,8 +39,9 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 main{max-width:1200px;margin:0 auto;padding:16px 24px}
 .jp-Cell,.cell{margin:0 0 8px}
 table{border-collapse:collapse;margin:6px 0;font-size:13px;max-width:100%}
-th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top;
-overflow-wrap:anywhere;word-break:break-word}
+th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere;min-width:4.5em}
+th{overflow-wrap:break-word}
 td a{color:#0550ae}
 .kf-facts th{white-space:nowrap}
 .kf-evidence h4{margin:14px 0 4px}
