@@ -316,3 +316,56 @@ def test_notes_show_as_text_in_the_triage_report(case: Path, tmp_path: Path) -> 
         dom = dump_dom(result.html, tmp_path)
         assert "pwned" not in re.findall(r"<title>(.*?)</title>", dom)[0]
         assert 'id="pwned"' not in dom
+
+
+def exec_event(audit_id: str, **over) -> dict:
+    """An exec into shop/web-1 by alice (the k8s-pod-exec rule's subject), fields overridden."""
+    return event(
+        audit_id,
+        verb="create",
+        requestURI="/api/v1/namespaces/shop/pods/web-1/exec?command=sh",
+        objectRef={"resource": "pods", "subresource": "exec", "namespace": "shop",
+                   "name": "web-1", "apiVersion": "v1"},
+        **over,
+    )  # fmt: skip
+
+
+def test_an_entry_that_also_matches_an_impersonating_finding_says_so(tmp_path, rules) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(exec_event("own"), exec_event("as", impersonatedUser={"username": "b*"})))
+    case = tmp_path / "case.duckdb"
+    load(case, [log], progress=False)
+    found = {
+        f.impersonated: f.finding_id for f in detect(case, rules) if f.rule_id == "k8s-pod-exec"
+    }
+    assert set(found) == {None, "b*"}
+    add_note(case, "finding", found["b*"], mark="false_positive", reason="bob's drill")
+    fp = false_positives(case, rules)
+    assert fp.entries == {"k8s-pod-exec": [{
+        "actor": "alice", "impersonated": "b[*]", "namespace": "shop", "resource": "pods",
+        "name": "web-1", "reason": fp.entries["k8s-pod-exec"][0]["reason"],
+    }]}  # fmt: skip
+    assert fp.broader == []  # alice as b* is narrower than alice: nothing else matches
+    path = tmp_path / "fp.yaml"
+    path.write_text(fp.to_yaml(), encoding="utf-8")
+    kept = {f.finding_id for f in detect(case, rules, exceptions=load_exceptions(path))}
+    assert found[None] in kept and found["b*"] not in kept
+    add_note(case, "finding", found[None], mark="false_positive", reason="alice's own")
+    add_note(case, "finding", found["b*"], mark="triaged", reason="not a drill after all")
+    detect(case, rules)  # the check is against the stored findings: both again
+    fp = false_positives(case, rules)
+    assert fp.broader == [f"{found[None]} also matches finding {found['b*']}"]
+    assert f"# the entry for {found[None]} also matches finding {found['b*']}\n" in fp.to_yaml()
+
+
+def test_event_notes_show_beside_the_evidence_rows(case: Path) -> None:
+    fid = finding_ids(case, "k8s-exec-reads-sa-token")[0]
+    with connect(case) as con:
+        [(eid,)] = con.execute(
+            "SELECT evidence[1].event_id FROM findings WHERE finding_id = $f", {"f": fid}
+        ).fetchall()
+    add_note(case, "event", eid, tag="first-step", comment="<b>here</b>", author="ana")
+    rows = kf.open_case(case).query("finding_evidence")
+    noted = rows[rows["notes"].notna()]
+    assert set(noted["notes"]) == {"#first-step <b>here</b> (ana)"}
+    assert fid in noted["finding_id"].tolist()

@@ -30,12 +30,17 @@ class FalsePositives:
 
     entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # `finding_id: why`
+    # `finding_id: other ids`: stored findings an entry matches too (alice's entry matches
+    # alice impersonating someone: the format cannot say "not impersonating")
+    broader: list[str] = field(default_factory=list)
 
     def to_yaml(self) -> str:
         """Return the entries as an exceptions file (the format load_exceptions reads)."""
         text = HEADER
         for line in self.skipped:
             text += f"# not expressible, left out: {line}\n"
+        for line in self.broader:
+            text += f"# the entry for {line}\n"
         body = yaml.safe_dump(self.entries, sort_keys=False, allow_unicode=False, width=100)
         return text + ("" if not self.entries else body)
 
@@ -68,6 +73,23 @@ def _entry(
     return entry, ""
 
 
+def _also_matched(con: Any, rule_id: str, finding_id: str, subject: dict, entry: dict) -> list:
+    """Return the ids of the rule's other findings (the last detect's) the entry matches too."""
+    where, params = ["rule_id = $rule", "finding_id <> $fid"], {"rule": rule_id, "fid": finding_id}
+    for name in ("actor", "impersonated", "namespace", "resource", "name"):
+        if name in entry:
+            where.append(f"{name} = ${name}")
+            params[name] = subject[name]
+    if "source_ip" in entry:
+        where.append("list_contains(source_ips, $ip)")
+        params["ip"] = subject["source_ips"][0]
+    rows = con.execute(
+        f"SELECT finding_id FROM findings WHERE {' AND '.join(where)} ORDER BY finding_id",  # noqa: S608
+        params,
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def false_positives(
     case: str | Path, rules: list[Rule] | None = None, *, rule_dirs: list[Path] | tuple = ()
 ) -> FalsePositives:
@@ -81,9 +103,14 @@ def false_positives(
     by_id = {r.id: r for r in rules}
     con = connect(case)
     try:
-        marks = latest_marks(read_notes(con, "finding"))
+        return _false_positives(con, by_id)
     finally:
         con.close()
+
+
+def _false_positives(con: Any, by_id: dict[str, Rule]) -> FalsePositives:
+    marks = latest_marks(read_notes(con, "finding"))
+    dropped = {fid for fid, note in marks.items() if note["mark"] == "false_positive"}
     out = FalsePositives()
     for finding_id, note in sorted(marks.items(), key=lambda kv: kv[1]["subject"]["rule_id"]):
         if note["mark"] != "false_positive":
@@ -98,6 +125,13 @@ def false_positives(
         entry, why = _entry(subject, rule, note)
         if entry is None:
             out.skipped.append(f"{finding_id}: {why}")
-        else:
-            out.entries.setdefault(subject["rule_id"], []).append(entry)
+            continue
+        out.entries.setdefault(subject["rule_id"], []).append(entry)
+        others = [
+            f
+            for f in _also_matched(con, subject["rule_id"], finding_id, subject, entry)
+            if f not in dropped  # marked too: dropping it is meant
+        ]
+        if others:
+            out.broader.append(f"{finding_id} also matches finding {', '.join(others)}")
     return out

@@ -113,7 +113,7 @@ def check_note(
 
 
 def _subject(con: duckdb.DuckDBPyConnection, kind: str, target: str) -> str | None:
-    """Return the target's subject as JSON (findings), None for others; InputError if absent."""
+    """Return the target's subject as JSON (findings), None for others; InputError if unknown."""
     if kind == "identity":
         return None
     table, column = ("events", "event_id") if kind == "event" else ("findings", "finding_id")
@@ -122,6 +122,16 @@ def _subject(con: duckdb.DuckDBPyConnection, kind: str, target: str) -> str | No
         f"SELECT {columns} FROM {table} WHERE {column} = $t LIMIT 1",  # noqa: S608 (constants)
         {"t": target},
     ).fetchall()
+    if not rows and kind == "finding":
+        # a finding gone from the table (an exception made of its false-positive mark drops it)
+        # is still noted as it was: its mark can be changed back
+        rows = con.execute(
+            "SELECT subject FROM notes WHERE target_kind = 'finding' AND target = $t "
+            "AND subject IS NOT NULL ORDER BY created_at DESC, note_id DESC LIMIT 1",
+            {"t": target},
+        ).fetchall()
+        if rows:
+            return rows[0][0]
     if not rows:
         hint = "kforensics detect stores them" if kind == "finding" else "see the events table"
         raise InputError(f"no {kind} {visible(repr(target))[:140]} in the case ({hint})")

@@ -54,14 +54,23 @@ EXEC = """
     FROM requests
     WHERE resource = 'pods' AND subresource IN ('exec', 'attach', 'portforward') AND @W(ts)
 """
-# A finding's notes (kforensics note) as one text, oldest first, as notes.note_text writes one:
-# `[false positive: why] #tag comment (author) | ...`; NULL without notes.
-NOTES = """(
+
+
+def notes_of(kind: str, target: str) -> str:
+    """Return SQL for the notes on a target (`kind` a constant, `target` a column) as one text.
+
+    Oldest first, as notes.note_text writes one: `[false positive: why] #tag comment (author) |
+    ...`; NULL without notes.
+    """
+    # kind and target are the constants FRAGMENTS passes, never a value
+    return f"""(
     SELECT string_agg(
         concat_ws(' ', '[' || replace(n.mark, '_', ' ') || ': ' || n.reason || ']',
                   '#' || n.tag, n.comment) || ' (' || n.author || ')',
         ' | ' ORDER BY n.created_at, n.note_id)
-    FROM notes n WHERE n.target_kind = 'finding' AND n.target = findings.finding_id)"""
+    FROM notes n WHERE n.target_kind = '{kind}' AND n.target = {target})"""  # noqa: S608
+
+
 FRAGMENTS = {
     "LEVELS": severity_sql(),
     "LEVEL_LIST": str(list(LEVELS)),  # least severe first: list_position ranks a level
@@ -70,7 +79,8 @@ FRAGMENTS = {
     "SUBJECTS": '[{"kind": "VARCHAR", "name": "VARCHAR", "namespace": "VARCHAR"}]',
     "NICE": str(NICE),
     "IDENTITY": IDENTITY, "BY": BY, "MINE": MINE, "RELATION": RELATION, "EXEC": EXEC,
-    "COMMAND": query_values("command|ports"), "NOTES": NOTES,
+    "COMMAND": query_values("command|ports"), "NOTES": notes_of("finding", "findings.finding_id"),
+    "EVENT_NOTES": notes_of("event", "e.event_id"),
 }  # fmt: skip
 
 
