@@ -34,10 +34,32 @@ import kforensics as kf
 c = kf.open_case(case, since=since, until=until)  # read-only, holding no lock between calls
 
 # %% [markdown]
-# ## What did the rules find about this identity?
+# ## What this report examined
+#
+# The case file, its sources (sha256, records, events loaded and still in the case), the time
+# the case covers and the window of this report, the rules and exceptions of the last
+# `kforensics detect`, and when this was generated.
 
 # %%
-kf.show(c.query("findings_for", identity=identity))
+kf.show_header(c)
+
+# %% [markdown]
+# ## Its story, step by step
+#
+# Each step is one request its findings (low and above) stand on, in time order: what the rules
+# call it, the request and where, its ATT&CK techniques (linked to their pages), the worst
+# level, and its evidence `file:line` (linked to the evidence rows below).
+
+# %%
+kf.show_storyline(c, identity=identity)
+
+# %% [markdown]
+# ## What did the rules find about this identity?
+#
+# Its findings, most severe first, each linked to its evidence rows below.
+
+# %%
+kf.show_findings(c, identity=identity)
 
 # %% [markdown]
 # ## When was it active?
@@ -88,6 +110,15 @@ kf.show(c.query("exec_sessions", identity=identity))
 
 # %%
 kf.show(c.query("identity_timeline", identity=identity))
+
+# %% [markdown]
+# ## The evidence behind its findings
+#
+# For every finding above, the events it stands on (the first 20 of each): `file:line`, audit
+# ID, time, verb, object and response code.
+
+# %%
+kf.show_evidence(c, identity=identity)
 
 # %% [markdown]
 # ## Explore interactively

@@ -360,3 +360,17 @@ def test_any_table_is_only_table_markup_and_safe_links(rows) -> None:
     assert set(parsed.tags) <= {"table", "caption", "thead", "tbody", "tr", "th", "td", "a", "p",
                                 "em"}  # fmt: skip
     assert all(SAFE_HREF.fullmatch(h) for h in parsed.hrefs)
+
+
+def test_the_identity_report_tells_its_story_and_links_its_evidence(demo_case, tmp_path) -> None:
+    params = {"identity": SA, "remediation_out": str(tmp_path / "plan")}
+    page = run_report("02_identity", demo_case, params, tmp_path).html.read_text("utf-8")
+    parsed = _Page()
+    parsed.feed(page)
+    local = {h[1:] for h in parsed.hrefs if h.startswith("#")}
+    assert len(local) > 30 and sorted(local - parsed.ids) == []
+    evidence = {i for i in parsed.ids if i.startswith("ev-")}
+    assert len(evidence) == 31  # the attacker's findings (low and info ones included)
+    story_at = page.index("Its story, step by step")
+    assert story_at < page.index('<a href="#') < page.index('class="kf-chart"')
+    assert page.index(f"{LOG}:953</a>") > story_at

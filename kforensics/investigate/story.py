@@ -154,14 +154,16 @@ def header_html(header: dict[str, Any]) -> str:
 
 
 def storylines(
-    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None, min_level: str = "low"
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    min_level: str = "low",
+    identity: str | None = None,
 ) -> list[tuple[str, pa.Table]]:
-    """Return each suspect (most severe first) with its steps in time order (`storyline`)."""
+    """Return each suspect (most severe first), or only `identity`, with its steps in order."""
     window = {"since": since, "until": until, "min_level": min_level}
-    return [
-        (who, run_query(con, "storyline", {**window, "identity": who}))
-        for who in suspects(con, since, until)
-    ]
+    who_all = [identity] if identity else suspects(con, since, until)
+    return [(who, run_query(con, "storyline", {**window, "identity": who})) for who in who_all]
 
 
 STEP_COLUMNS = ("step", "at", "level", "what", "request", "code", "where", "techniques")
@@ -190,7 +192,8 @@ def storyline_html(stories: list[tuple[str, pa.Table]]) -> str:
         )
     parts = []
     for who, steps in stories:
-        parts.append(f"<h3>{_e(who)}</h3>{steps_html(steps)}")
+        shown = steps_html(steps) if len(steps) else "<p><em>no finding at low or above</em></p>"
+        parts.append(f"<h3>{_e(who)}</h3>{shown}")
     return "".join(parts)
 
 
@@ -250,10 +253,14 @@ def evidence_html(
 
 
 def finding_rows(
-    con: duckdb.DuckDBPyConnection, since: Time = None, until: Time = None, min_level: str = "info"
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    min_level: str = "info",
+    identity: str | None = None,
 ) -> tuple[pa.Table, pa.Table]:
-    """Return the findings in the window (most severe first) and their evidence rows."""
-    window = {"since": since, "until": until, "min_level": min_level}
+    """Return the window's findings (one identity's if given) and their evidence rows."""
+    window = {"since": since, "until": until, "min_level": min_level, "identity": identity}
     findings = run_query(con, "findings", window)
     evidence = run_query(con, "finding_evidence", {**window, "per_finding": EVIDENCE_PER_FINDING})
     return findings, evidence

@@ -25,24 +25,24 @@ def show_header(case: Any) -> None:
     _display(story.header_html(header))
 
 
-def show_storyline(case: Any, min_level: str = "low") -> None:
-    """Display each suspect's steps in time order (findings at min_level and up); returns None."""
+def show_storyline(case: Any, min_level: str = "low", identity: str | None = None) -> None:
+    """Display each suspect's (or one identity's) steps in time order; returns None."""
     with case.connection() as con:
-        stories = story.storylines(con, case.since, case.until, min_level)
+        stories = story.storylines(con, case.since, case.until, min_level, identity)
     _display(story.storyline_html(stories))
 
 
-def show_findings(case: Any, min_level: str = "info") -> None:
-    """Display the findings, each citing its evidence (linked to `show_evidence`); returns None."""
+def show_findings(case: Any, min_level: str = "info", identity: str | None = None) -> None:
+    """Display the findings (one identity's if given), evidence linked; returns None."""
     with case.connection() as con:
-        findings, _ = story.finding_rows(con, case.since, case.until, min_level)
+        findings, _ = story.finding_rows(con, case.since, case.until, min_level, identity)
     _display(story.findings_html(findings))
 
 
-def show_evidence(case: Any, min_level: str = "info") -> None:
+def show_evidence(case: Any, min_level: str = "info", identity: str | None = None) -> None:
     """Display each finding's evidence rows under its anchor ev-<finding_id>; returns None."""
     with case.connection() as con:
-        findings, evidence = story.finding_rows(con, case.since, case.until, min_level)
+        findings, evidence = story.finding_rows(con, case.since, case.until, min_level, identity)
     _display(story.evidence_html(findings, evidence))
 
 
