@@ -86,7 +86,11 @@ def _rows(value: Any) -> pa.Table | list[dict]:
     if hasattr(value, "to_arrow_table"):  # a DuckDB relation
         return value.to_arrow_table()
     if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a pandas DataFrame
-        return pa.Table.from_pandas(value, preserve_index=False)
+        # Arrow would keep its attrs (a Case frame's own Arrow schema) as JSON, warning on
+        # every table that they are no JSON: the rows are what is shown.
+        frame = value.copy(deep=False)
+        frame.attrs = {}
+        return pa.Table.from_pandas(frame, preserve_index=False)
     raise TypeError(f"show() takes a chart, an Arrow table or a list of rows, not {type(value)}")
 
 
