@@ -374,3 +374,16 @@ def test_the_identity_report_tells_its_story_and_links_its_evidence(demo_case, t
     story_at = page.index("Its story, step by step")
     assert story_at < page.index('<a href="#') < page.index('class="kf-chart"')
     assert page.index(f"{LOG}:953</a>") > story_at
+
+
+def test_the_page_keeps_same_page_anchors_and_attack_links_only() -> None:
+    kept = clean_html(
+        '<a href="#ev-1">a</a><div id="ev-1"></div>'
+        '<a href="https://attack.mitre.org/techniques/T1552/007/">b</a>'
+        '<a href="https://evil.example/">c</a><a href="javascript:alert(1)">d</a>'
+        '<a href="https://attack.mitre.org/techniques/T1552/007/../../../x">e</a>'
+    )
+    parsed = _Page()
+    parsed.feed(kept)
+    assert parsed.hrefs == ["#ev-1", "https://attack.mitre.org/techniques/T1552/007/"]
+    assert parsed.ids == {"ev-1"}
