@@ -144,15 +144,22 @@ def timeline(
     since: Time = None,
     until: Time = None,
     identity: str | None = None,
+    namespace: str | None = None,
+    min_level: str | None = None,
 ) -> alt.Chart | alt.VConcatChart:
-    """Return requests over time (bars) above the findings as points coloured by level."""
+    """Return requests over time (bars) above the findings as points coloured by level.
+
+    Both follow identity and namespace; min_level picks the findings shown.
+    """
     since, until, note = time_axis(con, since, until, identity)
-    volume = inv.volume_over_time(con, since, until, identity=identity)
+    volume = inv.volume_over_time(con, since, until, identity=identity, namespace=namespace)
     if not volume.num_rows:
         return _empty("Timeline")
     title = f"Requests of {_safe(identity)}" if identity else "Requests"
     bars = _volume(volume, title, height=140, note=note)
-    found = inv.findings_points(con, since, until, identity=identity)
+    found = inv.findings_points(
+        con, since, until, identity=identity, namespace=namespace, min_level=min_level
+    )
     if not found.num_rows:
         return bars
     points = (
