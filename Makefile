@@ -28,9 +28,10 @@ demo: $(STAMP)
 	$(BIN)/kforensics report 01_triage --case $(OUT)/demo.duckdb --out $(OUT)/reports \
 	  -p remediation_out $(abspath $(OUT))/reports/containment
 	@top="$$($(BIN)/python -m kforensics.reporting.story $(OUT)/demo.duckdb)" && \
+	  if [ -z "$$top" ]; then echo "no suspect: no identity report"; else \
 	  echo "top suspect: $$top" && \
 	  $(BIN)/kforensics report 02_identity --case $(OUT)/demo.duckdb --out $(OUT)/reports \
-	    -p identity "$$top" -p remediation_out $(abspath $(OUT))/reports/containment-identity
+	    -p identity "$$top" -p remediation_out $(abspath $(OUT))/reports/containment-identity; fi
 	@echo
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
