@@ -387,3 +387,19 @@ def test_the_page_keeps_same_page_anchors_and_attack_links_only() -> None:
     parsed.feed(kept)
     assert parsed.hrefs == ["#ev-1", "https://attack.mitre.org/techniques/T1552/007/"]
     assert parsed.ids == {"ev-1"}
+
+
+def test_the_notebook_calls_take_a_case_or_its_path(demo_case: Path, monkeypatch) -> None:
+    import kforensics as kf
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    kf.show_header(str(demo_case))
+    kf.show_storyline(kf.open_case(demo_case, since="2026-03-14T10:36:00Z"))
+    kf.show_storyline(demo_case, identity="nobody@example.com")
+    header, storyline, nobody = (o.data for o in shown)
+    assert "<td>3850 from 3 sources</td>" in header
+    assert storyline.count("<tr>") == 1 + 13  # the head and the steps from 10:36 on
+    assert nobody == "<h3>nobody@example.com</h3><p><em>no finding at low or above</em></p>"
+    with pytest.raises(kf.CaseError, match="no such case file"):
+        kf.show_header(demo_case.with_name("absent.duckdb"))

@@ -12,6 +12,13 @@ from kforensics.investigate import story
 from kforensics.investigate.suspects import suspects
 
 
+def _case(case: Any) -> Any:
+    """Return case as a `Case` (a path is opened read-only; a bad one raises CaseError)."""
+    from kforensics.api import Case
+
+    return case if isinstance(case, Case) else Case(case)
+
+
 def _display(markup: str) -> None:
     from IPython.display import HTML, display
 
@@ -20,6 +27,7 @@ def _display(markup: str) -> None:
 
 def show_header(case: Any) -> None:
     """Display what the report examined (case, sources, windows, rules, version); returns None."""
+    case = _case(case)
     with case.connection() as con:
         header = story.case_header(con, case.path, case.since, case.until)
     _display(story.header_html(header))
@@ -27,6 +35,7 @@ def show_header(case: Any) -> None:
 
 def show_storyline(case: Any, min_level: str = "low", identity: str | None = None) -> None:
     """Display each suspect's (or one identity's) steps in time order; returns None."""
+    case = _case(case)
     with case.connection() as con:
         stories = story.storylines(con, case.since, case.until, min_level, identity)
     _display(story.storyline_html(stories))
@@ -34,6 +43,7 @@ def show_storyline(case: Any, min_level: str = "low", identity: str | None = Non
 
 def show_findings(case: Any, min_level: str = "info", identity: str | None = None) -> None:
     """Display the findings (one identity's if given), evidence linked; returns None."""
+    case = _case(case)
     with case.connection() as con:
         findings, _ = story.finding_rows(con, case.since, case.until, min_level, identity)
     _display(story.findings_html(findings))
@@ -41,6 +51,7 @@ def show_findings(case: Any, min_level: str = "info", identity: str | None = Non
 
 def show_evidence(case: Any, min_level: str = "info", identity: str | None = None) -> None:
     """Display each finding's evidence rows under its anchor ev-<finding_id>; returns None."""
+    case = _case(case)
     with case.connection() as con:
         findings, evidence = story.finding_rows(con, case.since, case.until, min_level, identity)
     _display(story.evidence_html(findings, evidence))
