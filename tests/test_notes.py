@@ -369,3 +369,28 @@ def test_event_notes_show_beside_the_evidence_rows(case: Path) -> None:
     noted = rows[rows["notes"].notna()]
     assert set(noted["notes"]) == {"#first-step <b>here</b> (ana)"}
     assert fid in noted["finding_id"].tolist()
+
+
+def test_the_note_widget_saves_and_names_a_bad_value_beside_its_button(case: Path) -> None:
+    from kforensics.reporting.note_widget import NoteForm
+
+    form = NoteForm(kf.open_case(case))
+    fid = finding_ids(case, "k8s-exec-reads-sa-token")[0]
+    assert fid in form.target.options  # the findings are offered, most severe first
+    assert form.box.children[-1].children == (form.button, form.message)
+    form.target.value, form.mark.value = fid, "false_positive"
+    form.button.click()
+    assert form.message.value == "a false_positive mark needs a reason (why it is false positive)"
+    assert notes(case) == []
+    form.reason.value, form.tag.value, form.author.value = "lab pod", "lab", "ana"
+    form.button.click()
+    assert form.message.value == "note 1 stored"
+    assert (form.reason.value, form.tag.value, form.mark.value) == ("", "", "")  # ready again
+    [stored] = notes(case)
+    fields = ("target", "mark", "reason", "tag", "author")
+    assert [stored[k] for k in fields] == [fid, "false_positive", "lab pod", "lab", "ana"]
+    form.kind.value = "identity"
+    assert "system:serviceaccount:shop:storefront" in form.target.options
+    form.target.value, form.comment.value = "x" * 513, "<b>who?</b>"
+    assert form.save() is None
+    assert form.message.value == "the identity is 513 characters long; at most 512 are kept"
