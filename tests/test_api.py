@@ -159,9 +159,9 @@ def test_query_is_the_named_investigation_with_the_window(sample):
 def test_queries_lists_name_description_params(sample):
     listed = kf.open_case(sample).queries()
     first = listed[listed["name"] == "identity_timeline"].to_dict("records")[0]
-    assert first["params"] == ["identity", "since", "until", "limit"]
+    assert first["params"] == ["identity", "since", "until", "limit", "namespace"]
     assert first["description"].startswith("The identity's requests, and those others made")
-    assert len(listed) == 25
+    assert len(listed) == 28
 
 
 def test_chart_by_name(sample):
