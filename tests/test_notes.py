@@ -394,3 +394,20 @@ def test_the_note_widget_saves_and_names_a_bad_value_beside_its_button(case: Pat
     form.target.value, form.comment.value = "x" * 513, "<b>who?</b>"
     assert form.save() is None
     assert form.message.value == "the identity is 513 characters long; at most 512 are kept"
+
+
+def test_a_rebuild_with_load_replace_keeps_the_notes(case: Path, rules) -> None:
+    fid = finding_ids(case, "k8s-exec-reads-sa-token")[0]
+    with connect(case) as con:
+        [(eid,)] = con.execute("SELECT event_id FROM events ORDER BY event_id LIMIT 1").fetchall()
+    add_note(case, "finding", fid, mark="false_positive", reason="lab pod", author="ana")
+    add_note(case, "event", eid, comment="pivot", author="ana")
+    before = notes(case)
+    out = CliRunner().invoke(
+        main, ["load", str(SAMPLES / "native"), "--case", str(case), "--replace", "--no-progress"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "replaced the earlier case" in out.output
+    assert notes(case) == before  # the same logs give the same event id, and detect the finding's
+    detect(case, rules)
+    assert fid in finding_ids(case, "k8s-exec-reads-sa-token")

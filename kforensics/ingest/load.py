@@ -195,6 +195,7 @@ def _replace(case: str | Path, paths: list[str | Path], **options: Any) -> LoadR
     try:
         result = load(fresh, paths, **options)
         if result.anything_read:
+            _keep_notes(target, fresh)
             os.replace(fresh, target)
             result.replaced = True
     finally:
@@ -202,6 +203,30 @@ def _replace(case: str | Path, paths: list[str | Path], **options: Any) -> LoadR
             leftover.unlink(missing_ok=True)
     result.case = str(case)
     return result
+
+
+def _keep_notes(old: Path, fresh: Path) -> None:
+    """Copy the analysts' notes of the old case into the fresh one that replaces it.
+
+    Notes name events and findings by content ids (the same again from the same logs), so a
+    rebuild keeps them; an old case this version cannot read has none to give.
+    """
+    try:
+        con = connect(old)  # read-only: notebooks may be reading it
+    except CaseError:
+        return
+    try:
+        kept = con.sql("SELECT * FROM notes").to_arrow_table()
+    finally:
+        con.close()
+    if not len(kept):
+        return
+    con = connect(fresh, read_only=False)
+    try:
+        con.register("kept_notes", kept)
+        con.execute("INSERT INTO notes BY NAME SELECT * FROM kept_notes")
+    finally:
+        con.close()
 
 
 def _write_inventory(
