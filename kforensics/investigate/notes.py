@@ -222,18 +222,6 @@ def notes(
         con.close()
 
 
-def note_text(note: dict[str, Any]) -> str:
-    """Return one note as a line of text: `[false positive: why] #tag comment (author)`."""
-    parts = []
-    if note.get("mark"):
-        parts.append(f"[{note['mark'].replace('_', ' ')}: {note.get('reason') or ''}]")
-    if note.get("tag"):
-        parts.append(f"#{note['tag']}")
-    if note.get("comment"):
-        parts.append(note["comment"])
-    return " ".join(parts) + f" ({note.get('author')})"
-
-
 def latest_marks(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Return each finding's latest marking note, by finding_id (the notes oldest first)."""
     marks: dict[str, dict[str, Any]] = {}

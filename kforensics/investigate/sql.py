@@ -59,8 +59,7 @@ EXEC = """
 def notes_of(kind: str, target: str) -> str:
     """Return SQL for the notes on a target (`kind` a constant, `target` a column) as one text.
 
-    Oldest first, as notes.note_text writes one: `[false positive: why] #tag comment (author) |
-    ...`; NULL without notes.
+    Oldest first: `[false positive: why] #tag comment (author) | ...`; NULL without notes.
     """
     # kind and target are the constants FRAGMENTS passes, never a value
     return f"""(
