@@ -169,16 +169,16 @@ kf.show(
 # ## Explore interactively
 #
 # Set `interactive = True` in the parameters cell (in Jupyter) for filters on the time range,
-# identity, namespace and finding level; the chart and tables below them re-render on every
-# change. With `interactive = False` (papermill, reports) nothing here runs.
+# identity, namespace and finding level (that level and above). Everything below them follows
+# every filter: requests follow time, identity and namespace, findings all four. A text box
+# applies on Enter or when you leave it; a value that cannot be used is named beside its box and
+# leaves what is shown as it was. With `interactive = False` (papermill, reports) nothing here
+# runs.
 
 # %%
 if interactive:
 
-    def busiest(view, who, where):
-        kf.show(view.query("who_did_what", limit=30))
-
-    kf.explore(c, extra=busiest)
+    kf.explore(c)
 
 # %% [markdown]
 # ## Notes

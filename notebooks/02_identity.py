@@ -124,15 +124,18 @@ kf.show_evidence(c, identity=identity)
 # ## Explore interactively
 #
 # Set `interactive = True` in the parameters cell (in Jupyter) for filters on the time range,
-# identity, namespace and finding level; the chart and tables below them re-render on every
-# change. With `interactive = False` (papermill, reports) nothing here runs.
+# identity, namespace and finding level (that level and above). Everything below them follows
+# every filter: requests follow time, identity and namespace, findings all four. A text box
+# applies on Enter or when you leave it; a value that cannot be used is named beside its box and
+# leaves what is shown as it was. With `interactive = False` (papermill, reports) nothing here
+# runs.
 
 # %%
 if interactive:
 
-    def requests_in_order(view, who, where):
+    def requests_in_order(view, who, where, min_level):
         if who:
-            kf.show(view.query("identity_timeline", identity=who))
+            kf.show(view.query("identity_timeline", identity=who, namespace=where))
 
     kf.explore(c, identity=identity, extra=requests_in_order)
 

@@ -80,15 +80,18 @@ kf.show(c.chart("timeline"))
 # ## Explore interactively
 #
 # Set `interactive = True` in the parameters cell (in Jupyter) for filters on the time range,
-# identity, namespace and finding level; the chart and tables below them re-render on every
-# change. With `interactive = False` (papermill, reports) nothing here runs.
+# identity, namespace and finding level (that level and above). Everything below them follows
+# every filter: requests follow time, identity and namespace, findings all four. A text box
+# applies on Enter or when you leave it; a value that cannot be used is named beside its box and
+# leaves what is shown as it was. With `interactive = False` (papermill, reports) nothing here
+# runs.
 
 # %%
 if interactive:
 
-    def who_touched_it(view, who, where):
+    def who_touched_it(view, who, where, min_level):
         if where:
-            kf.show(view.query("workload_activity", namespace=where))
+            kf.show(view.query("workload_activity", namespace=where, identity=who))
 
     kf.explore(c, namespace=namespace, extra=who_touched_it)
 
