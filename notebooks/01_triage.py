@@ -177,7 +177,6 @@ kf.show(
 
 # %%
 if interactive:
-
     kf.explore(c)
 
 # %% [markdown]
