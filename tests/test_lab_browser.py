@@ -58,8 +58,8 @@ NETWORK_OFF = [
 RUN_TIMEOUT = 150  # seconds for Run All on a slow shared machine
 # Seconds for one cell of papermill's run (all of it: about 20 s). On a busy machine its client
 # now and then sees the explore cell's reply only when a wait times out (without a timeout it
-# waited for ever, the kernel idle): a short timeout bounds that stall.
-ORACLE_TIMEOUT = 30
+# waited for ever, the kernel idle): a timeout bounds that stall.
+ORACLE_TIMEOUT = 45
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
