@@ -8,8 +8,10 @@ whose HTML loads vega from a CDN).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import secrets
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -24,12 +26,15 @@ VEGA_LITE_MIME = "application/vnd.vegalite.v6+json"
 
 
 # A live chart: vega-embed draws the spec (no actions: they open the online editor; a loader
-# that refuses every fetch; vega-tooltip escapes values). The library may arrive in an earlier
-# output, so the script waits for it a little, then says what to do. Messages go through
-# textContent, never innerHTML. Scripts in an output run only where Jupyter trusts it (the
-# user ran it): elsewhere the placeholder text stays.
+# that refuses every fetch; vega-tooltip escapes values). Without the library in the page (a
+# reload, another tab on the same kernel) it runs the copy the browser kept; the library may
+# also arrive in an earlier output, so it waits a little, then says what to do. Messages go
+# through textContent, never innerHTML. Scripts in an output run only where Jupyter trusts it
+# (the user ran it): elsewhere the placeholder text stays.
 _LIVE_JS = (
     '(function(){var el=document.getElementById("%s"),tries=0;'
+    "if(!window.vegaEmbed){try{var kept=localStorage.getItem(%s);"
+    "if(kept){(new Function(kept))();}}catch(e){}}"
     'function no(u){return Promise.reject(new Error("offline: no external data ("+u+")"))}'
     'function draw(){el.textContent="";vegaEmbed(el,%s,{actions:false,renderer:"svg",'
     "tooltip:true,loader:{load:no,sanitize:no,http:no,file:no}}).catch(function(e){"
@@ -37,9 +42,16 @@ _LIVE_JS = (
     "(function wait(){if(window.vegaEmbed){draw();}else if(++tries<80){setTimeout(wait,250);}"
     "else{el.textContent=%s;}})();})();"
 )
+# The library defines window.vegaEmbed once per page and leaves a copy in the browser's
+# localStorage (about 2 MB of the origin's 5 MB; refused quietly when full or disabled).
+_LIBRARY_JS = (
+    "(function(){var key=%s,source=%s;"
+    "if(!window.vegaEmbed){(new Function(source))();}"
+    "try{localStorage.setItem(key,source);}catch(e){}})();"
+)
 _PLACEHOLDER = "chart: drawn when this notebook runs in Jupyter; kforensics report draws it in HTML"
 _NO_LIBRARY = (
-    "chart: the chart library is not in this page (reloaded?): run "
+    "chart: the chart library is not in this page: run "
     "kforensics.reporting.display.resend_chart_library(), then this cell again"
 )
 # The library goes into the first live chart a kernel shows, not into every chart (~0.9 MB).
@@ -51,16 +63,27 @@ def resend_chart_library() -> None:
     _library["sent"] = False
 
 
+@cache
+def _library_key() -> str:
+    # A new bundle (vl-convert upgraded) is a new key: a page never runs a stale copy.
+    digest = hashlib.sha256(vega_bundle().encode()).hexdigest()[:16]
+    return f"kforensics-vega-bundle-{digest}"
+
+
+@cache
 def chart_library_html() -> str:
     """Return a <script> defining vegaEmbed from vl-convert's bundle, once per page."""
-    # The bundle declares top-level consts: inside a function, running it twice is harmless.
-    return f"<script>if(!window.vegaEmbed){{(function(){{\n{vega_bundle()}\n}})();}}</script>"
+    # The bundle as a JSON string (no "<" inside), run in a function of its own: its
+    # top-level consts never clash when it runs again.
+    script = _LIBRARY_JS % (script_json(_library_key()), script_json(vega_bundle()))
+    return f"<script>{script}</script>"
 
 
 def live_chart_html(spec: dict, *, with_library: bool) -> str:
     """Return HTML that draws the spec in Jupyter with no network (the library inline or not)."""
     div = f"kf-live-{secrets.token_hex(8)}"
-    script = _LIVE_JS % (div, script_json(spec), script_json(_NO_LIBRARY))
+    key, text = script_json(_library_key()), script_json(_NO_LIBRARY)
+    script = _LIVE_JS % (div, key, script_json(spec), text)
     library = chart_library_html() if with_library else ""
     return (
         f'<div class="kf-chart" id="{div}">{html.escape(_PLACEHOLDER)}</div>'
