@@ -44,6 +44,7 @@ _LAZY = {
     "remediate": ("kforensics.contain.remediate", "remediate_case"),
     "report": ("kforensics.reporting.run", "run_report"),
     "show": ("kforensics.reporting.display", "show"),
+    "offline_charts": ("kforensics.reporting.display", "offline_charts"),
     "show_remediation": ("kforensics.reporting.display", "show_remediation"),
     "show_header": ("kforensics.reporting.story", "show_header"),
     "show_storyline": ("kforensics.reporting.story", "show_storyline"),
@@ -82,6 +83,7 @@ __all__ = [
     "note",
     "note_widget",
     "notes",
+    "offline_charts",
     "open_case",
     "remediate",
     "report",
@@ -102,7 +104,7 @@ if TYPE_CHECKING:
     from kforensics.investigate.export import export
     from kforensics.investigate.notes import add_note as note
     from kforensics.investigate.notes import notes
-    from kforensics.reporting.display import show, show_remediation
+    from kforensics.reporting.display import offline_charts, show, show_remediation
     from kforensics.reporting.explore import explore
     from kforensics.reporting.note_widget import note_widget
     from kforensics.reporting.run import run_report as report

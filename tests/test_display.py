@@ -15,6 +15,7 @@ from kforensics.reporting.display import (
     bundle,
     chart_library_html,
     resend_chart_library,
+    show,
 )
 from kforensics.reporting.export import vega_bundle
 
@@ -75,3 +76,19 @@ def test_a_frame_with_attrs_shows_without_a_warning():
         shown = bundle(frame)
     assert shown["text/plain"] == "<2 rows>" and "<td>list</td>" in shown["text/html"]
     assert list(frame.attrs) == ["arrow_schema"]  # the caller's frame is left as it was
+
+
+def test_after_show_a_bare_chart_draws_offline_too(live_kernel, monkeypatch):
+    # an analyst's own chart, left as a cell's last value: Jupyter asks Altair for its bundle
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: None)
+    before = alt.renderers.active
+    try:
+        show([{"a": 1}])
+        assert alt.renderers.active == "kforensics"
+        own = _chart()._repr_mimebundle_()
+        own = own[0] if isinstance(own, tuple) else own
+        assert own[VEGA_LITE_MIME]["data"] == {"values": [{"verb": "get"}]}
+        assert "cdn.jsdelivr" not in own["text/html"] and "vegaEmbed" in own["text/html"]
+        assert own["text/html"].count(chart_library_html()) == 1  # the kernel's first chart
+    finally:
+        alt.renderers.enable(before)

@@ -93,8 +93,12 @@ def live_chart_html(spec: dict, *, with_library: bool) -> str:
 
 def chart_bundle(chart: Any) -> dict[str, Any]:
     """Return the mime bundle of an Altair chart: its spec (data inlined), HTML, plain text."""
-    spec = chart.to_dict()
-    bundle = {VEGA_LITE_MIME: spec, "text/plain": f"<{type(chart).__name__}>"}
+    return spec_bundle(chart.to_dict(), f"<{type(chart).__name__}>")
+
+
+def spec_bundle(spec: dict, text: str = "<Chart>") -> dict[str, Any]:
+    """Return the mime bundle of a Vega-Lite spec: the spec, offline live HTML, plain text."""
+    bundle = {VEGA_LITE_MIME: spec, "text/plain": text}
     # The live HTML, for Jupyter only (the exporter replaces the whole output with a chart
     # drawn from the spec). A batch run (papermill) is never watched live: no library there.
     with_library = not _library["sent"] and not batch_run()
@@ -126,10 +130,28 @@ def bundle(value: Any, max_rows: int = 50) -> dict[str, Any]:
     return {"text/html": html_table(_rows(value), max_rows), "text/plain": f"<{len(value)} rows>"}
 
 
+def _altair_renderer(spec: dict, **_metadata: Any) -> dict[str, Any]:
+    return spec_bundle(spec)
+
+
+def offline_charts() -> None:
+    """Make Altair draw every chart as show() does (a bare `chart` in a cell too); returns None.
+
+    Altair's own Jupyter renderer loads vega from a CDN, which a forensic workstation often
+    cannot reach. show() calls this on first use.
+    """
+    import altair as alt
+
+    if alt.renderers.active != "kforensics":
+        alt.renderers.register("kforensics", _altair_renderer)
+        alt.renderers.enable("kforensics")
+
+
 def show(value: Any, max_rows: int = 50) -> None:
     """Display a chart (its Vega-Lite spec) or rows (an escaped HTML table); returns None."""
     from IPython.display import display
 
+    offline_charts()
     display(bundle(value, max_rows), raw=True)
 
 
