@@ -98,5 +98,16 @@ def event(audit_id: str = "a1", **over) -> dict:
     return ev
 
 
+def privileged_pod(audit_id: str = "p1") -> dict:
+    """The creation of a privileged pod shop/p (k8s-privileged-pod matches it)."""
+    return event(
+        audit_id, verb="create", requestURI="/api/v1/namespaces/shop/pods",
+        objectRef={"resource": "pods", "namespace": "shop", "name": "p", "apiVersion": "v1"},
+        responseStatus={"code": 201},
+        requestObject={"kind": "Pod", "spec": {"containers": [
+            {"name": "c", "image": "nginx", "securityContext": {"privileged": True}}]}},
+    )  # fmt: skip
+
+
 def jsonl(*events: dict) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in events)

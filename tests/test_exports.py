@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kforensics import load
 from kforensics.cli import main
 from kforensics.investigate.export import ExportError, export, guard, unguard
-from tests.conftest import event, jsonl
+from tests.conftest import event, jsonl, privileged_pod
 
 FORMULA = "=cmd|' /C calc'!A0"
 AGENT = 'kubectl "quoted",\r\nsecond line \u00fc\u2028\u202e end'
@@ -131,13 +131,7 @@ def test_a_json_column_is_its_value_not_a_string(hostile_case):
 
 
 def test_detect_parquet_round_trips_the_finding_ids(hostile_case, tmp_path):
-    priv = event(
-        "p1", verb="create", requestURI="/api/v1/namespaces/shop/pods",
-        objectRef={"resource": "pods", "namespace": "shop", "name": "p", "apiVersion": "v1"},
-        responseStatus={"code": 201},
-        requestObject={"kind": "Pod", "spec": {"containers": [
-            {"name": "c", "image": "nginx", "securityContext": {"privileged": True}}]}},
-    )  # fmt: skip
+    priv = privileged_pod()
     (tmp_path / "more.log").write_bytes(jsonl(priv))
     load(hostile_case, [tmp_path / "more.log"], progress=False)
     target = tmp_path / "findings.parquet"

@@ -13,15 +13,9 @@ from kforensics import load
 from kforensics.cli import main
 from kforensics.detection.rule import load_rules
 from kforensics.reporting.run import notebooks_dir
-from tests.conftest import event, jsonl
+from tests.conftest import event, jsonl, privileged_pod
 
-PRIV = event(
-    "p1", verb="create", requestURI="/api/v1/namespaces/shop/pods",
-    objectRef={"resource": "pods", "namespace": "shop", "name": "p", "apiVersion": "v1"},
-    responseStatus={"code": 201},
-    requestObject={"kind": "Pod", "spec": {"containers": [
-        {"name": "c", "image": "nginx", "securityContext": {"privileged": True}}]}},
-)  # fmt: skip
+PRIV = privileged_pod()
 
 
 @pytest.fixture
