@@ -285,6 +285,7 @@ def lab(tmp_path_factory):
     with ThreadPoolExecutor(1) as pool:
         expected = pool.submit(_expected, NOTEBOOK, case, work)
         server = Lab(root, work)
+        server.case = case
         try:
             yield server, expected
         finally:
@@ -327,13 +328,147 @@ def test_the_page_reaches_no_cdn(lab):
     assert result == "refused: TypeError"
 
 
-def test_jupyterlab_draws_every_chart_and_widget_offline(lab):
-    server, expected = lab
+@pytest.fixture(scope="module")
+def lab_page(lab):
+    """Return the Lab with lab.ipynb run in its page (once for the module)."""
+    server, _ = lab
     server.run_all("/lab/tree/lab.ipynb")
+    return server
+
+
+def test_jupyterlab_draws_every_chart_and_widget_offline(lab, lab_page):
+    server, expected = lab
     charts, widgets = expected.result(timeout=RUN_TIMEOUT)
     seen = server.counts_once_drawn(charts)
     assert seen == {"placed": charts, "drawn": charts, "widgets": widgets, "errors": 0,
                     "script_errors": 0}  # fmt: skip
+
+
+# Page helpers for the widget test. A control is found by its description label, its message
+# by the Label beside it in the same row; the explore Output shows chart, findings, who-did-what.
+SA = "system:serviceaccount:shop:storefront"
+TIME_HINT = "not a time: use ISO 8601, e.g. 2026-03-14T10:00Z"
+MARK_OUTPUTS = (  # tag each output shown now: an output drawn again has no tag
+    "arguments[0].querySelectorAll('.widget-output .jp-OutputArea-child')"
+    ".forEach(function(o){o.setAttribute('data-kf-seen','1')});"
+)
+OUTPUTS_SEEN = (
+    "var o=arguments[0].querySelectorAll('.widget-output .jp-OutputArea-child');"
+    "return [o.length, [].filter.call(o,function(c){"
+    " return c.hasAttribute('data-kf-seen')}).length];"
+)
+TABLES = (  # the findings and who-did-what tables: [[header...], [cell...]...] each
+    "var o=arguments[0].querySelectorAll('.widget-output .jp-OutputArea-child');"
+    "return [1,2].map(function(i){var t=o[i]&&o[i].querySelector('table');"
+    " if(!t) return o[i]?[o[i].innerText]:null;"
+    " return [].map.call(t.querySelectorAll('tr'),function(r){"
+    "  return [].map.call(r.children,function(c){return c.textContent})})});"
+)
+
+
+def _cell_with(driver, label: str):
+    from selenium.webdriver.common.by import By
+
+    [cell] = driver.find_elements(
+        By.XPATH, f"//div[contains(@class,'jp-CodeCell')][.//label[.='{label}']]"
+    )
+    return cell
+
+
+def _control(cell, label: str):
+    from selenium.webdriver.common.by import By
+
+    return cell.find_element(By.XPATH, f".//label[.='{label}']/following-sibling::*[1]")
+
+
+def _message(cell, label: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    row = f".//label[.='{label}']/ancestor::div[contains(@class,'widget-hbox')][1]"
+    return cell.find_element(By.XPATH, f"{row}/div[contains(@class,'widget-label')]").text
+
+
+def _column(table: list[list[str]], name: str) -> list[str]:
+    at = table[0].index(name)
+    return [row[at] for row in table[1:]]
+
+
+def test_an_analyst_filters_with_the_explore_widgets_and_saves_a_note(lab, lab_page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    import kforensics as kf
+
+    server, d = lab_page, lab_page.driver
+    c = kf.open_case(server.case)
+    found, high = c.findings(), c.findings(min_level="high")
+    sa_high = c.window().query("findings_for", identity=SA, min_level="high")
+    sa_requests = c.window().query("who_did_what", identity=SA, limit=30)
+    assert (len(found), len(high), len(sa_high), len(sa_requests)) == (77, 12, 11, 27)
+    cell = _cell_with(d, "level")
+
+    def tables():
+        return d.execute_script(TABLES, cell)
+
+    def outputs_seen():
+        return d.execute_script(OUTPUTS_SEEN, cell)
+
+    def settled():  # the kernel idle, the three outputs shown and drawn again
+        return server._kernels_idle() and outputs_seen() == [3, 0]
+
+    def findings_rows():
+        return len(tables()[0]) - 1
+
+    assert findings_rows() == 50  # the first 50 of the case's 77 findings (show's max_rows)
+    d.execute_script(MARK_OUTPUTS, cell)
+    Select(_control(cell, "level")).select_by_value("high and above")
+    server.wait(lambda: settled() and findings_rows() == len(high), 30)
+    assert set(_column(tables()[0], "level")) <= {"high", "critical"}
+
+    since = _control(cell, "since")
+    before = tables()
+    d.execute_script(MARK_OUTPUTS, cell)
+    since.send_keys(Keys.CONTROL, "a")
+    since.send_keys("2026-")  # typed, not applied: no message yet, nothing drawn again
+    server.wait(server._kernels_idle, 10)
+    assert (_message(cell, "since"), outputs_seen(), tables()) == ("", [3, 3], before)
+    since.send_keys(Keys.ENTER)
+    server.wait(lambda: _message(cell, "since") == TIME_HINT, 20)
+    server.wait(server._kernels_idle, 10)
+    assert (outputs_seen(), tables()) == ([3, 3], before)  # what is shown stays as it was
+    since.send_keys(Keys.CONTROL, "a")
+    since.send_keys(Keys.BACKSPACE, Keys.ENTER)
+    server.wait(lambda: _message(cell, "since") == "" and settled(), 30)
+
+    identity = _control(cell, "identity")
+    before = tables()
+    d.execute_script(MARK_OUTPUTS, cell)
+    identity.send_keys(SA)
+    server.wait(server._kernels_idle, 10)
+    assert (outputs_seen(), tables()) == ([3, 3], before)  # no query per keystroke
+    identity.send_keys(Keys.ENTER)
+    server.wait(lambda: settled() and findings_rows() == len(sa_high), 30)
+    findings, requests = tables()
+    named = zip(_column(findings, "actor"), _column(findings, "impersonated"), strict=True)
+    assert all(SA in row for row in named)
+    assert len(requests) - 1 == len(sa_requests)
+    assert set(_column(requests, "identity")) == {SA}
+
+    note = _cell_with(d, "comment")
+    Select(_control(note, "on")).select_by_value("identity")
+    # the target's suggestions become identities: the kernel has the kind
+    server.wait(lambda: note.find_elements(By.CSS_SELECTOR, f"datalist option[value='{SA}']"), 20)
+    _control(note, "target").send_keys(SA)
+    _control(note, "tag").send_keys("suspect")
+    _control(note, "comment").send_keys("<b>x</b>")
+    note.find_element(By.CSS_SELECTOR, ".widget-button").click()
+    server.wait(lambda: note.find_element(By.XPATH, ".//button/following-sibling::div").text
+                == "note 1 stored", 20)  # fmt: skip
+    [stored] = kf.notes(server.case)
+    fields = ("note_id", "target_kind", "target", "tag", "comment", "mark", "reason")
+    assert [stored[k] for k in fields] == [1, "identity", SA, "suspect", "<b>x</b>", None, None]
+    assert _control(note, "comment").get_attribute("value") == ""  # ready for the next note
 
 
 @pytest.mark.skipif(

@@ -396,6 +396,14 @@ def test_the_note_widget_saves_and_names_a_bad_value_beside_its_button(case: Pat
     assert form.message.value == "the identity is 513 characters long; at most 512 are kept"
 
 
+def test_the_note_widget_sends_a_text_on_leaving_its_box_not_per_keystroke(case: Path) -> None:
+    from kforensics.reporting.note_widget import NoteForm
+
+    form = NoteForm(kf.open_case(case))
+    boxes = (form.target, form.tag, form.comment, form.reason, form.author)
+    assert [box.continuous_update for box in boxes] == [False] * 5
+
+
 def test_a_rebuild_with_load_replace_keeps_the_notes(case: Path, rules) -> None:
     fid = finding_ids(case, "k8s-exec-reads-sa-token")[0]
     with connect(case) as con:

@@ -31,6 +31,11 @@ class NoteForm:
         self.button = widgets.Button(description="Save", button_style="primary")
         # a Label shows text, never HTML: a value quoted back from the log stays text
         self.message = widgets.Label(value="")
+        # A box sends its value on leaving it (the Save click's mousedown does), not per
+        # keystroke: ipywidgets holds back a model's later updates while one is unanswered (a
+        # busy kernel) but sends the click at once, so a note could be saved cut short.
+        for box in (self.target, self.tag, self.comment, self.reason, self.author):
+            box.continuous_update = False
         self.kind.observe(lambda _: self.suggest(), names="value")
         self.button.on_click(lambda _: self.save())
         self.box = widgets.VBox(
