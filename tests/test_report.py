@@ -56,7 +56,8 @@ CHART_CELLS = (
     f"import altair as alt, html\nfrom kforensics.reporting.display import show\nP = {PAYLOADS!r}\n"
     "show(alt.Chart(alt.Data(values=[{'a': i, 'b': i + 1, 'who': p} for i, p in enumerate(P)]))"
     ".mark_bar().encode(x='a:Q', y='b:Q', tooltip='who:N'))\n"
-    # Altair's own renderer: its scripts go, it draws nothing (charts come from show()).
+    # A bare chart after show(): kforensics' Altair renderer gives it the same bundle, so the
+    # page draws it from its spec (its live scripts go).
     "display(alt.Chart(alt.Data(values=[{'a': 1}])).mark_point().encode(x='a:Q'))",
     # The Jupyter mime type, as a frontend-targeted renderer would emit it.
     "from IPython.display import display, HTML, Javascript\n"
@@ -121,7 +122,7 @@ def test_html_is_offline_and_has_one_bundle(chart_report) -> None:
     assert refs == []
     assert "require.js" not in outside and "mathjax" not in outside.lower()
     assert "<link" not in outside.lower()
-    assert len(re.findall(r'<div class="kf-chart" id="kf-chart-\d+">', page)) == 2
+    assert len(re.findall(r'<div class="kf-chart" id="kf-chart-\d+">', page)) == 3
     assert "cdn.jsdelivr" not in outside  # Altair's loader script is replaced, not kept
     assert len(page) < 2_000_000
 
@@ -131,7 +132,7 @@ def test_html_drops_scripts_from_outputs(chart_report) -> None:
     nonce = re.search(r"'nonce-([^']+)'", page).group(1)
     scripts = re.findall(r"<script\b[^>]*>", page, flags=re.IGNORECASE)
     # Only ours: the bundle and one per chart, each with the page's nonce.
-    assert scripts == [f'<script nonce="{nonce}">'] * 3
+    assert scripts == [f'<script nonce="{nonce}">'] * 4
     assert "document.title='pwned'</script>" not in page.replace("\\u003c", "<")
     for p in PAYLOADS:  # the escaped table passes through (nbconvert re-serializes quotes)
         assert f"<td>{html.escape(p, quote=False)}</td>" in page
@@ -143,7 +144,8 @@ def test_show_puts_the_spec_in_the_output_and_the_page_draws_it(chart_report) ->
     result, page = chart_report
     out = nbformat.read(str(result.ipynb), as_version=4)
     data = [o.get("data", {}) for c in out.cells for o in c.get("outputs", [])]
-    [spec] = [d[VEGA_LITE_MIME] for d in data if VEGA_LITE_MIME in d]
+    spec, bare = [d[VEGA_LITE_MIME] for d in data if VEGA_LITE_MIME in d]
+    assert bare["mark"] == {"type": "point"}  # the chart displayed without show()
     assert [row["who"] for row in spec["data"]["values"]] == PAYLOADS  # data inlined, as given
     assert spec["mark"] == {"type": "bar"} and spec["encoding"]["tooltip"]["field"] == "who"
     embedded = re.search(r"vegaEmbed\(el,(\{.*?\}),\{actions:false", page).group(1)
@@ -286,7 +288,7 @@ def test_browser_draws_charts_and_runs_no_payload(chart_report, tmp_path: Path) 
     dom = _Dom()
     dom.feed(dump_dom(result.html, tmp_path))
     assert dom.title == "chart"
-    assert dom.drawn == {"kf-chart-1": True, "kf-chart-2": True}
+    assert dom.drawn == {"kf-chart-1": True, "kf-chart-2": True, "kf-chart-3": True}
     assert "pwned" not in dom.ids
     assert {"t", "raw"} <= dom.ids  # the outputs are there, only their scripts are gone
 
