@@ -252,6 +252,18 @@ def evidence_html(
     return "".join(parts) or "<p><em>no findings</em></p>"
 
 
+def window_findings(
+    con: duckdb.DuckDBPyConnection,
+    since: Time = None,
+    until: Time = None,
+    min_level: str = "info",
+    identity: str | None = None,
+) -> pa.Table:
+    """Return the window's findings at or above min_level (one identity's if given)."""
+    window = {"since": since, "until": until, "min_level": min_level, "identity": identity}
+    return run_query(con, "findings", window)
+
+
 def finding_rows(
     con: duckdb.DuckDBPyConnection,
     since: Time = None,
@@ -261,6 +273,6 @@ def finding_rows(
 ) -> tuple[pa.Table, pa.Table]:
     """Return the window's findings (one identity's if given) and their evidence rows."""
     window = {"since": since, "until": until, "min_level": min_level, "identity": identity}
-    findings = run_query(con, "findings", window)
+    findings = window_findings(con, since, until, min_level, identity)
     evidence = run_query(con, "finding_evidence", {**window, "per_finding": EVIDENCE_PER_FINDING})
     return findings, evidence

@@ -45,7 +45,7 @@ def show_findings(case: Any, min_level: str = "info", identity: str | None = Non
     """Display the findings (one identity's if given), evidence linked; returns None."""
     case = _case(case)
     with case.connection() as con:
-        findings, _ = story.finding_rows(con, case.since, case.until, min_level, identity)
+        findings = story.window_findings(con, case.since, case.until, min_level, identity)
     _display(story.findings_html(findings))
 
 
