@@ -41,3 +41,7 @@ class ManifestError(KforensicsError):
 
 class LabelGapError(KforensicsError, ValueError):
     """Pods of one owner have labels that a policy selector tells apart."""
+
+
+class SensitiveError(KforensicsError):
+    """A sensitive-workloads file that cannot be used: the message names the file and the line."""

@@ -1,0 +1,1 @@
+"""Which workloads matter most: declared in `sensitive.yaml`, proposed from the case."""
