@@ -319,7 +319,7 @@ def egress_blocks(findings: list[Finding], inv: Inventory) -> list[Remedy]:
     """Return egress limits for workloads of abused service accounts: no metadata service, no
     API server, no attacker addresses; DNS and other traffic keep working."""
     remedies = []
-    api = _api_server_ips(inv)
+    api = api_server_ips(inv)
     for (ns, sa), entry in sorted(compromised(findings, inv).items()):
         if not _valid_namespace(ns):
             continue
@@ -436,7 +436,8 @@ def _denies_all(policy: dict) -> bool:
     return spec.get("podSelector") in ({}, None) and {"Ingress", "Egress"} <= types
 
 
-def _api_server_ips(inv: Inventory) -> list[str]:
+def api_server_ips(inv: Inventory) -> list[str]:
+    """Return the API server addresses the log shows (the clusterIP of default/kubernetes)."""
     svc = inv.get("Service", "default", "kubernetes")
     ips = []
     if svc:
