@@ -15,11 +15,15 @@ from kforensics.errors import CaseError
 from kforensics.untrusted import visible
 from kforensics.version import __version__
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Versions whose tables still mean what ours do: the newer schema only adds tables. Opened for
 # writing, such a case gains them; read-only, it is read as it is, the tables it lacks empty.
-ADDITIVE_FROM = {2, 3}
-ADDED_TABLES = ("remediations", "notes")  # newer than version 2 (3: remediations; 4: notes)
+ADDITIVE_FROM = {2, 3, 4}
+# newer than version 2 (3: remediations; 4: notes; 5: the sensitive workloads)
+ADDED_TABLES = (
+    "remediations", "notes", "sensitive_declaration", "sensitive_workloads", "sensitive_targets",
+    "sensitive_findings",
+)  # fmt: skip
 RELOAD_PATHS_SHOWN = 10
 # How long a reader waits for a load or detect to finish storing, and a writer for readers'
 # queries to end (notebooks open a connection per query), before saying who holds the case.

@@ -124,11 +124,14 @@ def print_findings(
         table.add_column(col, overflow="fold", justify="right" if col == "count" else "left")
     for f in findings:
         target = "/".join(x for x in (f.namespace, f.resource, f.name) if x)
+        if f.sensitive:  # why it ranks above the same request elsewhere
+            target += " [sensitive]"
+        level = f.level if f.raised_from is None else f"{f.level} (from {f.raised_from})"
         first = f.evidence[0]
         seen = f.first_seen.strftime("%Y-%m-%d %H:%M:%S") if f.first_seen else "undated"
         # The file as given to load: two nodes' audit.log must not read the same.
         table.add_row(
-            Text(f.level, style=LEVEL_STYLE[f.level]), plain(f.rule_id), plain(f.who),
+            Text(level, style=LEVEL_STYLE[f.level]), plain(f.rule_id), plain(f.who),
             plain(target), str(f.count), seen,
             plain(f"{first['source_file']}:{first['source_line']}"),
         )  # fmt: skip
@@ -150,6 +153,7 @@ FINDINGS_SCHEMA = pa.schema(
             ("source_file", pa.string()), ("source_line", pa.int64()),
         ]))),
         ("quality", pa.list_(pa.string())),
+        ("sensitive", pa.list_(pa.string())), ("raised_from", pa.string()),
     ]
 )  # fmt: skip
 

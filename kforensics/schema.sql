@@ -210,3 +210,45 @@ CREATE TABLE IF NOT EXISTS notes (
     created_at   TIMESTAMPTZ NOT NULL,
     subject      JSON
 );
+
+-- What the analyst declared sensitive (sensitive.yaml, `--sensitive FILE`, the notebooks'
+-- `sensitive` parameter), as resolved against the case by the last `detect` that was given a
+-- declaration: the declaration as YAML, the workloads it covers with why, and the names a
+-- request may give to target one of them (`priority` 0 an exact name, 1 a controller's naming
+-- pattern `name_regex`, 2 anything in a sensitive namespace; workload NULL: a known pod of
+-- another workload, which no pattern may claim). Added in version 5.
+CREATE TABLE IF NOT EXISTS sensitive_declaration (
+    declared_at  TIMESTAMPTZ NOT NULL,
+    source       VARCHAR NOT NULL,
+    declaration  VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sensitive_workloads (
+    workload     VARCHAR NOT NULL,
+    namespace    VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,
+    name         VARCHAR NOT NULL,
+    why          VARCHAR[] NOT NULL,
+    pods         VARCHAR[] NOT NULL,
+    labels       MAP(VARCHAR, VARCHAR),
+    secrets      VARCHAR[] NOT NULL,
+    configmaps   VARCHAR[] NOT NULL,
+    services     VARCHAR[] NOT NULL,
+    service_account VARCHAR,
+    recorded     BOOLEAN NOT NULL,
+    evidence     VARCHAR
+);
+CREATE TABLE IF NOT EXISTS sensitive_targets (
+    workload     VARCHAR,
+    namespace    VARCHAR NOT NULL,
+    resource     VARCHAR,
+    name         VARCHAR,
+    name_regex   VARCHAR,
+    priority     INTEGER NOT NULL
+);
+-- The sensitive workloads each stored finding's evidence targets (findings of rules with a
+-- `sensitive:` level raise were raised by it); a finding without a row targets none.
+CREATE TABLE IF NOT EXISTS sensitive_findings (
+    finding_id   VARCHAR NOT NULL,
+    workloads    VARCHAR[] NOT NULL,
+    raised_from  VARCHAR
+);

@@ -45,10 +45,10 @@ def test_older_case_names_the_load_command_for_a_new_case(tmp_path):
     with pytest.raises(CaseError) as caught:
         connect(case)
     assert str(caught.value) == (
-        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 4, "
+        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 5, "
         "whose tables mean other things. Load its sources again into a new case: "
         f"kforensics load {tmp_path}/audit.log '{tmp_path}/node a/audit.log' "
-        f"--case {tmp_path}/incident-v4.duckdb"
+        f"--case {tmp_path}/incident-v5.duckdb"
     )
 
 
@@ -59,7 +59,7 @@ def test_version_2_case_gains_the_remediations_table_when_opened_for_writing(tmp
     with connect(case) as con:  # read-only: read as it is
         assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(2,)]
     with connect(case, read_only=False) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(4,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
         assert con.execute("SELECT count(*) FROM remediations").fetchall() == [(0,)]
         assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
 
@@ -92,7 +92,7 @@ def test_reload_hint_is_bounded_and_one_line(tmp_path):
     assert "\n" not in message
     assert message.count(".log") == 10
     assert message.endswith(
-        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v4.duckdb   # and 3 more: "
+        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v5.duckdb   # and 3 more: "
         f"duckdb -readonly {tmp_path}/incident.duckdb "
         "'SELECT DISTINCT path FROM sources ORDER BY path'"
     )
@@ -110,8 +110,8 @@ def test_newer_case_asks_for_an_upgrade(tmp_path):
     with pytest.raises(CaseError) as caught:
         connect(case)
     assert str(caught.value) == (
-        f"{case}: the case was written by a newer kforensics (schema version 5); this one "
-        "(0.1.0) reads version 4. Upgrade kforensics (pip install --upgrade kforensics) to open it."
+        f"{case}: the case was written by a newer kforensics (schema version 6); this one "
+        "(0.1.0) reads version 5. Upgrade kforensics (pip install --upgrade kforensics) to open it."
     )
 
 
@@ -131,7 +131,7 @@ def test_cli_shows_the_refusal_without_a_traceback(tmp_path, command):
     result = CliRunner().invoke(main, [*args, "--case", str(case)])
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: {case}: the case has schema version 1;")
-    assert result.output.endswith(f"--case {tmp_path}/incident-v4.duckdb\n")
+    assert result.output.endswith(f"--case {tmp_path}/incident-v5.duckdb\n")
 
 
 def test_a_case_path_that_is_not_utf8_is_refused_by_name(tmp_path):
@@ -153,5 +153,5 @@ def test_version_3_case_gains_the_notes_table_and_reads_as_having_none(tmp_path)
         assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(3,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]
     with connect(case, read_only=False) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(4,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]

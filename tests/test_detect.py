@@ -46,7 +46,8 @@ def test_findings_group_a_subject_and_cite_every_event(tmp_path, case_path, priv
     first = findings[0].to_json()
     assert list(first) == ["rule_id", "title", "level", "attack", "tactics", "first_seen",
                            "last_seen", "actor", "impersonated", "source_ips", "namespace",
-                           "resource", "name", "count", "evidence", "quality"]  # fmt: skip
+                           "resource", "name", "count", "evidence", "quality", "sensitive",
+                           "raised_from"]  # fmt: skip
     assert first["impersonated"] is None and first["quality"] == []
     assert first["first_seen"] == "2026-03-14T10:00:00Z"
     assert first["last_seen"] == "2026-03-14T10:01:00Z"

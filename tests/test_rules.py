@@ -18,7 +18,7 @@ RULES = load_rules(statuses=None)
 
 def test_there_are_rules_and_ids_are_file_names():
     files = [p for p in builtin_dir().glob("*.yaml") if not p.name.startswith("_")]
-    assert len(RULES) == len(files) == 67
+    assert len(RULES) == len(files) == 68
     assert all(r.id == r.path.stem for r in RULES)
 
 
@@ -215,7 +215,7 @@ GIVEN_ROWS = """\
     [
         (
             "  given:\n    remediations: []\n    findings: []\n",
-            "tests.given takes one key, remediations (a list of rows)",
+            "tests.given takes remediations (a list of rows) and sensitive",
         ),
         ("  given: {remediations: []}\n", "tests.given.remediations must be a non-empty list"),
         (

@@ -17,6 +17,8 @@ from kforensics.cli.options import (
     output_format,
     output_option,
     rules_option,
+    sensitive_declaration,
+    sensitive_option,
     when,
 )
 from kforensics.detection.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
@@ -45,6 +47,19 @@ from kforensics.untrusted import visible
 )
 @click.option("--since", help="Only events at or after this time (ISO 8601, UTC if no zone).")
 @click.option("--until", help="Only events before this time.")
+@sensitive_option()
+@click.option(
+    "--baseline",
+    "baseline",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A case of normal activity: whoever reached into a sensitive workload there is its "
+    "baseline.",
+)
+@click.option(
+    "--baseline-until",
+    help="Requests of CASE before this time are the sensitive workloads' baseline (default: "
+    "--since).",
+)
 @format_option("findings")
 @output_option()
 @click.option(
@@ -61,6 +76,9 @@ def detect_cmd(
     statuses: str,
     since: str | None,
     until: str | None,
+    sensitive: Path | None,
+    baseline: Path | None,
+    baseline_until: str | None,
     fmt: str | None,
     output: Path | None,
     min_level: str,
@@ -71,6 +89,7 @@ def detect_cmd(
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
+    declaration = sensitive_declaration(sensitive, case)
     try:
         every = load_rules(list(rule_dirs), statuses=None)
         rules = [r for r in every if r.status in wanted]
@@ -78,8 +97,9 @@ def detect_cmd(
         # an exception may name a rule of another status (not run now), not a rule that is not
         known = [r.id for r in every]
         findings = detect(
-            case, rules, exceptions=excs, since=when(since), until=when(until), known_rules=known
-        )
+            case, rules, exceptions=excs, since=when(since), until=when(until), known_rules=known,
+            sensitive=declaration, baseline_case=baseline, baseline_until=when(baseline_until),
+        )  # fmt: skip
     except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
         raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
     stored = len(findings)

@@ -86,3 +86,25 @@ def rules_option(help: str):
         type=click.Path(file_okay=False, exists=True, path_type=Path),
         help=help,
     )
+
+
+def sensitive_option():
+    """Return the --sensitive FILE option of detect, netpol and report."""
+    return click.option(
+        "--sensitive",
+        "sensitive",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="YAML file naming the sensitive namespaces, label selectors, secrets and workloads "
+        "(default: sensitive.yaml beside the case, else what the case stored).",
+    )
+
+
+def sensitive_declaration(value: Path | None, case: Path):
+    """Return the declaration --sensitive names (or sensitive.yaml beside the case), or None."""
+    from kforensics.errors import SensitiveError
+    from kforensics.sensitive.declare import from_value
+
+    try:
+        return from_value(value, case)
+    except SensitiveError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -12,6 +12,7 @@ from datetime import datetime
 import duckdb
 
 from kforensics.case import added_table
+from kforensics.detection.sensitive import prepare_sensitive
 from kforensics.investigate.sql import query_values
 
 _CONTAINER = {
@@ -163,4 +164,6 @@ def prepare(
     con.execute(MACROS)
     added_table(con, "remediations")  # the watch rules read it; a version-2 case has none
     con.execute(_EV, {"since": since, "until": until})
+    # the sensitive workloads the case stored (none: empty tables the rules can still read)
+    prepare_sensitive(con, baseline_until=since)
     return con.execute("SELECT count(*) FROM ev").fetchone()[0]

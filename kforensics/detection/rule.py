@@ -12,8 +12,9 @@ from typing import Any
 import yaml
 
 from kforensics.detection.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
-from kforensics.errors import RuleError
+from kforensics.errors import KforensicsError, RuleError
 from kforensics.levels import LEVELS, rank
+from kforensics.sensitive.declare import from_value
 from kforensics.sqlcheck import NOT_ONE_SELECT, select_problem
 
 STATUSES = ("stable", "test", "experimental", "deprecated")
@@ -52,6 +53,9 @@ class Rule:
     falco: tuple[str, ...] = ()
     sigma: tuple[str, ...] = ()
     tests: dict[str, Any] = field(default_factory=dict, compare=False)
+    # the level of a finding whose evidence targets a sensitive workload (rule YAML `sensitive:
+    # {level: ...}`); None: the level stays
+    sensitive_level: str | None = None
 
     @property
     def severity(self) -> int:
@@ -91,8 +95,15 @@ GIVEN_COLUMNS = (
 
 def _check_given(given: Any, path: Path) -> None:
     """Raise RuleError unless given is {remediations: [row, ...]} with well-typed columns."""
-    if not isinstance(given, dict) or set(given) != {"remediations"}:
-        raise RuleError(f"{path}: tests.given takes one key, remediations (a list of rows)")
+    if not isinstance(given, dict) or not given or not set(given) <= {"remediations", "sensitive"}:
+        raise RuleError(
+            f"{path}: tests.given takes remediations (a list of rows) and sensitive "
+            "({declaration: {...}, baseline_until_offset_seconds: N})"
+        )
+    if "sensitive" in given:
+        _check_given_sensitive(given["sensitive"], path)
+    if "remediations" not in given:
+        return
     rows = given["remediations"]
     if not isinstance(rows, list) or not rows:
         raise RuleError(f"{path}: tests.given.remediations must be a non-empty list of rows")
@@ -138,6 +149,26 @@ def _check_given(given: Any, path: Path) -> None:
                 raise RuleError(f"{where}: {col} must be a number of seconds (±1e9) or null")
 
 
+def _check_given_sensitive(value: Any, path: Path) -> None:
+    """Raise RuleError unless tests.given.sensitive is a declaration and a baseline offset."""
+    where = f"{path}: tests.given.sensitive"
+    if not isinstance(value, dict) or not set(value) <= {
+        "declaration", "baseline_until_offset_seconds"
+    } or not isinstance(value.get("declaration"), dict):  # fmt: skip
+        raise RuleError(f"{where}: takes declaration (sensitive.yaml's shape) and "
+                        "baseline_until_offset_seconds")  # fmt: skip
+    offset = value.get("baseline_until_offset_seconds")
+    if offset is not None and (
+        isinstance(offset, bool) or not isinstance(offset, int | float)
+        or not abs(offset) <= MAX_OFFSET_SECONDS
+    ):  # fmt: skip
+        raise RuleError(f"{where}: baseline_until_offset_seconds must be seconds (±1e9)")
+    try:
+        from_value(value["declaration"])
+    except KforensicsError as exc:
+        raise RuleError(f"{where}: {exc}") from None
+
+
 def _one_select(sql: str, path: Path) -> str:
     """Return sql if it is one SELECT statement, else raise RuleError saying what it is."""
     problem = select_problem(sql)
@@ -165,6 +196,7 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
         raise RuleError(f"{path}: missing {', '.join(missing)}")
     unknown = set(doc) - set(REQUIRED) - {
         "references", "falsepositives", "group_by", "falco", "sigma", "author", "date",
+        "sensitive",
     }  # fmt: skip
     if unknown:
         raise RuleError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
@@ -209,6 +241,7 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
         )
     if "given" in tests:
         _check_given(tests["given"], path)
+    sensitive_level = _sensitive_level(doc.get("sensitive"), doc["level"], path)
     for what in ("title", "description"):
         if not isinstance(doc[what], str) or not doc[what].strip():
             raise RuleError(f"{path}: {what} must be text")
@@ -228,7 +261,21 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
         falco=_strings(doc.get("falco"), "falco", path),
         sigma=_strings(doc.get("sigma"), "sigma", path),
         tests=tests,
+        sensitive_level=sensitive_level,
     )
+
+
+def _sensitive_level(value: Any, level: str, path: Path) -> str | None:
+    """Return the level a sensitive target raises the rule to (`sensitive: {level: high}`)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"level"} or value["level"] not in LEVELS:
+        raise RuleError(f"{path}: sensitive takes {{level: one of {', '.join(LEVELS)}}}")
+    if rank(value["level"]) <= rank(level):
+        raise RuleError(
+            f"{path}: sensitive.level {value['level']} must be above the rule's level {level}"
+        )
+    return value["level"]
 
 
 def load_rules(

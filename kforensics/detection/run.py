@@ -11,11 +11,16 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from kforensics.case import connect, create_schema
+from kforensics.case import added_table, connect, create_schema
 from kforensics.detection.ev import prepare
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule, load_rules
+from kforensics.detection.sensitive import prepare_sensitive
 from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
-from kforensics.levels import severity_sql
+from kforensics.levels import rank, severity_sql
+from kforensics.netpol.inventory import reconstruct
+from kforensics.sensitive.declare import Declaration
+from kforensics.sensitive.resolve import resolve, target_rows
+from kforensics.sensitive.store import store as store_sensitive
 from kforensics.untrusted import visible
 
 # Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
@@ -153,6 +158,10 @@ class Finding:
     evidence: list[dict]
     impersonated: str | None = None
     quality: list[str] = field(default_factory=list)
+    # the sensitive workloads its evidence targets (namespace/Kind/name), and the rule's own
+    # level when that raised it (rule YAML `sensitive: {level: ...}`)
+    sensitive: list[str] = field(default_factory=list)
+    raised_from: str | None = None
 
     @property
     def who(self) -> str | None:
@@ -180,6 +189,8 @@ class Finding:
             "count": self.count,
             "evidence": self.evidence,
             "quality": self.quality,
+            "sensitive": self.sensitive,
+            "raised_from": self.raised_from,
         }
 
 
@@ -279,6 +290,12 @@ def run_rules(
     for rule in rules:
         _hits(con, rule, list(exceptions))
     by_id = {r.id: r for r in rules}
+    targets: dict[str, list[str]] = {}
+    for event_id, workloads in con.execute(
+        "SELECT event_id, list_sort(list(DISTINCT workload)) FROM sensitive_access "
+        "WHERE event_id IN (SELECT event_id FROM hits) GROUP BY event_id"
+    ).fetchall():
+        targets[event_id] = workloads
     findings = []
     for row in con.execute(_group_sql(rules)).fetchall():
         (fid, rule_id, first, last, actor, impersonated, ips, ns, resource, name, count,
@@ -305,9 +322,11 @@ def run_rules(
                 quality,
             )  # fmt: skip
         )
+        _mark_sensitive(findings[-1], rule, targets)
     findings.sort(
         key=lambda f: (
-            -by_id[f.rule_id].severity,
+            -rank(f.level),
+            not f.sensitive,  # the same level on a sensitive workload first
             f.first_seen is None,  # undated last
             f.first_seen or _EPOCH,
             f.rule_id,
@@ -321,16 +340,27 @@ def run_rules(
     return findings
 
 
+def _mark_sensitive(f: Finding, rule: Rule, targets: dict[str, list[str]]) -> None:
+    """Note the sensitive workloads f's evidence targets; raise its level if the rule says so."""
+    found = sorted({w for e in f.evidence for w in targets.get(e["event_id"], ())})
+    f.sensitive = found
+    if found and rule.sensitive_level and rank(rule.sensitive_level) > rank(f.level):
+        f.raised_from, f.level = f.level, rule.sensitive_level
+
+
 # the only formatted part is the level order, a constant of kforensics.levels
 _STORED = (
     "SELECT finding_id, rule_id, title, level, attack, tactics, first_seen, last_seen, actor, "  # noqa: S608
-    "source_ips, namespace, resource, name, count, evidence, impersonated, quality "
-    f"FROM findings ORDER BY {severity_sql()}, first_seen NULLS LAST, rule_id, finding_id"
+    "source_ips, namespace, resource, name, count, evidence, impersonated, quality, "
+    "coalesce(s.workloads, []), s.raised_from "
+    "FROM findings LEFT JOIN sensitive_findings s USING (finding_id) "
+    f"ORDER BY {severity_sql()}, s.finding_id IS NULL, first_seen NULLS LAST, rule_id, finding_id"
 )
 
 
 def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     """Return the findings the last `detect` stored in the case, most severe first."""
+    added_table(con, "sensitive_findings")  # a case detected before version 5 has none
     rows = con.execute(_STORED).fetchall()
     return [Finding(*row) for row in rows]
 
@@ -342,40 +372,43 @@ def _store(
     run: dict,
     exceptions: list[Exception_] = (),
 ) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    """Store the findings and the run (inside the caller's transaction)."""
+    con.execute(
+        "INSERT INTO detect_runs VALUES ($at, $rules, $exceptions, $since, $until, $n)",
+        {**run, "at": at, "n": len(findings)},
+    )
+    for exc in exceptions:  # what the findings were filtered by, for the report's header
         con.execute(
-            "INSERT INTO detect_runs VALUES ($at, $rules, $exceptions, $since, $until, $n)",
-            {**run, "at": at, "n": len(findings)},
-        )
-        for exc in exceptions:  # what the findings were filtered by, for the report's header
-            con.execute(
-                "INSERT INTO detect_exceptions VALUES ($at, $rule, $fields, $reason)",
-                {"at": at, "rule": exc.rule_id, "reason": exc.reason.strip(),
-                 "fields": json.dumps({k: list(v) for k, v in exc.fields})},
-            )  # fmt: skip
-        con.execute("DELETE FROM findings")
-        for f in findings:
-            con.execute(
-                "INSERT INTO findings BY NAME SELECT $id AS finding_id, $rule AS rule_id, "
-                "$title AS title, $level AS level, $attack AS attack, $tactics AS tactics, "
-                "$first AS first_seen, $last AS last_seen, $actor AS actor, "
-                "$impersonated AS impersonated, $ips AS source_ips, $ns AS namespace, "
-                "$resource AS resource, $name AS name, $count AS count, $evidence AS evidence, "
-                "$quality AS quality, $at AS detected_at",
-                {
-                    "id": f.finding_id, "rule": f.rule_id, "title": f.title, "level": f.level,
-                    "attack": f.attack, "tactics": f.tactics, "first": f.first_seen,
-                    "last": f.last_seen, "actor": f.actor, "impersonated": f.impersonated,
-                    "ips": f.source_ips, "ns": f.namespace, "resource": f.resource,
-                    "name": f.name, "count": f.count, "evidence": f.evidence,
-                    "quality": f.quality, "at": at,
-                },
-            )  # fmt: skip
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            "INSERT INTO detect_exceptions VALUES ($at, $rule, $fields, $reason)",
+            {"at": at, "rule": exc.rule_id, "reason": exc.reason.strip(),
+             "fields": json.dumps({k: list(v) for k, v in exc.fields})},
+        )  # fmt: skip
+    con.execute("DELETE FROM findings")
+    con.execute("DELETE FROM sensitive_findings")
+    marked = [f for f in findings if f.sensitive]
+    if marked:
+        con.executemany(
+            "INSERT INTO sensitive_findings VALUES ($id, $workloads, $raised)",
+            [{"id": f.finding_id, "workloads": f.sensitive, "raised": f.raised_from}
+             for f in marked],
+        )  # fmt: skip
+    for f in findings:
+        con.execute(
+            "INSERT INTO findings BY NAME SELECT $id AS finding_id, $rule AS rule_id, "
+            "$title AS title, $level AS level, $attack AS attack, $tactics AS tactics, "
+            "$first AS first_seen, $last AS last_seen, $actor AS actor, "
+            "$impersonated AS impersonated, $ips AS source_ips, $ns AS namespace, "
+            "$resource AS resource, $name AS name, $count AS count, $evidence AS evidence, "
+            "$quality AS quality, $at AS detected_at",
+            {
+                "id": f.finding_id, "rule": f.rule_id, "title": f.title, "level": f.level,
+                "attack": f.attack, "tactics": f.tactics, "first": f.first_seen,
+                "last": f.last_seen, "actor": f.actor, "impersonated": f.impersonated,
+                "ips": f.source_ips, "ns": f.namespace, "resource": f.resource,
+                "name": f.name, "count": f.count, "evidence": f.evidence,
+                "quality": f.quality, "at": at,
+            },
+        )  # fmt: skip
 
 
 def detect(
@@ -387,11 +420,18 @@ def detect(
     until: datetime | None = None,
     store: bool = True,
     known_rules: list[str] | tuple[str, ...] = (),
+    sensitive: Declaration | None = None,
+    baseline_case: str | Path | None = None,
+    baseline_until: datetime | None = None,
 ) -> list[Finding]:
     """Run rules over the case (between since and until); store and return the findings.
 
     An exception must name one of the rules, of known_rules (those not run now: another
     status) or a built-in rule: one for no rule at all is an ExceptionsError.
+
+    sensitive declares the sensitive workloads (resolved against the case, and stored with the
+    findings); None uses those the case stored. Their baseline is the case before
+    baseline_until (default: since) and every request of baseline_case.
     """
     check_exceptions(list(exceptions), {r.id for r in rules} | set(known_rules))
     for _ in range(3):
@@ -400,6 +440,18 @@ def detect(
         con = connect(case)
         try:
             prepare(con, since, until)
+            resolved = None
+            if sensitive is not None:
+                inv = reconstruct(con)
+                chosen = resolve(sensitive, inv)
+                resolved = (chosen, target_rows(chosen, inv, sensitive.namespaces))
+            if resolved or baseline_case or baseline_until:
+                prepare_sensitive(
+                    con,
+                    resolved[1] if resolved else None,
+                    baseline_until=baseline_until or since,
+                    baseline_case=baseline_case,
+                )
             findings = run_rules(con, rules, exceptions)
             seen = _loads(con)
         finally:
@@ -417,7 +469,16 @@ def detect(
                 "since": since,
                 "until": until,
             }
-            _store(con, findings, datetime.now(UTC), run, list(exceptions))
+            at = datetime.now(UTC)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if resolved is not None:
+                    store_sensitive(con, sensitive, *resolved, at)
+                _store(con, findings, at, run, list(exceptions))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
             return findings
         finally:
             con.close()

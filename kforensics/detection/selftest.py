@@ -14,7 +14,11 @@ import orjson
 from kforensics.detection.ev import prepare
 from kforensics.detection.rule import Rule
 from kforensics.detection.run import run_rules
+from kforensics.detection.sensitive import prepare_sensitive
 from kforensics.ingest.load import load
+from kforensics.netpol.inventory import reconstruct
+from kforensics.sensitive.declare import from_value
+from kforensics.sensitive.resolve import resolve, target_rows
 
 T0 = datetime(2026, 3, 14, 10, 0, 0, tzinfo=UTC)
 
@@ -114,6 +118,18 @@ def insert_remediations(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int
     return len(rows)
 
 
+def _given_sensitive(con: duckdb.DuckDBPyConnection, given: dict | None) -> None:
+    """Declare `tests.given.sensitive` against the item's own events, as `detect` would."""
+    if not given:
+        return
+    decl = from_value(given["declaration"])
+    inv = reconstruct(con)
+    rows = target_rows(resolve(decl, inv), inv, decl.namespaces)
+    offset = given.get("baseline_until_offset_seconds")
+    until = None if offset is None else T0 + timedelta(seconds=offset)
+    prepare_sensitive(con, rows, baseline_until=until)
+
+
 def check_rule(rule: Rule) -> list[str]:
     """Return the problems found by running the rule on its test events (empty: all good).
 
@@ -155,6 +171,7 @@ def check_rule(rule: Rule) -> list[str]:
             )
             first += len(events)
             prepare(con)
+            _given_sensitive(con, rule.tests.get("given", {}).get("sensitive"))
             findings = run_rules(con, [rule])
             cited = {e["audit_id"] for f in findings for e in f.evidence}
             if kind == "match" and not cited & audit_ids:

@@ -1,0 +1,169 @@
+"""Requests that target sensitive workloads, and each workload's baseline, for the rules.
+
+`prepare_sensitive` builds two temp tables beside `ev`:
+
+- `sensitive_access`: one row per request in the window that targets a sensitive workload or
+  what it holds, with the kind of access (ACCESS below) and the workload it reaches;
+- `sensitive_history`: the (identity, workload, access) pairs seen before the investigation
+  window: this case's requests before `baseline_until`, and every request of a baseline case.
+
+The same classification (one SQL definition, ACCESS and _MATCH) reads both, so "the same kind of
+request" means the same thing in the window and in its history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from kforensics.case import added_table
+from kforensics.errors import CaseError
+from kforensics.untrusted import visible
+
+# What counts as reaching into a workload (the issue's list): sessions into its pods, its logs,
+# changes to its spec or labels, reads of the secrets and configmaps it holds, deletes.
+ACCESS = """
+CASE
+    WHEN resource = 'pods' AND subresource = 'exec' THEN 'exec'
+    WHEN resource = 'pods' AND subresource = 'attach' THEN 'attach'
+    WHEN resource = 'pods' AND subresource = 'portforward' THEN 'port-forward'
+    WHEN resource IN ('pods', 'services') AND subresource = 'proxy' THEN 'proxy'
+    WHEN resource = 'pods' AND subresource = 'log' THEN 'logs'
+    WHEN resource = 'pods' AND subresource = 'ephemeralcontainers' THEN 'ephemeral-container'
+    WHEN resource IN ('secrets', 'configmaps') AND subresource IS NULL
+         AND verb IN ('get', 'list', 'watch') THEN 'read'
+    WHEN subresource IS NULL AND verb IN ('patch', 'update') THEN 'change'
+    WHEN subresource IS NULL AND verb IN ('delete', 'deletecollection') THEN 'delete'
+END
+"""
+# Who is left out: the control plane and the nodes act on every workload by design (a kubelet
+# watches the secrets of its pods, the garbage collector deletes pods); their misuse shows in
+# the other rules. People, service accounts and anonymous requests are compared.
+_COMPARED = """
+coalesce(username, '') NOT LIKE 'system:node:%'
+AND (coalesce(username, '') NOT LIKE 'system:%' OR username LIKE 'system:serviceaccount:%'
+     OR username = 'system:anonymous')
+AND coalesce(username, '') NOT LIKE 'system:serviceaccount:kube-system:%-controller'
+AND coalesce(username, '') NOT IN ('system:serviceaccount:kube-system:generic-garbage-collector',
+    'system:serviceaccount:kube-system:pod-garbage-collector')
+"""
+_RESOURCES = (
+    "('pods', 'services', 'secrets', 'configmaps', 'deployments', 'replicasets', 'statefulsets', "
+    "'daemonsets', 'jobs', 'cronjobs')"
+)
+# A request reaches a target row when it names it: exactly, by its controller's naming pattern,
+# or anywhere in a sensitive namespace; a list, watch or deletecollection (no name) reaches every
+# target of its resource in its namespace (or in all, cluster-wide). A named request takes its
+# most specific rows only, so a known pod of another workload is never claimed by a pattern.
+_ACCESSES = f"""
+WITH r AS (
+    SELECT event_id, ts, username, coalesce(impersonated_user, username) AS identity,
+           resource, name, namespace, {ACCESS} AS access
+    FROM {{source}}
+    WHERE {_COMPARED} AND resource IN {_RESOURCES}
+),
+m AS (
+    SELECT r.*, t.workload, t.priority
+    FROM r JOIN sensitive_target_rows t
+      ON (t.namespace = r.namespace OR (r.namespace IS NULL AND r.name IS NULL))
+     AND (t.resource = r.resource OR t.resource IS NULL)
+     AND (r.name IS NULL OR t.name = r.name OR regexp_full_match(r.name, t.name_regex)
+          OR (t.name IS NULL AND t.name_regex IS NULL))
+    WHERE r.access IS NOT NULL
+    QUALIFY r.name IS NULL OR t.priority = min(t.priority) OVER (PARTITION BY r.event_id)
+)
+SELECT DISTINCT m.event_id, m.ts, m.identity, m.access, m.workload,
+       split_part(m.workload, '/', 1) AS workload_namespace,
+       split_part(m.workload, '/', 2) AS workload_kind,
+       split_part(m.workload, '/', 3) AS workload_name
+FROM m WHERE m.workload IS NOT NULL
+"""  # noqa: S608 (only constants are formatted in)
+
+_KINDS = {
+    "Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets",
+    "ReplicaSet": "replicasets", "Job": "jobs", "CronJob": "cronjobs", "Pod": "pods",
+    "Secret": "secrets", "Namespace": "namespaces",
+}  # fmt: skip
+
+
+def _resource_sql() -> str:
+    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _KINDS.items())
+    return f"CASE workload_kind {whens} END"
+
+
+def _target_rows(con: duckdb.DuckDBPyConnection, rows: list[dict] | None) -> None:
+    """Create the temp table sensitive_target_rows: given rows, else those the case stored."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE sensitive_target_rows (workload VARCHAR, namespace VARCHAR, "
+        "resource VARCHAR, name VARCHAR, name_regex VARCHAR, priority INTEGER)"
+    )
+    if rows is None:
+        added_table(con, "sensitive_targets")
+        con.execute("INSERT INTO sensitive_target_rows SELECT * FROM sensitive_targets")
+        return
+    if rows:
+        con.executemany(
+            "INSERT INTO sensitive_target_rows VALUES ($workload, $namespace, $resource, $name, "
+            "$name_regex, $priority)",
+            rows,
+        )
+
+
+def prepare_sensitive(
+    con: duckdb.DuckDBPyConnection,
+    rows: list[dict] | None = None,
+    *,
+    baseline_until: datetime | None = None,
+    baseline_case: str | Path | None = None,
+) -> int:
+    """Build sensitive_access (the window's `ev`) and sensitive_history; return access rows.
+
+    rows are the target rows (`sensitive.resolve.target_rows`); None reads those the case
+    stored. Requests of the case before baseline_until are history, not window.
+    """
+    _target_rows(con, rows)
+    table = f"""
+        CREATE OR REPLACE TEMP TABLE sensitive_access AS
+        SELECT *, {_resource_sql()} AS workload_resource FROM ({_ACCESSES.format(source="ev")})
+        WHERE $until IS NULL OR ts IS NULL OR ts >= $until
+    """  # noqa: S608 (constants only)
+    con.execute(table, {"until": baseline_until})
+    history = _ACCESSES.format(
+        source="(SELECT * FROM requests WHERE $until IS NOT NULL AND ts < $until)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE sensitive_history AS "  # noqa: S608 (constants only)
+        f"SELECT DISTINCT identity, workload, access, min(ts) AS first_seen, count(*) AS requests "
+        f"FROM ({history}) GROUP BY ALL",
+        {"until": baseline_until},
+    )
+    if baseline_case is not None:
+        _baseline_case(con, Path(baseline_case))
+    return con.execute("SELECT count(*) FROM sensitive_access").fetchone()[0]
+
+
+def _baseline_case(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Add a baseline case's pairs to sensitive_history (the case attached read-only)."""
+    if not path.is_file():
+        raise CaseError(f"{visible(str(path))}: no such baseline case file")
+    try:
+        con.execute("ATTACH $path AS kf_baseline (READ_ONLY)", {"path": str(path)})
+    except duckdb.Error as exc:
+        raise CaseError(
+            f"{visible(str(path))}: cannot open the baseline case: {str(exc).splitlines()[0]}"
+        ) from None
+    try:
+        history = _ACCESSES.format(source="kf_baseline.main.requests")
+        con.execute(
+            f"INSERT INTO sensitive_history SELECT identity, workload, access, min(ts), "  # noqa: S608
+            f"count(*) FROM ({history}) GROUP BY ALL"
+        )
+    except duckdb.Error as exc:
+        raise CaseError(
+            f"{visible(str(path))}: not a kforensics case usable as a baseline: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        con.execute("DETACH kf_baseline")
