@@ -12,14 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kforensics.netpol.evaluate import ConnSet, Evaluator, allowed_connections, connection_map
+from kforensics.netpol.fence_refs import shown
 from kforensics.netpol.inventory import Inventory
 from kforensics.netpol.model import Cluster, Pod, build_cluster, parse_selector
+from kforensics.untrusted import visible
 
 if TYPE_CHECKING:
     from kforensics.netpol.fences import Allow, Fence
     from kforensics.sensitive.resolve import Workload
 
 MAX_LINES = 20
+_UNSIMULATED = "simulation not possible on this inventory: "
 _SIM_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
 
 
@@ -118,14 +121,14 @@ def simulate(out: list[Fence], chosen: list[Workload], inv: Inventory) -> None:
     except _SIM_ERRORS as exc:
         for f in out:
             if f.objects:
-                f.problems.append(f"simulation not possible on this inventory: {exc}")
+                f.problems.append(_UNSIMULATED + shown(exc, 300))
         return
     for fence, w in zip(out, chosen, strict=True):
         if fence.objects:
             try:
                 _check(fence, w, inv, after_c, before, after, after_conns, alone, live)
             except _SIM_ERRORS as exc:
-                fence.problems.append(f"simulation not possible on this inventory: {exc}")
+                fence.problems.append(_UNSIMULATED + shown(exc, 300))
 
 
 def _check(fence, w, inv, cluster, before, after, after_conns, alone, live) -> None:
@@ -182,7 +185,7 @@ def _check(fence, w, inv, cluster, before, after, after_conns, alone, live) -> N
             fence.problems.append(f"newly allowed: {pair[0]} => {pair[1]} : {a - b}")
         if b - a:
             removed.append(f"removed: {pair[0]} => {pair[1]} : {b - a} (left: {a})")
-    fence.simulation += _bounded(lines + removed)
+    fence.simulation += _bounded([visible(line) for line in lines + removed])
     _additive(fence, w, mine, names, after_conns, alone, live)
 
 

@@ -10,12 +10,18 @@ from collections.abc import Collection, Iterator
 
 from kforensics.investigate.redact import clip
 from kforensics.netpol.names import port_name_errors
+from kforensics.untrusted import visible
 
 CLUSTER_DOMAIN = ("svc", "cluster", "local")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 MAX_HOST = 253  # longer tokens are no DNS name: never split further
 # One pass, no backtracking: a crafted megabyte value costs one linear split.
 _SEPARATORS = re.compile(r"[^a-z0-9.-]+")
+
+
+def shown(text: object, limit: int = 64) -> str:
+    """Return log-derived text for a person: control characters escaped, cut to limit."""
+    return clip(visible(str(text)), limit)
 
 
 # --- Service references in pod specs --------------------------------------------------------
@@ -32,11 +38,11 @@ def containers(spec: dict) -> list[dict]:
 
 def _texts(container: dict) -> Iterator[tuple[str, str]]:
     """Yield (where, value) of a container's env values, command and args."""
-    cname = clip(str(container.get("name")), 63)
+    cname = shown(str(container.get("name")), 63)
     env = container.get("env")
     for e in env if isinstance(env, list) else []:
         if isinstance(e, dict) and isinstance(e.get("value"), str):
-            yield f"container {cname} env {clip(str(e.get('name')), 63)}", e["value"]
+            yield f"container {cname} env {shown(str(e.get('name')), 63)}", e["value"]
     for key in ("command", "args"):
         items = container.get(key)
         for i, value in enumerate(items if isinstance(items, list) else []):
@@ -69,9 +75,9 @@ def service_references(
                 parts = tuple(token.split("."))
                 ref = _service_of(parts, namespace)
                 if ref in known:
-                    found.setdefault(ref, f"{where} names {clip(token, 80)}")
+                    found.setdefault(ref, f"{where} names {shown(token, 80)}")
                 elif ref and len(parts) > 2:
-                    unknown.setdefault(clip(token, 80), where)
+                    unknown.setdefault(shown(token, 80), where)
     return found, unknown
 
 
@@ -113,7 +119,7 @@ def target_ports(svc: dict, specs: list[dict], keep_named: bool) -> tuple[list[d
                 ports.append({"protocol": proto, "port": target})
                 continue
             else:
-                unresolved.append(clip(target, 63))
+                unresolved.append(shown(target, 63))
                 continue
         if type(target) is int and 1 <= target <= 65535:
             rule = {"protocol": proto, "port": target}

@@ -22,6 +22,7 @@ from kforensics.netpol.fence_refs import (
     container_ports,
     port_text,
     service_references,
+    shown,
     target_ports,
 )
 from kforensics.netpol.inventory import Inventory
@@ -35,6 +36,7 @@ from kforensics.netpol.names import (
 from kforensics.netpol.plan import DNS_PEER, DNS_PORTS, api_server_ips
 from kforensics.netpol.validate import validate_object
 from kforensics.sensitive.resolve import Workload, held, workloads
+from kforensics.untrusted import visible
 
 HASH_LABELS = ("pod-template-hash", "controller-revision-hash")
 EVIDENCE_LIMIT = 8
@@ -101,7 +103,7 @@ def _describe(selector: object) -> str:
         for e in selector.get("matchExpressions") or []
         if isinstance(e, dict)
     ]
-    return clip(", ".join(terms) or "all pods", 120)
+    return shown(", ".join(terms) or "all pods", 120)
 
 
 class _Builder:
@@ -126,14 +128,14 @@ def _client(b: _Builder, other: Workload, ports: list[dict], why: str) -> None:
     labels = selector_labels(other.labels)
     if not is_dns1123_label(other.namespace) or not labels:
         b.fence.problems.append(
-            f"client {clip(other.key, 200)} ({why}) has no valid namespace and pod labels to "
+            f"client {shown(other.key, 200)} ({why}) has no valid namespace and pod labels to "
             "select it by: not allowed; allow it by hand if it is one"
         )
         return
     b.add(
         Allow(
             "ingress",
-            other.key,
+            shown(other.key, 200),
             port_text(ports),
             f"{why} ({other.evidence or 'no evidence'})",
             _pinned(other.namespace, {"matchLabels": labels}),
@@ -155,7 +157,7 @@ def _earlier_peers(b: _Builder, w: Workload, before: Inventory) -> None:
         meta, spec = pol.get("metadata") or {}, pol.get("spec") or {}
         if meta.get("namespace") != w.namespace or "Ingress" not in effective_policy_types(spec):
             continue
-        where = f"NetworkPolicy {w.namespace}/{clip(str(meta.get('name')), 200)}"
+        where = f"NetworkPolicy {w.namespace}/{shown(str(meta.get('name')), 200)}"
         evidence = before.evidence.get(("NetworkPolicy", w.namespace, meta.get("name")), "")
         try:
             if not parse_selector(spec.get("podSelector") or {}).matches(w.labels):
@@ -171,7 +173,7 @@ def _earlier_peers(b: _Builder, w: Workload, before: Inventory) -> None:
                 for peer in peers:
                     _earlier_peer(b, w, before, names, peer, ports, f"{where} ({evidence})")
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            b.fence.problems.append(f"{where} as of {before.at} not readable: {clip(str(exc))}")
+            b.fence.problems.append(f"{where} as of {before.at} not readable: {shown(str(exc))}")
 
 
 def _earlier_peer(
@@ -189,7 +191,7 @@ def _earlier_peer(
         b.add(
             Allow(
                 "ingress",
-                f"addresses {clip(str(block.get('cidr')), 60)}",
+                f"addresses {shown(str(block.get('cidr')), 60)}",
                 port_text(ports),
                 why,
                 {"ipBlock": dict(block)},
@@ -224,7 +226,7 @@ def _dependencies(
             continue  # itself
         svc = inv.get("Service", ns, name) or {}
         sel = (svc.get("spec") or {}).get("selector")
-        text = f"Service {clip(ns, 63)}/{clip(name, 63)}"
+        text = f"Service {shown(ns, 63)}/{shown(name, 63)}"
         if not isinstance(sel, dict) or not sel or not all(is_label(k, v) for k, v in sel.items()):
             b.fence.unknowns.append(
                 f"its {where}: {text} has no usable selector (ExternalName or endpoints set by "
@@ -263,13 +265,13 @@ def _api_server(b: _Builder, w: Workload, inv: Inventory, api_users: Collection[
     ident = f"system:serviceaccount:{w.namespace}:{w.service_account or 'default'}"
     if ident not in api_users:
         b.fence.unknowns.append(
-            f"{clip(ident, 200)} sent no API request the case shows: the API server is not allowed"
+            f"{shown(ident, 200)} sent no API request the case shows: the API server is not allowed"
         )
         return
     ips = [ip for ip in api_server_ips(inv) if _address(ip)]
     if not ips:
         b.fence.unknowns.append(
-            f"{clip(ident, 200)} sent API requests, but the log never recorded the API server's "
+            f"{shown(ident, 200)} sent API requests, but the log never recorded the API server's "
             "address (Service default/kubernetes): egress to it is cut; add it by hand"
         )
         return
@@ -288,7 +290,7 @@ def _api_server(b: _Builder, w: Workload, inv: Inventory, api_users: Collection[
                 "egress",
                 f"API server {cidr}",
                 port_text(ports),
-                f"{clip(ident, 200)} sent API requests in the case; the address is Service "
+                f"{shown(ident, 200)} sent API requests in the case; the address is Service "
                 f"default/kubernetes's ({evidence})",
                 {"ipBlock": {"cidr": cidr}},
                 ports,
@@ -324,7 +326,7 @@ def _no_fence(w: Workload, fence: Fence) -> bool:
         fence.unknowns.append("never recorded whole: its pods, labels and ports are unknown")
         why = "the log never recorded it whole"
     elif not is_dns1123_label(w.namespace):
-        why = f"its namespace {clip(w.namespace)!r} is not a valid name"
+        why = f"its namespace {shown(w.namespace)!r} is not a valid name"
     elif selector_labels(w.labels) is None:
         why = "one of its pods' labels is not a valid label, so no selector can name them"
     elif not selector_labels(w.labels):
@@ -344,14 +346,14 @@ def _ingress_ports(w: Workload, inv: Inventory, fence: Fence) -> list[dict]:
         kind = (svc.get("spec") or {}).get("type")
         if kind in ("LoadBalancer", "NodePort"):
             fence.unknowns.append(
-                f"Service {w.namespace}/{clip(name, 63)} is of type {kind}: its clients outside "
+                f"Service {w.namespace}/{shown(name, 63)} is of type {kind}: its clients outside "
                 "the cluster are unknown, the fence cuts them"
             )
         found, unresolved = target_ports(svc, [w.spec], keep_named=False)
         ports += [p for p in found if p not in ports]
         for p in unresolved:
             fence.unknowns.append(
-                f"Service {w.namespace}/{clip(name, 63)}: target port {p!r} names no container "
+                f"Service {w.namespace}/{shown(name, 63)}: target port {p!r} names no container "
                 "port of its pods: not allowed"
             )
     if not ports:
@@ -394,7 +396,7 @@ def _policy(w: Workload, name: str, b: _Builder) -> dict:
         evidence = evidence[:EVIDENCE_LIMIT] + [f"... and {more} more"]
     clients = sum(a.direction == "ingress" for a in b.fence.allows)
     rationale = (
-        f"Fence around sensitive workload {clip(w.key, 200)}: ingress only from the "
+        f"Fence around sensitive workload {shown(w.key, 200)}: ingress only from the "
         f"{clients} client(s) the case shows, egress only to DNS and what it needs; every allow "
         "is inferred from the audit log (it records no packets)"
     )
@@ -437,10 +439,10 @@ def _fence(w: Workload, ctx: dict, taken: set[tuple[str, str]]) -> Fence:
         for svc in w.services:
             where = refs[other.key][0].get((w.namespace, svc))
             if where:
-                _client(b, other, ports, f"its {where}, a Service of {clip(w.key, 200)}")
+                _client(b, other, ports, f"its {where}, a Service of {shown(w.key, 200)}")
         if other.namespace == w.namespace:
             for secret in sorted(mine & _own_secrets(other.spec)):
-                why = f"its pods hold secret {w.namespace}/{clip(secret, 253)} too (shared "
+                why = f"its pods hold secret {w.namespace}/{shown(secret, 253)} too (shared "
                 _client(b, other, ports, why + "credentials make it a client)")
     if before is not None:
         sources.append(f"the NetworkPolicies of {before.at}")
@@ -477,7 +479,7 @@ def _fence(w: Workload, ctx: dict, taken: set[tuple[str, str]]) -> Fence:
         )
     errors = validate_object(obj)
     if errors:
-        fence.problems += [f"fence not valid, not emitted: {clip(e, 300)}" for e in errors[:5]]
+        fence.problems += [f"fence not valid, not emitted: {shown(e, 300)}" for e in errors[:5]]
     else:
         fence.objects.append(obj)
     return fence
@@ -507,6 +509,9 @@ def fences(
     taken: set[tuple[str, str]] = set()
     out = [_fence(w, ctx, taken) for w in chosen]
     simulate(out, chosen, inv)
+    for f in out:  # names from the log reach a person: control characters escaped
+        f.problems = [visible(p) for p in f.problems]
+        f.unknowns = [visible(u) for u in f.unknowns]
     return out
 
 
