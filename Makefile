@@ -22,7 +22,8 @@ demo: $(STAMP)
 	  "SELECT username, count(*) AS requests, count(*) FILTER (code >= 400) AS denied \
 	   FROM requests GROUP BY 1 ORDER BY 2 DESC LIMIT 8"
 	$(BIN)/kforensics detect --case $(OUT)/demo.duckdb --min-level medium \
-	  --exceptions data/samples/known_false_positives.yaml
+	  --exceptions data/samples/known_false_positives.yaml \
+	  --sensitive data/samples/sensitive.yaml --baseline-until 2026-03-14T10:00:00Z
 	@rm -rf $(OUT)/containment
 	$(BIN)/kforensics remediate --case $(OUT)/demo.duckdb --out $(OUT)/containment
 	$(BIN)/kforensics report 01_triage --case $(OUT)/demo.duckdb --out $(OUT)/reports \
@@ -36,6 +37,7 @@ demo: $(STAMP)
 	@echo "case:     $(OUT)/demo.duckdb  (query it: $(BIN)/kforensics sql --case $(OUT)/demo.duckdb \"SELECT ...\")"
 	@echo "findings: table findings in the case; as JSON lines: $(BIN)/kforensics detect --case $(OUT)/demo.duckdb --format jsonl"
 	@echo "containment: $(OUT)/containment/ (read $(OUT)/containment/REPORT.md, then sh $(OUT)/containment/apply.sh); recorded in the case, watched by later detect runs"
+	@echo "fences:   $(OUT)/containment/fences/ (NetworkPolicies around the sensitive workloads of data/samples/sensitive.yaml; read FENCES.md)"
 	@echo "report:   $(OUT)/reports/01_triage.html (offline HTML; executed notebook beside it)"
 	@echo "suspect:  $(OUT)/reports/02_identity.html (the top suspect's requests in order, from 02_identity)"
 

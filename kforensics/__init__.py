@@ -50,6 +50,7 @@ _LAZY = {
     "show_storyline": ("kforensics.reporting.story", "show_storyline"),
     "show_findings": ("kforensics.reporting.story", "show_findings"),
     "show_evidence": ("kforensics.reporting.story", "show_evidence"),
+    "show_sensitive": ("kforensics.reporting.sensitive", "show_sensitive"),
     "explore": ("kforensics.reporting.explore", "explore"),
     "export": ("kforensics.investigate.export", "export"),
     "note": ("kforensics.investigate.notes", "add_note"),
@@ -92,6 +93,7 @@ __all__ = [
     "show_findings",
     "show_header",
     "show_remediation",
+    "show_sensitive",
     "show_storyline",
 ]
 
@@ -108,6 +110,7 @@ if TYPE_CHECKING:
     from kforensics.reporting.explore import explore
     from kforensics.reporting.note_widget import note_widget
     from kforensics.reporting.run import run_report as report
+    from kforensics.reporting.sensitive import show_sensitive
     from kforensics.reporting.story import (
         show_evidence,
         show_findings,

@@ -18,11 +18,13 @@ from kforensics.detection.run import detect as run_detect
 from kforensics.errors import QueryError
 from kforensics.investigate import canned
 from kforensics.investigate.sql import as_time
+from kforensics.sensitive.declare import from_value
 from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
 
 if TYPE_CHECKING:
     from kforensics.investigate.frames import Frame
+    from kforensics.investigate.sensitive import SensitiveView
 
 
 def detect(
@@ -34,17 +36,25 @@ def detect(
     since: datetime | None = None,
     until: datetime | None = None,
     store: bool = True,
+    sensitive: str | Path | dict | None = None,
+    baseline: str | Path | None = None,
+    baseline_until: datetime | None = None,
 ) -> list[Finding]:
     """Return the findings of the rules (default: built-in plus rule_dirs) over the case, stored.
 
     `exceptions` is a list or the path of an exceptions file, as `kforensics detect
-    --exceptions` takes.
+    --exceptions` takes; `sensitive` a sensitive-workloads file or mapping (default:
+    sensitive.yaml beside the case, else what the case stored), `baseline` a baseline case.
     """
     if rules is None:
         rules = load_rules([Path(d) for d in rule_dirs])
     if isinstance(exceptions, str | Path):
         exceptions = load_exceptions(Path(exceptions))
-    return run_detect(case, rules, exceptions=exceptions, since=since, until=until, store=store)
+    return run_detect(
+        case, rules, exceptions=exceptions, since=since, until=until, store=store,
+        sensitive=from_value(sensitive, case), baseline_case=baseline,
+        baseline_until=as_time(baseline_until),
+    )  # fmt: skip
 
 
 def open_case(case: str | Path, *, since: Any = None, until: Any = None) -> Case:
@@ -193,6 +203,18 @@ class Case:
 
         check_kind(target_kind)
         return self._rows(notes_sql(subject=False), {"kind": target_kind, "target": target})
+
+    def sensitive(self, sensitive: Any = None, *, with_fences: bool = True) -> SensitiveView:
+        """Return the sensitive workloads in the window: declared (sensitive: a file or a
+        mapping; default what detect stored, else sensitive.yaml beside the case), who reached
+        into them, first-time pairs, candidates and fences."""
+        from kforensics.investigate.sensitive import sensitive_view
+
+        with self.connection() as con:
+            return sensitive_view(
+                con, self.path, sensitive, since=self.since, until=self.until,
+                with_fences=with_fences,
+            )  # fmt: skip
 
     def remediate(self, out: str | Path, **options: Any) -> Remediation:
         """Return what `kforensics.remediate` writes to out for the case's stored findings."""

@@ -216,11 +216,16 @@ CREATE TABLE IF NOT EXISTS notes (
 -- declaration: the declaration as YAML, the workloads it covers with why, and the names a
 -- request may give to target one of them (`priority` 0 an exact name, 1 a controller's naming
 -- pattern `name_regex`, 2 anything in a sensitive namespace; workload NULL: a known pod of
--- another workload, which no pattern may claim). Added in version 5.
+-- another workload, which no pattern may claim). The baseline is what that detect compared
+-- with: the case before `baseline_until` and the case file `baseline_case`. Candidates (pods
+-- that hold many secrets, run privileged, sit in kube-system or back a LoadBalancer) are kept in
+-- sensitive_workloads with `candidate` true, for the analyst to confirm. Added in version 5.
 CREATE TABLE IF NOT EXISTS sensitive_declaration (
     declared_at  TIMESTAMPTZ NOT NULL,
     source       VARCHAR NOT NULL,
-    declaration  VARCHAR NOT NULL
+    declaration  VARCHAR NOT NULL,
+    baseline_until TIMESTAMPTZ,
+    baseline_case  VARCHAR
 );
 CREATE TABLE IF NOT EXISTS sensitive_workloads (
     workload     VARCHAR NOT NULL,
@@ -235,7 +240,8 @@ CREATE TABLE IF NOT EXISTS sensitive_workloads (
     services     VARCHAR[] NOT NULL,
     service_account VARCHAR,
     recorded     BOOLEAN NOT NULL,
-    evidence     VARCHAR
+    evidence     VARCHAR,
+    candidate    BOOLEAN NOT NULL  -- proposed from the case (why: its reasons), not declared
 );
 CREATE TABLE IF NOT EXISTS sensitive_targets (
     workload     VARCHAR,

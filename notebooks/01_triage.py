@@ -23,6 +23,9 @@ remediation_out = ""
 # True records the plan in the case for the watch rules (as `kforensics remediate` does); a
 # scheduled report leaves it False, or each run would move the watch's start.
 record_remediation = False
+# A sensitive-workloads file (`kforensics report --sensitive FILE`); empty: what the last
+# detect stored in the case, else sensitive.yaml beside the case.
+sensitive = ""
 
 # %%
 import tempfile
@@ -52,6 +55,26 @@ kf.show_header(c)
 
 # %%
 kf.show_storyline(c)
+
+# %% [markdown]
+# ## Sensitive workloads: who reached into them, and the fences around them
+#
+# The workloads declared sensitive (`sensitive.yaml`: namespaces, label selectors, secrets,
+# workloads) as resolved against the pods the log recorded, with why each is covered. Then
+# every request in the window that reached into one of them or into what it holds (exec,
+# attach, port-forward, proxy, logs, ephemeral containers, changes to its spec or labels, reads
+# of its secrets and configmaps, deletes), by identity and kind of access, and the first-time
+# pairs: an identity doing what it never did to that workload in the baseline (the case before
+# the detect's `--baseline-until` or `--since`, and a `--baseline` case). The rules' findings on
+# these workloads rank above the same request elsewhere (`[sensitive]`, raised levels). Then the
+# candidates the case suggests (many secrets, privileged, kube-system, LoadBalancer backends):
+# confirm them by adding them to `sensitive.yaml`. Last, a proposed NetworkPolicy fence per
+# workload: ingress only from the clients the case shows, egress to DNS and its known
+# dependencies, each allow saying what it was inferred from (an audit log records no
+# packets), validated and simulated.
+
+# %%
+kf.show_sensitive(c, sensitive)
 
 # %% [markdown]
 # ## When did things happen?

@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from kforensics.case import CaseError
-from kforensics.cli.options import case_option, when
+from kforensics.cli.options import (
+    case_option,
+    sensitive_declaration,
+    sensitive_option,
+    when,
+)
 from kforensics.detection.rule import RuleError
 from kforensics.detection.run import RuleSQLError
 from kforensics.investigate.redact import redact_text
@@ -17,6 +22,7 @@ from kforensics.untrusted import visible
 
 def _remediation_options(f):
     """Add the options `remediate` and `netpol` share."""
+    f = sensitive_option()(f)
     f = click.option(
         "--no-record",
         is_flag=True,
@@ -41,11 +47,14 @@ def _remediate(
     forensics_namespace: str | None,
     no_record: bool,
     command: str,
+    sensitive: Path | None = None,
 ) -> None:
     """Write and record the containment plan; exit 1 when an object is invalid."""
     if case is None or out is None:
         raise click.UsageError(f"kforensics {command} needs --case and --out")
     from kforensics.contain.remediate import remediate_case
+
+    declaration = sensitive_declaration(sensitive, case) if sensitive else None
 
     try:
         result = remediate_case(
@@ -73,9 +82,34 @@ def _remediate(
         click.echo(f"recorded as remediation {result.remediation_id} (watched by detect)")
     for p in result.paths:
         click.echo(p)
+    for p in _fences(case, out, declaration):
+        click.echo(p)
     # a plan the watch does not know is a silent gap: the exit code says so
     if result.errors or result.record_error:
         sys.exit(1)
+
+
+def _fences(case: Path, out: Path, declaration: object) -> list[Path]:
+    """Write the fences around the sensitive workloads (given, stored, or beside the case)."""
+    from kforensics.case import connect
+    from kforensics.contain.fences import write_fences
+    from kforensics.errors import KforensicsError
+    from kforensics.investigate.sensitive import sensitive_view
+
+    try:
+        con = connect(case)
+        try:
+            view = sensitive_view(con, case, declaration)
+        finally:
+            con.close()
+    except KforensicsError as exc:
+        raise click.ClickException(visible(str(exc))) from exc
+    if view.declaration is None:
+        return []
+    for fence in view.fences:
+        for p in fence.problems:
+            click.echo(f"fence {visible(fence.workload)}: {visible(redact_text(p))}", err=True)
+    return write_fences(view, out)
 
 
 @click.command("remediate")
@@ -86,10 +120,12 @@ def remediate_cmd(
     at: str | None,
     forensics_namespace: str | None,
     no_record: bool,
+    sensitive: Path | None,
 ) -> None:
     """Write the containment of CASE's findings (network, access, eviction, rotation) as
-    validated YAML, apply.sh and REPORT.md, and record it in the case for the watch rules."""
-    _remediate(case, out, at, forensics_namespace, no_record, "remediate")
+    validated YAML, apply.sh and REPORT.md, and record it in the case for the watch rules;
+    with sensitive workloads declared, the fences around them in OUT/fences/."""
+    _remediate(case, out, at, forensics_namespace, no_record, "remediate", sensitive)
 
 
 @click.group("netpol", invoke_without_command=True)
@@ -102,11 +138,12 @@ def netpol_cmd(
     at: str | None,
     forensics_namespace: str | None,
     no_record: bool,
+    sensitive: Path | None,
 ) -> None:
     """The containment plan, as `kforensics remediate` (its old name); or a subcommand."""
     if ctx.invoked_subcommand is not None:
         return
-    _remediate(case, out, at, forensics_namespace, no_record, "netpol")
+    _remediate(case, out, at, forensics_namespace, no_record, "netpol", sensitive)
 
 
 @netpol_cmd.command("connlist")

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from kforensics.cli.options import case_option, parameter_option
+from kforensics.cli.options import (
+    case_option,
+    parameter_option,
+    sensitive_declaration,
+    sensitive_option,
+)
 from kforensics.levels import LEVELS
 from kforensics.untrusted import visible
 
@@ -29,6 +34,7 @@ from kforensics.untrusted import visible
     type=click.Choice(LEVELS),
     help="Exit 1 when findings at or above this level exist (alerting from cron).",
 )
+@sensitive_option()
 @click.option("--list", "list_", is_flag=True, help="List the notebooks and their parameters.")
 def report_cmd(
     notebook: str | None,
@@ -36,6 +42,7 @@ def report_cmd(
     parameters: tuple[tuple[str, str], ...],
     out: Path | None,
     fail_on: str | None,
+    sensitive: Path | None,
     list_: bool,
 ) -> None:
     """Run an investigation NOTEBOOK with papermill; write it executed and as offline HTML."""
@@ -49,8 +56,12 @@ def report_cmd(
         return
     if not notebook or case is None or out is None:
         raise click.UsageError("kforensics report needs NOTEBOOK, --case and --out (or --list)")
+    params = dict(parameters)
+    if sensitive is not None:
+        sensitive_declaration(sensitive, case)  # a bad file is named before a kernel starts
+        params["sensitive"] = str(sensitive.resolve())
     try:
-        result = run_report(notebook, case, dict(parameters), out, fail_on=fail_on)
+        result = run_report(notebook, case, params, out, fail_on=fail_on)
     except ReportError as exc:
         raise click.ClickException(visible(str(exc))) from exc  # a cell's error may quote the log
     click.echo(result.ipynb)

@@ -10,15 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kforensics.contain.plan import Plan
-from kforensics.contain.steps import STEP_TITLES, say
+from kforensics.contain.steps import STEP_TITLES, say, say_md
 from kforensics.netpol.plan import QUARANTINE_LABEL
-from kforensics.untrusted import markdown
 from kforensics.version import __version__
 
-
-def _md(text: object) -> str:
-    """Return log-derived text as inert Markdown, credential-looking values hidden."""
-    return markdown(say(text))
+_md = say_md
 
 
 def _action(action, names: dict[int, str], applied: dict[int, str]) -> list[str]:

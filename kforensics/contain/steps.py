@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from kforensics.detection.run import Finding
 from kforensics.investigate.redact import redact_text
 from kforensics.netpol.names import is_dns1123_label
-from kforensics.untrusted import visible
+from kforensics.untrusted import markdown, visible
 
 STEPS = ("contain", "cut-access", "evict", "rotate", "watch")
 STEP_TITLES = {
@@ -90,3 +90,8 @@ def kubectl(*words: str, namespace: str | None = None) -> str | None:
 def say(text: object) -> str:
     """Return log-derived text fit for a plan: one line, no credential-looking value in it."""
     return redact_text(visible(str(text)))
+
+
+def say_md(text: object) -> str:
+    """Return log-derived text as inert Markdown, credential-looking values hidden."""
+    return markdown(say(text))

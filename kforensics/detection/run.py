@@ -19,7 +19,7 @@ from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
 from kforensics.levels import rank, severity_sql
 from kforensics.netpol.inventory import reconstruct
 from kforensics.sensitive.declare import Declaration
-from kforensics.sensitive.resolve import resolve, target_rows
+from kforensics.sensitive.resolve import candidates, resolve, target_rows
 from kforensics.sensitive.store import store as store_sensitive
 from kforensics.untrusted import visible
 
@@ -445,6 +445,7 @@ def detect(
                 inv = reconstruct(con)
                 chosen = resolve(sensitive, inv)
                 resolved = (chosen, target_rows(chosen, inv, sensitive.namespaces))
+                proposed = candidates(inv, chosen)
             if resolved or baseline_case or baseline_until:
                 prepare_sensitive(
                     con,
@@ -473,7 +474,10 @@ def detect(
             con.execute("BEGIN TRANSACTION")
             try:
                 if resolved is not None:
-                    store_sensitive(con, sensitive, *resolved, at)
+                    store_sensitive(
+                        con, sensitive, *resolved, at, baseline_until or since,
+                        None if baseline_case is None else str(baseline_case), proposed,
+                    )  # fmt: skip
                 _store(con, findings, at, run, list(exceptions))
                 con.execute("COMMIT")
             except BaseException:

@@ -130,18 +130,25 @@ def prepare_sensitive(
         WHERE $until IS NULL OR ts IS NULL OR ts >= $until
     """  # noqa: S608 (constants only)
     con.execute(table, {"until": baseline_until})
+    _history(con, baseline_until, baseline_case)
+    return con.execute("SELECT count(*) FROM sensitive_access").fetchone()[0]
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection, until: datetime | None, baseline_case: str | Path | None
+) -> None:
+    """Create sensitive_history: the case's pairs before until, and the baseline case's."""
     history = _ACCESSES.format(
         source="(SELECT * FROM requests WHERE $until IS NOT NULL AND ts < $until)"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE sensitive_history AS "  # noqa: S608 (constants only)
-        f"SELECT DISTINCT identity, workload, access, min(ts) AS first_seen, count(*) AS requests "
+        f"SELECT identity, workload, access, min(ts) AS first_seen, count(*) AS requests "
         f"FROM ({history}) GROUP BY ALL",
-        {"until": baseline_until},
+        {"until": until},
     )
     if baseline_case is not None:
         _baseline_case(con, Path(baseline_case))
-    return con.execute("SELECT count(*) FROM sensitive_access").fetchone()[0]
 
 
 def _baseline_case(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -167,3 +174,43 @@ def _baseline_case(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         ) from None
     finally:
         con.execute("DETACH kf_baseline")
+
+
+_TOUCHED = f"""
+SELECT a.workload, a.identity, a.access, count(*) AS requests,
+       count(*) FILTER (WHERE coalesce(q.code, 0) < 400 AND q.code IS NOT NULL) AS allowed,
+       min(a.ts) AS first_seen, max(a.ts) AS last_seen,
+       arg_min(q.source_file || ':' || q.source_line, coalesce(a.ts, TIMESTAMPTZ '9999-01-01'))
+           AS first_evidence,
+       bool_or(h.identity IS NULL) AS first_time
+FROM ({_ACCESSES.format(source="w")}) a
+JOIN w q USING (event_id)
+LEFT JOIN sensitive_history h USING (identity, workload, access)
+GROUP BY ALL
+ORDER BY a.workload, first_seen NULLS LAST, a.identity, a.access
+"""  # noqa: S608 (constants only)
+
+
+def touched(
+    con: duckdb.DuckDBPyConnection,
+    rows: list[dict] | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    baseline_until: datetime | None = None,
+    baseline_case: str | Path | None = None,
+) -> list[dict]:
+    """Return who reached into each sensitive workload in the window, and how: one row per
+    (workload, identity, access) with counts, times, first evidence and whether the pair is
+    new against the baseline."""
+    _target_rows(con, rows)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE w AS SELECT * EXCLUDE (raw, envelope) FROM requests "
+        "WHERE ts IS NULL OR (($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until) "
+        "AND ($base IS NULL OR ts >= $base))",
+        {"since": since, "until": until, "base": baseline_until},
+    )
+    _history(con, baseline_until, baseline_case)
+    result = con.execute(_TOUCHED)
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]

@@ -10,7 +10,6 @@ page (`#ev-<finding_id>`, the ids `evidence_html` writes) and a technique to its
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from datetime import UTC, datetime
@@ -23,8 +22,7 @@ import pyarrow as pa
 from kforensics.investigate.canned import run_query
 from kforensics.investigate.sql import Time, as_time
 from kforensics.investigate.suspects import suspects
-from kforensics.investigate.tables import as_text, html_table
-from kforensics.untrusted import visible
+from kforensics.investigate.tables import as_text, escape, html_table
 from kforensics.version import __version__
 
 _TECHNIQUE = re.compile(r"T(\d{4})(?:\.(\d{3}))?")
@@ -99,8 +97,7 @@ def _exceptions(con: duckdb.DuckDBPyConnection, at: datetime) -> list[dict[str, 
     return [{"rule_id": r, "fields": json.loads(f), "reason": why} for r, f, why in rows]
 
 
-def _e(value: Any) -> str:
-    return html.escape(visible(as_text(value)), quote=True)
+_e = escape
 
 
 def _span(start: Any, end: Any, open_text: str) -> str:

@@ -38,6 +38,11 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+def escape(value: Any) -> str:
+    """Return a value as HTML text: as_text, control characters shown, markup escaped."""
+    return html.escape(visible(as_text(value)), quote=True)
+
+
 def _escaped(text: str, max_chars: int) -> str:
     text = visible(text)  # a line break, an ANSI escape or U+202E is shown, not obeyed
     if len(text) > max_chars:

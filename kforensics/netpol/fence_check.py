@@ -18,7 +18,7 @@ from kforensics.netpol.model import Cluster, Pod, build_cluster, parse_selector
 from kforensics.untrusted import visible
 
 if TYPE_CHECKING:
-    from kforensics.netpol.fences import Allow, Fence
+    from kforensics.netpol.fence_allows import Allow, Fence
     from kforensics.sensitive.resolve import Workload
 
 MAX_LINES = 20

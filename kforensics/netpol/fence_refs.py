@@ -109,7 +109,7 @@ def target_ports(svc: dict, specs: list[dict], keep_named: bool) -> tuple[list[d
         if not isinstance(p, dict) or (p.get("protocol") or "TCP") not in PROTOCOLS:
             continue
         proto, target = p.get("protocol") or "TCP", p.get("targetPort", p.get("port"))
-        if isinstance(target, str) and target.isdigit():
+        if isinstance(target, str) and target.isascii() and target.isdigit():
             target = int(target)
         if isinstance(target, str):
             named = [n for pr, n, name in container_ports(specs) if name == target and pr == proto]
