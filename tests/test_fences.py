@@ -146,7 +146,11 @@ def _inv(*objects: dict) -> Inventory:
     inv = Inventory(at=None)
     for i, o in enumerate(objects, 1):
         meta = o["metadata"]
-        key = (o["kind"], "" if o["kind"] == "Namespace" else meta.get("namespace", ""), meta["name"])
+        key = (
+            o["kind"],
+            "" if o["kind"] == "Namespace" else meta.get("namespace", ""),
+            meta["name"],
+        )
         inv.objects[key] = o
         inv.evidence[key] = f"audit.log:{i}"
     return inv
@@ -453,6 +457,71 @@ def test_a_fence_the_client_s_own_policies_already_block_is_said_so():
     )
 
 
+def test_a_client_the_live_policies_denied_is_newly_allowed_and_said_so():
+    only_ops = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "only-ops", "namespace": "pay"},
+        "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
+                 "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                     "kubernetes.io/metadata.name": "ops"}}}]}]},
+    }  # fmt: skip
+    inv = _world(_deploy("shop", "web", {"app": "web"}, env=[_env("api.pay.svc")]), only_ops)
+    fence = _fence_of(inv)
+    assert fence.problems == [
+        "newly allowed: shop/web[Deployment] => pay/api[Deployment] : TCP 8443"
+    ]
+
+
+def test_a_selector_shared_with_another_workload_and_a_host_network_workload():
+    inv = _world(_deploy("pay", "api-canary", {"app": "api"}))
+    assert _fence_of(inv).problems[0] == (
+        "the fence's podSelector also selects pay/api-canary[Deployment]: they would be fenced too"
+    )
+    host = _deploy("pay", "api", {"app": "api"})
+    host["spec"]["template"]["spec"]["hostNetwork"] = True
+    fence = _fence_of(_inv(_ns("pay"), host))
+    assert (fence.objects, fence.problems) == (
+        [],
+        ["no fence: its pods use the host network, where no NetworkPolicy applies"],
+    )
+
+
+def test_two_kinds_of_one_name_get_two_policy_names_and_a_live_namesake_is_named():
+    sts = _deploy("pay", "api", {"app": "sts"})
+    sts["kind"] = "StatefulSet"
+    live = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "kforensics-fence-api", "namespace": "pay"},
+        "spec": {"podSelector": {"matchLabels": {"app": "nothing"}}},
+    }  # fmt: skip
+    inv = _world(sts, live)
+    known = workloads(inv)
+    out = fences([known["pay/Deployment/api"], known["pay/StatefulSet/api"]], inv)
+    assert [o["metadata"]["name"] for f in out for o in f.objects] == [
+        "kforensics-fence-api",
+        "kforensics-fence-statefulset-api",
+    ]
+    assert out[0].problems == [
+        "NetworkPolicy pay/kforensics-fence-api exists and is not a fence: applying this one "
+        "replaces it"
+    ]
+
+
+def test_a_crafted_earlier_policy_is_a_problem_not_an_exception():
+    crafted = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "x\x1b[31m", "namespace": "pay"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [
+            {"namespaceSelector": {"matchExpressions": [{"key": "k", "operator": "Near"}]}}]}]},
+    }  # fmt: skip
+    fence = _fence_of(_world(), before=_inv(_ns("pay"), crafted))
+    assert fence.problems == [
+        "NetworkPolicy pay/x\\x1b[31m as of None not readable: NetworkPolicy selector: unknown "
+        "operator 'Near'"
+    ]
+    assert fence.objects and validate_object(fence.objects[0]) == []
+
+
 # --- hostile input --------------------------------------------------------------------------
 
 
@@ -516,11 +585,28 @@ def test_service_references_split_without_backtracking():
 
 _text = st.text(st.characters(codec="utf-8"), max_size=40)
 _label = st.one_of(st.sampled_from(["app", "tier", "a.b/c", "x" * 64]), _text)
-_labels = st.dictionaries(_label, st.one_of(st.sampled_from(["api", "web", ""]), _text), max_size=3)
+_good_labels = st.dictionaries(
+    st.sampled_from(["app", "tier", "a.b/c"]),
+    st.sampled_from(["api", "web", "db", ""]),
+    min_size=1,
+    max_size=2,
+)
+_labels = st.one_of(
+    _good_labels,
+    _good_labels,
+    st.dictionaries(_label, st.one_of(st.sampled_from(["api", "web", ""]), _text), max_size=3),
+)
 _value = st.one_of(
     st.sampled_from(["api.pay.svc", "https://api.pay:443", "api", "db.pay.svc.cluster.local"]),
     _text,
 )
+
+
+_port_entry = st.fixed_dictionaries(
+    {"containerPort": st.one_of(st.integers(1, 65535), st.integers(-5, 70_000), _text)},
+    optional={"name": st.one_of(st.sampled_from(["https", "http"]), _text),
+              "protocol": st.sampled_from(["TCP", "UDP", "SCTP", "ICMP"])},
+)  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -529,18 +615,32 @@ _value = st.one_of(
     labels=_labels,
     client_labels=_labels,
     env=st.lists(_value, max_size=4),
+    args=st.lists(_value, max_size=3),
+    ports=st.lists(_port_entry, max_size=3),
     port=st.one_of(st.integers(-5, 70_000), st.sampled_from(["https", "http", "8443"]), _text),
+    trusted=_labels,
 )
-def test_fuzzed_specs_give_valid_objects_that_round_trip(name, labels, client_labels, env, port):
+def test_fuzzed_specs_give_valid_objects_that_round_trip(
+    name, labels, client_labels, env, args, ports, port, trusted
+):
     inv = _inv(
         _ns("pay"),
         _ns("shop"),
-        _deploy("pay", name, labels, ports=[HTTPS], env=[_env(v) for v in env]),
-        _deploy("shop", "client", client_labels, env=[_env(v) for v in env]),
+        _deploy("pay", name, labels, ports=[HTTPS, *ports], env=[_env(v) for v in env]),
+        _deploy("shop", "client", client_labels, env=[_env(v) for v in env], args=args),
         _svc("pay", "api", labels or {"app": "api"}, [{"port": 443, "targetPort": port}]),
         _svc("pay", "db", {"app": "db"}, [{"port": 5432}]),
     )
-    out = fences(sorted(workloads(inv).values(), key=lambda w: w.key), inv)
+    earlier = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "trusted", "namespace": "pay"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [
+            {"namespaceSelector": {"matchLabels": trusted}, "podSelector": {"matchLabels": labels}}
+        ], "ports": [{"port": port}]}]},
+    }  # fmt: skip
+    before = _inv(_ns("pay", **{"trust": "high"}), _ns("shop"), earlier)
+    chosen = sorted(workloads(inv).values(), key=lambda w: w.key)
+    out = fences(chosen, inv, before=before, api_users={f"system:serviceaccount:pay:{name}"})
     emitted = [o for f in out for o in f.objects]
     for obj in emitted:
         assert validate_object(obj) == []
