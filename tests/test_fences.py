@@ -104,7 +104,7 @@ def test_sample_fence_with_the_policies_of_10h_matches_the_reviewed_golden_file(
     assert "shop" not in produced
     assert fence.unknowns == [
         "an audit log records no packets: every allow here is inferred (Service names in pod "
-        "specs, shared secrets, the NetworkPolicies of 2026-03-14 10:00:00+00:00, the API "
+        "specs, shared secrets, the NetworkPolicies as of 2026-03-14 10:00:00+00:00, the API "
         "requests of its service account), none observed",
         *UNSEEN,
         "system:serviceaccount:payments:payments-api sent no API request the case shows: the "
@@ -362,8 +362,8 @@ def test_earlier_policies_are_pinned_to_the_namespaces_they_then_selected():
         ("namespace pay, pods role=client", ["TCP 8443"]),
     ]
     assert fence.problems == [
-        "NetworkPolicy pay/trusted let every source in as of None: not carried into the fence (a "
-        "fence names its clients); add it by hand if it must stay"
+        "NetworkPolicy pay/trusted in the earlier inventory let every source in: not carried into "
+        "the fence (a fence names its clients); add it by hand if it must stay"
     ]
 
 
@@ -516,8 +516,8 @@ def test_a_crafted_earlier_policy_is_a_problem_not_an_exception():
     }  # fmt: skip
     fence = _fence_of(_world(), before=_inv(_ns("pay"), crafted))
     assert fence.problems == [
-        "NetworkPolicy pay/x\\x1b[31m as of None not readable: NetworkPolicy selector: unknown "
-        "operator 'Near'"
+        "NetworkPolicy pay/x\\x1b[31m in the earlier inventory not readable: NetworkPolicy "
+        "selector: unknown operator 'Near'"
     ]
     assert fence.objects and validate_object(fence.objects[0]) == []
 

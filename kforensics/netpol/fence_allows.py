@@ -118,6 +118,11 @@ def own_secrets(spec: dict) -> set[str]:
     return set(held({k: v for k, v in spec.items() if k != "imagePullSecrets"})[0])
 
 
+def as_of(inv: Inventory) -> str:
+    """Return when an inventory stands, as the fences' text says it: "as of <time>"."""
+    return f"as of {inv.at}" if inv.at is not None else "in the earlier inventory"
+
+
 def earlier_peers(b: AllowSet, w: Workload, before: Inventory) -> None:
     """Allow what the ingress policies of `before` let into the workload's pods, pinned."""
     names = sorted(n["metadata"]["name"] for n in before.of_kind("Namespace"))
@@ -135,13 +140,13 @@ def earlier_peers(b: AllowSet, w: Workload, before: Inventory) -> None:
                 peers = rule.get("from") or []
                 if not peers:
                     b.fence.problems.append(
-                        f"{where} let every source in as of {before.at}: not carried into the "
+                        f"{where} {as_of(before)} let every source in: not carried into the "
                         "fence (a fence names its clients); add it by hand if it must stay"
                     )
                 for peer in peers:
                     _earlier_peer(b, w, before, names, peer, ports, f"{where} ({evidence})")
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            b.fence.problems.append(f"{where} as of {before.at} not readable: {shown(str(exc))}")
+            b.fence.problems.append(f"{where} {as_of(before)} not readable: {shown(str(exc))}")
 
 
 def _earlier_peer(
@@ -153,7 +158,7 @@ def _earlier_peer(
     ports: list[dict],
     where: str,
 ) -> None:
-    why = f"{where} let it in as of {before.at}"
+    why = f"{where} let it in {as_of(before)}"
     if peer.get("ipBlock") is not None:
         block = peer["ipBlock"]
         b.add(

@@ -22,6 +22,7 @@ from kforensics.netpol.fence_allows import (
     AllowSet,
     Fence,
     api_server,
+    as_of,
     client,
     dependencies,
     earlier_peers,
@@ -199,7 +200,7 @@ def _fence(w: Workload, ctx: dict, taken: set[tuple[str, str]]) -> Fence:
                 why = f"its pods hold secret {w.namespace}/{shown(secret, 253)} too (shared "
                 client(b, other, ports, why + "credentials make it a client)")
     if before is not None:
-        sources.append(f"the NetworkPolicies of {before.at}")
+        sources.append(f"the NetworkPolicies {as_of(before)}")
         earlier_peers(b, w, before)
     b.add(
         Allow(
