@@ -19,7 +19,7 @@ import yaml
 
 from kforensics.detection.sensitive import touched
 from kforensics.investigate.sql import Time, as_time
-from kforensics.investigate.tables import escape, html_table
+from kforensics.investigate.tables import escape, escape_block, html_table
 from kforensics.netpol.fences import Fence, fences
 from kforensics.netpol.fences import to_yaml as fences_yaml
 from kforensics.netpol.inventory import reconstruct
@@ -172,7 +172,7 @@ def fence_html(fence: Fence) -> str:
     if fence.objects:
         out.append(
             f"<details><summary>NetworkPolicy YAML ({len(fence.objects)})</summary>"
-            f"<pre>{escape(fences_yaml([fence]))}</pre></details>"
+            f"<pre>{escape_block(fences_yaml([fence]))}</pre></details>"
         )
     return "".join(out)
 
@@ -214,7 +214,7 @@ def sensitive_html(view: SensitiveView, max_rows: int = 300) -> str:
         out.append(
             html_table(rows, max_rows=max_rows, max_chars=400)
             + "<p>To declare them, add to sensitive.yaml:</p>"
-            + f"<pre>{escape(snippet)}</pre>"
+            + f"<pre>{escape_block(snippet)}</pre>"
         )
     else:
         out.append("<p><em>none: no other workload of the case looks sensitive</em></p>")

@@ -43,6 +43,11 @@ def escape(value: Any) -> str:
     return html.escape(visible(as_text(value)), quote=True)
 
 
+def escape_block(text: str) -> str:
+    """Return multi-line text (YAML, a listing) for a <pre>: each line escaped, breaks kept."""
+    return "\n".join(escape(line) for line in text.split("\n"))
+
+
 def _escaped(text: str, max_chars: int) -> str:
     text = visible(text)  # a line break, an ANSI escape or U+202E is shown, not obeyed
     if len(text) > max_chars:
