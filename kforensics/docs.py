@@ -40,8 +40,9 @@ def rules_table() -> str:
     ]
     for r in load_rules(statuses=None):
         equivalents = [f"Falco: {n}" for n in r.falco] + [f"Sigma: {n}" for n in r.sigma]
+        level = r.level + (f" ({r.sensitive_level} on sensitive)" if r.sensitive_level else "")
         rows.append(
-            f"| `{r.id}` | {r.level} | {r.status} | {', '.join(r.techniques)} | "
+            f"| `{r.id}` | {level} | {r.status} | {', '.join(r.techniques)} | "
             f"{', '.join(r.tactics)} | {r.title} | {'; '.join(equivalents)} |"
         )
     return "\n".join(rows) + "\n"
