@@ -29,7 +29,7 @@ from kforensics.netpol.names import (
     label_key_errors,
     label_value_errors,
 )
-from kforensics.untrusted import visible
+from kforensics.untrusted import MAX_DEPTH, visible
 
 DEFAULT_NAME = "sensitive.yaml"
 MAX_BYTES = 1 << 20  # a declaration is a page of names, not a dump
@@ -109,8 +109,9 @@ class _Reader:
         self.source = source
 
     def fail(self, node: yaml.Node | None, message: str) -> SensitiveError:
-        line = f" line {node.start_mark.line + 1}" if node is not None else ""
-        return SensitiveError(f"{visible(self.source)}:{line}: {message}".replace(":: ", ": "))
+        # never rewrite the joined text: the source and the names in message are the user's
+        line = f" line {node.start_mark.line + 1}:" if node is not None else ""
+        return SensitiveError(f"{visible(self.source)}:{line} {message}")
 
     def scalar(self, node: yaml.Node, what: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
@@ -120,7 +121,7 @@ class _Reader:
             raise self.fail(
                 node,
                 f"{what} must be text: quote it ({visible(repr(node.value))} reads as "
-                f"{node.tag.rsplit(':', 1)[-1]})",
+                f"{visible(node.tag.rsplit(':', 1)[-1])})",  # a tag may hold %-escaped bytes
             )
         return node.value
 
@@ -186,11 +187,17 @@ def _selector(r: _Reader, node: yaml.Node, n: int) -> Selector:
             else:
                 raise r.fail(
                     knode,
-                    f"{what}: unknown key {visible(key)!r} (a LabelSelector takes "
+                    f"{what}: unknown key {visible(repr(key))} (a LabelSelector takes "
                     "matchLabels, matchExpressions and namespace)",
                 )
         if not selector.get("matchLabels") and not selector.get("matchExpressions"):
             raise r.fail(node, f"{what} has no term: it would select every pod")
+    elif keys == {"namespace"}:
+        # `{namespace: shop}` reads as the label namespace=shop, which no pod is likely to carry
+        raise r.fail(
+            node,
+            f"{what} has no term: it would select every pod (list the namespace under namespaces)",
+        )
     else:
         selector = {"matchLabels": _labels(r, node, what)}
     return Selector(selector, namespace)
@@ -214,7 +221,7 @@ def _expression(r: _Reader, node: yaml.Node, what: str) -> dict:
     fields = {k: (kn, v) for k, kn, v in r.pairs(node, what)}
     unknown = sorted(set(fields) - {"key", "operator", "values"})
     if unknown:
-        raise r.fail(node, f"{what}: unknown key {visible(unknown[0])!r}")
+        raise r.fail(node, f"{what}: unknown key {visible(repr(unknown[0]))}")
     if "key" not in fields or "operator" not in fields:
         raise r.fail(node, f"{what}: needs key and operator")
     key = r.scalar(fields["key"][1], f"{what}: key")
@@ -280,13 +287,34 @@ def _workload(r: _Reader, node: yaml.Node, n: int) -> tuple[str, str, str]:
 
 
 def _no_aliases(text: str, r: _Reader) -> None:
-    """Refuse anchors and aliases: a few lines of them expand to gigabytes (billion laughs)."""
+    """Refuse anchors and aliases (a few lines of them expand to gigabytes: billion laughs) and
+    nesting deeper than MAX_DEPTH (the scanner spends time quadratic in open flow levels)."""
+    open_: list[list] = []  # [start event, nodes in it] of each collection being read
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise SensitiveError(
                 f"{visible(r.source)}: line {event.start_mark.line + 1}: YAML anchors and "
                 "aliases are not accepted in a sensitive-workloads file: write the names out"
             )
+        if isinstance(event, yaml.CollectionEndEvent):
+            open_.pop()
+            continue
+        if isinstance(event, yaml.NodeEvent) and open_:
+            # counted while parsing: composing a megabyte of entries takes half a minute
+            start, open_[-1][1] = open_[-1][0], open_[-1][1] + 1
+            per = 2 if isinstance(start, yaml.MappingStartEvent) else 1
+            if open_[-1][1] > MAX_ENTRIES * per:
+                raise SensitiveError(
+                    f"{visible(r.source)}: line {start.start_mark.line + 1}: more than "
+                    f"{MAX_ENTRIES} entries in one list or mapping"
+                )
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_.append([event, 0])
+            if len(open_) > MAX_DEPTH:
+                raise SensitiveError(
+                    f"{visible(r.source)}: line {event.start_mark.line + 1}: nested more than "
+                    f"{MAX_DEPTH} levels deep: not a declaration"
+                )
 
 
 def load_text(text: str, source: str = "<text>") -> Declaration:
@@ -300,6 +328,12 @@ def load_text(text: str, source: str = "<text>") -> Declaration:
         line = f" line {mark.line + 1}:" if mark else ""
         problem = visible(exc.problem or str(exc))
         raise SensitiveError(f"{visible(source)}:{line} not readable YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:  # it counts characters, not lines
+        line = text[: exc.position].count("\n") + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a character"
+        raise SensitiveError(
+            f"{visible(source)}: line {line}: not readable YAML: {char} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
         raise SensitiveError(f"{visible(source)}: not readable YAML: {visible(str(exc))}") from None
     except RecursionError:
@@ -309,7 +343,7 @@ def load_text(text: str, source: str = "<text>") -> Declaration:
     namespaces, selectors, secrets, workloads = [], [], [], []
     for key, knode, value in r.pairs(node, "the file"):
         if key not in KEYS:
-            raise r.fail(knode, f"unknown key {visible(key)!r} (use {', '.join(KEYS)})")
+            raise r.fail(knode, f"unknown key {visible(repr(key))} (use {', '.join(KEYS)})")
         if isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:null":
             continue  # `secrets:` with nothing under it
         items = r.seq(value, key)
@@ -336,8 +370,9 @@ def load_file(path: str | Path) -> Declaration:
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SensitiveError(f"{visible(str(path))}: cannot read: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SensitiveError(f"{visible(str(path))}: cannot read: {visible(reason)}") from None
     if len(data) > MAX_BYTES:
         raise SensitiveError(
             f"{visible(str(path))}: larger than {MAX_BYTES >> 20} MiB: not a declaration"
@@ -353,6 +388,13 @@ def load_file(path: str | Path) -> Declaration:
     return load_text(text, str(path))
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """A SafeDumper writing a list used twice out twice (load_text refuses the alias)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def from_value(
     value: str | Path | dict | Declaration | None, case: str | Path | None = None
 ) -> Declaration | None:
@@ -361,7 +403,16 @@ def from_value(
     if isinstance(value, Declaration):
         return value
     if isinstance(value, dict):
-        return load_text(yaml.safe_dump(value), "the sensitive parameter")
+        try:
+            text = yaml.dump(value, Dumper=_PlainDumper)
+        except RecursionError:  # nested past the stack, or a dict holding itself
+            raise SensitiveError("the sensitive parameter: nested too deeply") from None
+        except yaml.YAMLError as exc:  # RepresenterError("cannot represent an object", obj)
+            kind = type(exc.args[-1]).__name__ if exc.args else "value"
+            raise SensitiveError(
+                f"the sensitive parameter: holds a value of type {visible(kind)}: not a declaration"
+            ) from None
+        return load_text(text, "the sensitive parameter")
     if value:
         return load_file(value)
     if case is not None:
