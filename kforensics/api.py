@@ -19,12 +19,13 @@ from kforensics.errors import QueryError
 from kforensics.investigate import canned
 from kforensics.investigate.sql import as_time
 from kforensics.sensitive.declare import from_value
+from kforensics.sensitive.store import targets
 from kforensics.sqlcheck import select_problem
 from kforensics.untrusted import visible
 
 if TYPE_CHECKING:
     from kforensics.investigate.frames import Frame
-    from kforensics.investigate.sensitive import SensitiveView
+    from kforensics.sensitive.view import SensitiveView
 
 
 def detect(
@@ -50,9 +51,10 @@ def detect(
         rules = load_rules([Path(d) for d in rule_dirs])
     if isinstance(exceptions, str | Path):
         exceptions = load_exceptions(Path(exceptions))
+    declared = from_value(sensitive, case)
     return run_detect(
         case, rules, exceptions=exceptions, since=since, until=until, store=store,
-        sensitive=from_value(sensitive, case), baseline_case=baseline,
+        sensitive=None if declared is None else targets(case, declared), baseline_case=baseline,
         baseline_until=as_time(baseline_until),
     )  # fmt: skip
 
@@ -208,7 +210,7 @@ class Case:
         """Return the sensitive workloads in the window: declared (sensitive: a file or a
         mapping; default what detect stored, else sensitive.yaml beside the case), who reached
         into them, first-time pairs, candidates and fences."""
-        from kforensics.investigate.sensitive import sensitive_view
+        from kforensics.sensitive.view import sensitive_view
 
         with self.connection() as con:
             return sensitive_view(

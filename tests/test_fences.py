@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from kforensics import load
 from kforensics.case import connect
-from kforensics.netpol.fence_refs import service_references
-from kforensics.netpol.fences import Allow, fences, to_yaml
 from kforensics.netpol.inventory import Inventory, reconstruct
 from kforensics.netpol.validate import validate_object
 from kforensics.sensitive.declare import load_text
+from kforensics.sensitive.fence_refs import service_references
+from kforensics.sensitive.fences import Allow, fences, to_yaml
 from kforensics.sensitive.resolve import Workload, resolve, workloads
 from tests.conftest import ROOT, SAMPLES
 

@@ -83,6 +83,7 @@ def test_the_package_folders_are_the_pipeline():
         "netpol",
         "reporting",
         "sample",
+        "sensitive",
     ]
 
 
@@ -100,6 +101,7 @@ LAYERS = [
     {"investigate"},
     {"detection"},
     {"netpol"},
+    {"sensitive"},
     {"contain"},
     {"api"},
     {"reporting", "output"},

@@ -11,13 +11,17 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from kforensics.api import detect
 from kforensics.case import connect
 from kforensics.cli import main
 from kforensics.detection.rule import RuleError, load_rules, parse_rule
-from kforensics.detection.run import detect, stored_findings
-from kforensics.investigate.sensitive import sensitive_html, sensitive_view
-from kforensics.sensitive.declare import load_file
+from kforensics.detection.run import stored_findings
+from kforensics.netpol.inventory import Inventory
+from kforensics.reporting.sensitive import sensitive_html
+from kforensics.sensitive.declare import load_file, load_text
+from kforensics.sensitive.resolve import resolve, target_rows
 from kforensics.sensitive.store import stored
+from kforensics.sensitive.view import sensitive_view
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 DECLARATION = SAMPLES / "sensitive.yaml"
@@ -34,7 +38,7 @@ def _lines(finding) -> list[str]:
 def detected(sample_cases, tmp_path_factory) -> Path:
     """The sample case detected with its declaration and the baseline before 10:00."""
     case = sample_cases.copy("native", tmp_path_factory.mktemp("sensitive"))
-    detect(case, load_rules(), sensitive=load_file(DECLARATION), baseline_until=BEFORE_INCIDENT)
+    detect(case, load_rules(), sensitive=DECLARATION, baseline_until=BEFORE_INCIDENT)
     return case
 
 
@@ -139,7 +143,7 @@ def test_the_case_stores_the_declaration_workloads_and_candidates(detected):
 def test_without_a_baseline_every_pair_is_new_at_its_first_request(sample_cases, tmp_path):
     case = sample_cases.copy("native", tmp_path)
     rules = [r for r in load_rules() if r.id == FIRST]
-    found = detect(case, rules, sensitive=load_file(DECLARATION))
+    found = detect(case, rules, sensitive=DECLARATION)
     assert [(f.actor, f.resource, f.name, _lines(f)) for f in found] == [
         # helm lists the payments secrets at install: the first request in the case
         ("system:serviceaccount:ci:deployer", "deployments", "payments-api",
@@ -281,3 +285,19 @@ def test_a_bad_sensitive_level_in_a_rule_is_refused(tmp_path, value, message):
     with pytest.raises(RuleError) as err:
         parse_rule(path)
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_the_first_access_rules_given_targets_are_what_detect_resolves():
+    rule = next(r for r in load_rules() if r.id == FIRST)
+    decl = load_text(
+        "workloads: [payments/StatefulSet/payments-db]\n"
+        "secrets: [payments/payments-db-credentials]\n"
+    )
+    inv = Inventory(at=None)
+    rows = target_rows(resolve(decl, inv), inv, decl.namespaces)
+    given = [
+        {"workload": None, "resource": None, "name": None, "name_regex": None, "priority": 0, **r}
+        for r in rule.tests["given"]["sensitive_targets"]
+    ]
+    assert len(rows) == len(given) == 3
+    assert {frozenset(r.items()) for r in rows} == {frozenset(r.items()) for r in given}

@@ -27,6 +27,7 @@ from kforensics.errors import KforensicsError
 from kforensics.investigate.export import export
 from kforensics.levels import LEVELS, at_or_above
 from kforensics.output import LEVEL_STYLE, findings_table, plain, print_findings, shown
+from kforensics.sensitive.store import targets as sensitive_targets
 from kforensics.untrusted import visible
 
 
@@ -91,6 +92,7 @@ def detect_cmd(
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
     declaration = sensitive_declaration(sensitive, case)
     try:
+        targets = None if declaration is None else sensitive_targets(case, declaration)
         every = load_rules(list(rule_dirs), statuses=None)
         rules = [r for r in every if r.status in wanted]
         excs = load_exceptions(exceptions) if exceptions else []
@@ -98,7 +100,7 @@ def detect_cmd(
         known = [r.id for r in every]
         findings = detect(
             case, rules, exceptions=excs, since=when(since), until=when(until), known_rules=known,
-            sensitive=declaration, baseline_case=baseline, baseline_until=when(baseline_until),
+            sensitive=targets, baseline_case=baseline, baseline_until=when(baseline_until),
         )  # fmt: skip
     except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
         raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data

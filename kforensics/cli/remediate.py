@@ -94,7 +94,7 @@ def _fences(case: Path, out: Path, declaration: object) -> list[Path]:
     from kforensics.case import connect
     from kforensics.contain.fences import write_fences
     from kforensics.errors import KforensicsError
-    from kforensics.investigate.sensitive import sensitive_view
+    from kforensics.sensitive.view import sensitive_view
 
     try:
         con = connect(case)

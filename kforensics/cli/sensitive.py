@@ -31,7 +31,7 @@ def sensitive_cmd(
 ) -> None:
     """List CASE's sensitive workloads (and why), who reached into them (first-time pairs
     marked), and the workloads the case suggests declaring."""
-    from kforensics.investigate.sensitive import sensitive_view
+    from kforensics.sensitive.view import sensitive_view
 
     declaration = sensitive_declaration(sensitive, case) if sensitive else None
     try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kforensics.contain.steps import say_md
-from kforensics.investigate.sensitive import SensitiveView
-from kforensics.netpol.fences import to_yaml
+from kforensics.sensitive.fences import to_yaml
+from kforensics.sensitive.view import SensitiveView
 
 _md = say_md
 

@@ -12,9 +12,8 @@ from typing import Any
 import yaml
 
 from kforensics.detection.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
-from kforensics.errors import KforensicsError, RuleError
+from kforensics.errors import RuleError
 from kforensics.levels import LEVELS, rank
-from kforensics.sensitive.declare import from_value
 from kforensics.sqlcheck import NOT_ONE_SELECT, select_problem
 
 STATUSES = ("stable", "test", "experimental", "deprecated")
@@ -95,13 +94,20 @@ GIVEN_COLUMNS = (
 
 def _check_given(given: Any, path: Path) -> None:
     """Raise RuleError unless given is {remediations: [row, ...]} with well-typed columns."""
-    if not isinstance(given, dict) or not given or not set(given) <= {"remediations", "sensitive"}:
+    keys = {"remediations", "sensitive_targets", "baseline_until_offset_seconds"}
+    if not isinstance(given, dict) or not given or not set(given) <= keys:
         raise RuleError(
-            f"{path}: tests.given takes remediations (a list of rows) and sensitive "
-            "({declaration: {...}, baseline_until_offset_seconds: N})"
+            f"{path}: tests.given takes remediations and sensitive_targets (lists of rows of "
+            "those tables) and baseline_until_offset_seconds"
         )
-    if "sensitive" in given:
-        _check_given_sensitive(given["sensitive"], path)
+    if "sensitive_targets" in given:
+        _check_given_targets(given["sensitive_targets"], path)
+    offset = given.get("baseline_until_offset_seconds")
+    if offset is not None and (
+        isinstance(offset, bool) or not isinstance(offset, int | float)
+        or not abs(offset) <= MAX_OFFSET_SECONDS
+    ):  # fmt: skip
+        raise RuleError(f"{path}: tests.given.baseline_until_offset_seconds must be seconds (±1e9)")
     if "remediations" not in given:
         return
     rows = given["remediations"]
@@ -149,24 +155,22 @@ def _check_given(given: Any, path: Path) -> None:
                 raise RuleError(f"{where}: {col} must be a number of seconds (±1e9) or null")
 
 
-def _check_given_sensitive(value: Any, path: Path) -> None:
-    """Raise RuleError unless tests.given.sensitive is a declaration and a baseline offset."""
-    where = f"{path}: tests.given.sensitive"
-    if not isinstance(value, dict) or not set(value) <= {
-        "declaration", "baseline_until_offset_seconds"
-    } or not isinstance(value.get("declaration"), dict):  # fmt: skip
-        raise RuleError(f"{where}: takes declaration (sensitive.yaml's shape) and "
-                        "baseline_until_offset_seconds")  # fmt: skip
-    offset = value.get("baseline_until_offset_seconds")
-    if offset is not None and (
-        isinstance(offset, bool) or not isinstance(offset, int | float)
-        or not abs(offset) <= MAX_OFFSET_SECONDS
-    ):  # fmt: skip
-        raise RuleError(f"{where}: baseline_until_offset_seconds must be seconds (±1e9)")
-    try:
-        from_value(value["declaration"])
-    except KforensicsError as exc:
-        raise RuleError(f"{where}: {exc}") from None
+TARGET_COLUMNS = ("workload", "namespace", "resource", "name", "name_regex", "priority")
+
+
+def _check_given_targets(rows: Any, path: Path) -> None:
+    """Raise RuleError unless tests.given.sensitive_targets are rows of sensitive_targets."""
+    where = f"{path}: tests.given.sensitive_targets"
+    if not isinstance(rows, list) or not rows:
+        raise RuleError(f"{where} must be a non-empty list of rows")
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not set(row) <= set(TARGET_COLUMNS):
+            raise RuleError(f"{where} row {n}: a mapping of {', '.join(TARGET_COLUMNS)}")
+        texts = [row.get(c) for c in TARGET_COLUMNS[:5]]
+        if not all(v is None or isinstance(v, str) for v in texts) or not row.get("namespace"):
+            raise RuleError(f"{where} row {n}: text columns, namespace required")
+        if not isinstance(row.get("priority", 0), int) or isinstance(row.get("priority"), bool):
+            raise RuleError(f"{where} row {n}: priority is 0, 1 or 2")
 
 
 def _one_select(sql: str, path: Path) -> str:

@@ -14,13 +14,9 @@ import yaml
 from kforensics.case import added_table, connect, create_schema
 from kforensics.detection.ev import prepare
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule, load_rules
-from kforensics.detection.sensitive import prepare_sensitive
+from kforensics.detection.sensitive import SensitiveTargets, prepare_sensitive, store_targets
 from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
 from kforensics.levels import rank, severity_sql
-from kforensics.netpol.inventory import reconstruct
-from kforensics.sensitive.declare import Declaration
-from kforensics.sensitive.resolve import candidates, resolve, target_rows
-from kforensics.sensitive.store import store as store_sensitive
 from kforensics.untrusted import visible
 
 # Fields an exception may match on (the anti-join), each an expression over a hit joined to ev.
@@ -420,7 +416,7 @@ def detect(
     until: datetime | None = None,
     store: bool = True,
     known_rules: list[str] | tuple[str, ...] = (),
-    sensitive: Declaration | None = None,
+    sensitive: SensitiveTargets | None = None,
     baseline_case: str | Path | None = None,
     baseline_until: datetime | None = None,
 ) -> list[Finding]:
@@ -429,9 +425,9 @@ def detect(
     An exception must name one of the rules, of known_rules (those not run now: another
     status) or a built-in rule: one for no rule at all is an ExceptionsError.
 
-    sensitive declares the sensitive workloads (resolved against the case, and stored with the
-    findings); None uses those the case stored. Their baseline is the case before
-    baseline_until (default: since) and every request of baseline_case.
+    sensitive is a declaration resolved against the case (`sensitive.store.targets`), stored
+    with the findings; None uses the sensitive workloads the case stored. Their baseline is the
+    case before baseline_until (default: since) and every request of baseline_case.
     """
     check_exceptions(list(exceptions), {r.id for r in rules} | set(known_rules))
     for _ in range(3):
@@ -440,16 +436,10 @@ def detect(
         con = connect(case)
         try:
             prepare(con, since, until)
-            resolved = None
-            if sensitive is not None:
-                inv = reconstruct(con)
-                chosen = resolve(sensitive, inv)
-                resolved = (chosen, target_rows(chosen, inv, sensitive.namespaces))
-                proposed = candidates(inv, chosen)
-            if resolved or baseline_case or baseline_until:
+            if sensitive is not None or baseline_case or baseline_until:
                 prepare_sensitive(
                     con,
-                    resolved[1] if resolved else None,
+                    None if sensitive is None else sensitive.rows,
                     baseline_until=baseline_until or since,
                     baseline_case=baseline_case,
                 )
@@ -473,10 +463,10 @@ def detect(
             at = datetime.now(UTC)
             con.execute("BEGIN TRANSACTION")
             try:
-                if resolved is not None:
-                    store_sensitive(
-                        con, sensitive, *resolved, at, baseline_until or since,
-                        None if baseline_case is None else str(baseline_case), proposed,
+                if sensitive is not None:
+                    store_targets(
+                        con, sensitive, at, baseline_until or since,
+                        None if baseline_case is None else str(baseline_case),
                     )  # fmt: skip
                 _store(con, findings, at, run, list(exceptions))
                 con.execute("COMMIT")

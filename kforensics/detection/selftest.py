@@ -16,9 +16,6 @@ from kforensics.detection.rule import Rule
 from kforensics.detection.run import run_rules
 from kforensics.detection.sensitive import prepare_sensitive
 from kforensics.ingest.load import load
-from kforensics.netpol.inventory import reconstruct
-from kforensics.sensitive.declare import from_value
-from kforensics.sensitive.resolve import resolve, target_rows
 
 T0 = datetime(2026, 3, 14, 10, 0, 0, tzinfo=UTC)
 
@@ -118,13 +115,14 @@ def insert_remediations(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int
     return len(rows)
 
 
-def _given_sensitive(con: duckdb.DuckDBPyConnection, given: dict | None) -> None:
-    """Declare `tests.given.sensitive` against the item's own events, as `detect` would."""
-    if not given:
+def _given_sensitive(con: duckdb.DuckDBPyConnection, given: dict) -> None:
+    """Put `tests.given.sensitive_targets` rows in place for the item, as `detect` would."""
+    if "sensitive_targets" not in given:
         return
-    decl = from_value(given["declaration"])
-    inv = reconstruct(con)
-    rows = target_rows(resolve(decl, inv), inv, decl.namespaces)
+    rows = [
+        {"workload": None, "resource": None, "name": None, "name_regex": None, "priority": 0, **r}
+        for r in given["sensitive_targets"]
+    ]
     offset = given.get("baseline_until_offset_seconds")
     until = None if offset is None else T0 + timedelta(seconds=offset)
     prepare_sensitive(con, rows, baseline_until=until)
@@ -171,7 +169,7 @@ def check_rule(rule: Rule) -> list[str]:
             )
             first += len(events)
             prepare(con)
-            _given_sensitive(con, rule.tests.get("given", {}).get("sensitive"))
+            _given_sensitive(con, rule.tests.get("given", {}))
             findings = run_rules(con, [rule])
             cited = {e["audit_id"] for f in findings for e in f.evidence}
             if kind == "match" and not cited & audit_ids:

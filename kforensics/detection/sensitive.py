@@ -13,6 +13,7 @@ request" means the same thing in the window and in its history.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -80,6 +81,54 @@ SELECT DISTINCT m.event_id, m.ts, m.identity, m.access, m.workload,
        split_part(m.workload, '/', 3) AS workload_name
 FROM m WHERE m.workload IS NOT NULL
 """  # noqa: S608 (only constants are formatted in)
+
+
+@dataclass
+class SensitiveTargets:
+    """A sensitive-workloads declaration resolved against a case (`sensitive.store.targets`),
+    as detect uses and stores it: plain rows of the case's sensitive tables."""
+
+    source: str  # where the declaration came from
+    declaration: str  # the declaration as YAML
+    rows: list[dict] = field(default_factory=list)  # sensitive_targets rows
+    workloads: list[dict] = field(default_factory=list)  # sensitive_workloads rows
+
+
+_STORED_TABLES = ("sensitive_declaration", "sensitive_workloads", "sensitive_targets")
+_WORKLOAD_COLUMNS = (
+    "workload", "namespace", "kind", "name", "why", "pods", "labels", "secrets", "configmaps",
+    "services", "service_account", "recorded", "evidence", "candidate",
+)  # fmt: skip
+
+
+def store_targets(
+    con: duckdb.DuckDBPyConnection,
+    targets: SensitiveTargets,
+    at: datetime,
+    baseline_until: datetime | None = None,
+    baseline_case: str | None = None,
+) -> None:
+    """Replace the case's declaration, workloads and target rows (in the caller's transaction)."""
+    for table in _STORED_TABLES:
+        con.execute(f"DELETE FROM {table}")  # noqa: S608 (constant table names)
+    con.execute(
+        "INSERT INTO sensitive_declaration VALUES ($at, $source, $text, $until, $case)",
+        {"at": at, "source": targets.source, "text": targets.declaration,
+         "until": baseline_until, "case": baseline_case},
+    )  # fmt: skip
+    if targets.workloads:
+        names = ", ".join(f"${c}" for c in _WORKLOAD_COLUMNS)
+        con.executemany(
+            f"INSERT INTO sensitive_workloads VALUES ({names})",  # noqa: S608 (constant names)
+            [{c: w[c] for c in _WORKLOAD_COLUMNS} for w in targets.workloads],
+        )
+    if targets.rows:
+        con.executemany(
+            "INSERT INTO sensitive_targets VALUES ($workload, $namespace, $resource, $name, "
+            "$name_regex, $priority)",
+            targets.rows,
+        )
+
 
 _KINDS = {
     "Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets",

@@ -1,15 +1,19 @@
-"""The sensitive workloads in the case: stored by `detect`, read by reports and fences."""
+"""The sensitive workloads in the case: resolved for `detect` (which stores them), read back by
+reports and fences."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
-from kforensics.case import added_table
+from kforensics.case import added_table, connect
+from kforensics.detection.sensitive import SensitiveTargets
+from kforensics.netpol.inventory import reconstruct
 from kforensics.sensitive.declare import Declaration, load_text
-from kforensics.sensitive.resolve import Candidate, Workload
+from kforensics.sensitive.resolve import Candidate, Workload, candidates, resolve, target_rows
 
 _TABLES = ("sensitive_declaration", "sensitive_workloads", "sensitive_targets")
 
@@ -27,58 +31,33 @@ class Stored:
     baseline_case: str | None = None
 
 
-def store(
-    con: duckdb.DuckDBPyConnection,
-    decl: Declaration,
-    chosen: list[Workload],
-    rows: list[dict],
-    at: datetime,
-    baseline_until: datetime | None = None,
-    baseline_case: str | None = None,
-    proposed: list[Candidate] = (),
-) -> None:
-    """Replace the case's declaration, workloads and target rows (inside the caller's
-    transaction)."""
-    for table in _TABLES:
-        con.execute(f"DELETE FROM {table}")  # noqa: S608 (constant table names)
-    con.execute(
-        "INSERT INTO sensitive_declaration VALUES ($at, $source, $text, $until, $case)",
-        {
-            "at": at,
-            "source": decl.source,
-            "text": decl.to_yaml(),
-            "until": baseline_until,
-            "case": baseline_case,
-        },  # fmt: skip
+def targets(case: str | Path, decl: Declaration) -> SensitiveTargets:
+    """Return the declaration resolved against the case's inventory, as detect stores it: the
+    covered workloads, the candidates, and the names a request may give to reach them."""
+    con = connect(case)
+    try:
+        inv = reconstruct(con)
+    finally:
+        con.close()
+    chosen = resolve(decl, inv)
+    rows = [
+        {"workload": w.key, "namespace": w.namespace, "kind": w.kind, "name": w.name,
+         "why": w.why, "pods": w.pods, "labels": w.labels or None, "secrets": w.secrets,
+         "configmaps": w.configmaps, "services": w.services, "service_account": w.service_account,
+         "recorded": w.recorded, "evidence": w.evidence or None, "candidate": False}
+        for w in chosen
+    ]  # fmt: skip
+    for c in candidates(inv, chosen):
+        ns, kind, name = c.workload.split("/", 2)
+        rows.append(
+            {"workload": c.workload, "namespace": ns, "kind": kind, "name": name,
+             "why": list(c.reasons), "pods": [], "labels": None, "secrets": [], "configmaps": [],
+             "services": [], "service_account": None, "recorded": True, "evidence": None,
+             "candidate": True}
+        )  # fmt: skip
+    return SensitiveTargets(
+        decl.source, decl.to_yaml(), target_rows(chosen, inv, decl.namespaces), rows
     )
-    if chosen:
-        con.executemany(
-            "INSERT INTO sensitive_workloads VALUES ($workload, $namespace, $kind, $name, $why, "
-            "$pods, $labels, $secrets, $configmaps, $services, $sa, $recorded, $evidence, false)",
-            [
-                {"workload": w.key, "namespace": w.namespace, "kind": w.kind, "name": w.name,
-                 "why": w.why, "pods": w.pods, "labels": w.labels or None, "secrets": w.secrets,
-                 "configmaps": w.configmaps, "services": w.services, "sa": w.service_account,
-                 "recorded": w.recorded, "evidence": w.evidence or None}
-                for w in chosen
-            ],
-        )  # fmt: skip
-    if proposed:
-        con.executemany(
-            "INSERT INTO sensitive_workloads VALUES ($workload, $ns, $kind, $name, $why, [], NULL, "
-            "[], [], [], NULL, true, NULL, true)",
-            [
-                dict(zip(("ns", "kind", "name"), c.workload.split("/", 2), strict=True),
-                     workload=c.workload, why=list(c.reasons))
-                for c in proposed
-            ],
-        )  # fmt: skip
-    if rows:
-        con.executemany(
-            "INSERT INTO sensitive_targets VALUES ($workload, $namespace, $resource, $name, "
-            "$name_regex, $priority)",
-            rows,
-        )
 
 
 def stored(con: duckdb.DuckDBPyConnection) -> Stored | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kforensics.netpol.evaluate import ConnSet, Evaluator, allowed_connections, connection_map
-from kforensics.netpol.fence_refs import shown
 from kforensics.netpol.inventory import Inventory
 from kforensics.netpol.model import Cluster, Pod, build_cluster, parse_selector
+from kforensics.sensitive.fence_refs import shown
 from kforensics.untrusted import visible
 
 if TYPE_CHECKING:
-    from kforensics.netpol.fence_allows import Allow, Fence
+    from kforensics.sensitive.fence_allows import Allow, Fence
     from kforensics.sensitive.resolve import Workload
 
 MAX_LINES = 20

@@ -11,11 +11,11 @@ import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from kforensics.netpol.fence_refs import port_text, shown, target_ports
 from kforensics.netpol.inventory import Inventory
 from kforensics.netpol.model import NAME_LABEL, effective_policy_types, parse_selector
 from kforensics.netpol.names import is_dns1123_label, is_label
 from kforensics.netpol.plan import api_server_ips
+from kforensics.sensitive.fence_refs import port_text, shown, target_ports
 from kforensics.sensitive.resolve import Workload, held
 
 HASH_LABELS = ("pod-template-hash", "controller-revision-hash")

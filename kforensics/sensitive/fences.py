@@ -5,7 +5,7 @@ workloads whose pod specs name one of its Services by DNS name (env values, args
 the workloads that hold one of its secrets, and from the peers the policies of an earlier
 inventory let in (namespaces pinned by their immutable name); egress to DNS, to the Services its
 own pod spec names, and to the API server when its service account sent requests in the case.
-Each fence is validated like the remediation's objects and simulated (`netpol.fence_check`).
+Each fence is validated like the remediation's objects and simulated (`sensitive.fence_check`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from collections.abc import Collection
 import yaml
 
 from kforensics.investigate.redact import clip
-from kforensics.netpol.fence_allows import (
+from kforensics.netpol.inventory import Inventory
+from kforensics.netpol.names import (
+    dns1123_subdomain,
+    is_dns1123_label,
+    label_value,
+)
+from kforensics.netpol.plan import DNS_PEER, DNS_PORTS
+from kforensics.netpol.validate import validate_object
+from kforensics.sensitive.fence_allows import (
     Allow,
     AllowSet,
     Fence,
@@ -29,22 +37,14 @@ from kforensics.netpol.fence_allows import (
     own_secrets,
     selector_labels,
 )
-from kforensics.netpol.fence_check import simulate
-from kforensics.netpol.fence_refs import (
+from kforensics.sensitive.fence_check import simulate
+from kforensics.sensitive.fence_refs import (
     container_ports,
     port_text,
     service_references,
     shown,
     target_ports,
 )
-from kforensics.netpol.inventory import Inventory
-from kforensics.netpol.names import (
-    dns1123_subdomain,
-    is_dns1123_label,
-    label_value,
-)
-from kforensics.netpol.plan import DNS_PEER, DNS_PORTS
-from kforensics.netpol.validate import validate_object
 from kforensics.sensitive.resolve import Workload, workloads
 from kforensics.untrusted import visible
 
