@@ -65,21 +65,33 @@ WITH r AS (
     FROM {{source}}
     WHERE {_COMPARED} AND resource IN {_RESOURCES}
 ),
+a AS (SELECT * FROM r WHERE access IS NOT NULL),
+-- named requests: exact names (a hash join), then the few pattern and namespace rows;
+-- collective ones (no name): every target of their resource in their namespace, or in all
 m AS (
-    SELECT r.*, t.workload, t.priority
-    FROM r JOIN sensitive_target_rows t
-      ON (t.namespace = r.namespace OR (r.namespace IS NULL AND r.name IS NULL))
-     AND (t.resource = r.resource OR t.resource IS NULL)
-     AND (r.name IS NULL OR t.name = r.name OR regexp_full_match(r.name, t.name_regex)
-          OR (t.name IS NULL AND t.name_regex IS NULL))
-    WHERE r.access IS NOT NULL
-    QUALIFY r.name IS NULL OR t.priority = min(t.priority) OVER (PARTITION BY r.event_id)
+    SELECT a.*, t.workload, t.priority FROM a JOIN sensitive_target_rows t
+      ON t.namespace = a.namespace AND t.resource = a.resource AND t.name = a.name
+    UNION ALL
+    SELECT a.*, t.workload, t.priority FROM a JOIN sensitive_target_rows t
+      ON t.namespace = a.namespace AND t.resource = a.resource AND t.name_regex IS NOT NULL
+     AND regexp_full_match(a.name, t.name_regex)
+    UNION ALL
+    SELECT a.*, t.workload, t.priority FROM a JOIN sensitive_target_rows t
+      ON t.namespace = a.namespace AND t.resource IS NULL AND a.name IS NOT NULL
+    UNION ALL
+    SELECT a.*, t.workload, t.priority FROM a JOIN sensitive_target_rows t
+      ON a.name IS NULL AND (t.namespace = a.namespace OR a.namespace IS NULL)
+     AND (t.resource = a.resource OR t.resource IS NULL)
+),
+q AS (
+    SELECT * FROM m
+    QUALIFY name IS NULL OR priority = min(priority) OVER (PARTITION BY event_id)
 )
-SELECT DISTINCT m.event_id, m.ts, m.identity, m.access, m.workload,
-       split_part(m.workload, '/', 1) AS workload_namespace,
-       split_part(m.workload, '/', 2) AS workload_kind,
-       split_part(m.workload, '/', 3) AS workload_name
-FROM m WHERE m.workload IS NOT NULL
+SELECT DISTINCT q.event_id, q.ts, q.identity, q.access, q.workload,
+       split_part(q.workload, '/', 1) AS workload_namespace,
+       split_part(q.workload, '/', 2) AS workload_kind,
+       split_part(q.workload, '/', 3) AS workload_name
+FROM q WHERE q.workload IS NOT NULL
 """  # noqa: S608 (only constants are formatted in)
 
 

@@ -7,6 +7,7 @@ import io
 import json
 from bisect import bisect_left
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import orjson
@@ -148,4 +149,8 @@ def write_samples(out: Path, seed: int = 7) -> list[Path]:
             _jsonl([{"records": aks[i : i + 100]} for i in range(0, len(aks), 100)]),
         ),
         _write(az / "kube-audit-admin.jsonl", _jsonl(admin)),
+        # what the story's responders declare sensitive (`detect --sensitive`)
+        _write(
+            out / "sensitive.yaml", (resources.files(__package__) / "sensitive.yaml").read_bytes()
+        ),
     ]
