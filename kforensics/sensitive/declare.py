@@ -326,7 +326,8 @@ def load_text(text: str, source: str = "<text>") -> Declaration:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" line {mark.line + 1}:" if mark else ""
-        problem = visible(exc.problem or str(exc))
+        # the problem alone can read "but found another document": its context says what was due
+        problem = visible(", ".join(filter(None, [exc.context, exc.problem])) or str(exc))
         raise SensitiveError(f"{visible(source)}:{line} not readable YAML: {problem}") from None
     except yaml.reader.ReaderError as exc:  # it counts characters, not lines
         line = text[: exc.position].count("\n") + 1
