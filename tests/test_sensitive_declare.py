@@ -1002,3 +1002,11 @@ def test_the_near_valid_strategy_does_load_some() -> None:
 
     sample()
     assert sum(loaded) >= 10
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "sensitive.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SensitiveError) as err:
+        load_file(fifo)
+    assert str(err.value) == f"{fifo}: not a regular file"

@@ -369,6 +369,9 @@ def load_file(path: str | Path) -> Declaration:
     """Return the declaration in a file, or raise SensitiveError naming it (and the line)."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            # a FIFO or a device would block the read, or never end
+            raise SensitiveError(f"{visible(str(path))}: not a regular file")
         with path.open("rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
