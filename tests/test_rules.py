@@ -215,7 +215,7 @@ GIVEN_ROWS = """\
     [
         (
             "  given:\n    remediations: []\n    findings: []\n",
-            "tests.given takes remediations (a list of rows) and sensitive",
+            "tests.given takes remediations and sensitive_targets (lists of rows of those tables)",
         ),
         ("  given: {remediations: []}\n", "tests.given.remediations must be a non-empty list"),
         (
@@ -248,6 +248,26 @@ GIVEN_ROWS = """\
         (
             "  given:\n    remediations:\n      - {action: policy, object: {at: 2026-03-14}}\n",
             "row 1: object must be plain JSON",
+        ),
+        (
+            "  given: {sensitive_targets: []}\n",
+            "tests.given.sensitive_targets must be a non-empty list of rows",
+        ),
+        (
+            "  given: {sensitive_targets: [{workload: a/Pod/b, name: b}]}\n",
+            "tests.given.sensitive_targets row 1: text columns, namespace required",
+        ),
+        (
+            "  given: {sensitive_targets: [{namespace: a, pods: [b]}]}\n",
+            "tests.given.sensitive_targets row 1: a mapping of workload, namespace, resource, name,",
+        ),
+        (
+            "  given: {sensitive_targets: [{namespace: a, priority: true}]}\n",
+            "tests.given.sensitive_targets row 1: priority is 0, 1 or 2",
+        ),
+        (
+            "  given: {baseline_until_offset_seconds: soon}\n",
+            "tests.given.baseline_until_offset_seconds must be seconds (±1e9)",
         ),
     ],
 )

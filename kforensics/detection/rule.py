@@ -169,7 +169,7 @@ def _check_given_targets(rows: Any, path: Path) -> None:
         texts = [row.get(c) for c in TARGET_COLUMNS[:5]]
         if not all(v is None or isinstance(v, str) for v in texts) or not row.get("namespace"):
             raise RuleError(f"{where} row {n}: text columns, namespace required")
-        if not isinstance(row.get("priority", 0), int) or isinstance(row.get("priority"), bool):
+        if row.get("priority", 0) not in (0, 1, 2) or isinstance(row.get("priority"), bool):
             raise RuleError(f"{where} row {n}: priority is 0, 1 or 2")
 
 
