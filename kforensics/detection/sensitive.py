@@ -192,7 +192,7 @@ def prepare_sensitive(
     """  # noqa: S608 (constants only)
     con.execute(table, {"until": baseline_until})
     _history(con, baseline_until, baseline_case)
-    return con.execute("SELECT count(*) FROM sensitive_access").fetchone()[0]
+    return con.execute("SELECT count(*) FROM sensitive_access").fetchall()[0][0]
 
 
 def _history(
