@@ -208,7 +208,7 @@ class Case:
 
     def sensitive(self, sensitive: Any = None, *, with_fences: bool = True) -> SensitiveView:
         """Return the sensitive workloads in the window: declared (sensitive: a file or a
-        mapping; default what detect stored, else sensitive.yaml beside the case), who reached
+        mapping; default sensitive.yaml beside the case, else what detect stored), who reached
         into them, first-time pairs, candidates and fences."""
         from kforensics.sensitive.view import sensitive_view
 

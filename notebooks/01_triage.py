@@ -23,8 +23,8 @@ remediation_out = ""
 # True records the plan in the case for the watch rules (as `kforensics remediate` does); a
 # scheduled report leaves it False, or each run would move the watch's start.
 record_remediation = False
-# A sensitive-workloads file (`kforensics report --sensitive FILE`); empty: what the last
-# detect stored in the case, else sensitive.yaml beside the case.
+# A sensitive-workloads file (`kforensics report --sensitive FILE`); empty: sensitive.yaml
+# beside the case, else what the last detect stored in it.
 sensitive = ""
 
 # %%

@@ -2,7 +2,8 @@
 first-time pairs, the candidates to confirm, and the fences proposed around them.
 
 The declaration is, first found first: the one given (a file, a mapping in the file's shape),
-the one the last `detect` stored in the case, or `sensitive.yaml` beside the case. It is
+`sensitive.yaml` beside the case, or the one the last `detect` stored in the case (as for
+`detect` itself). It is
 resolved against the inventory rebuilt from the log whenever the view is made, so a report on
 newer logs sees newer pods.
 """
@@ -67,13 +68,12 @@ def _declaration(
 ) -> tuple[Declaration | None, str, Any]:
     """Return (declaration, where from, what the case stored) by the module's precedence."""
     kept = stored(con)
-    if sensitive not in (None, ""):
-        decl = from_value(sensitive)
+    decl = from_value(sensitive if sensitive not in (None, "") else None, case)
+    if decl is not None:
         return decl, decl.source or "the sensitive parameter", kept
     if kept is not None:
         return kept.declaration, f"{kept.source} (stored by detect at {kept.declared_at})", kept
-    decl = from_value(None, case)
-    return decl, (decl.source if decl else ""), kept
+    return None, "", kept
 
 
 def sensitive_view(
