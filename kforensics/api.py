@@ -54,7 +54,8 @@ def detect(
     declared = from_value(sensitive, case)
     return run_detect(
         case, rules, exceptions=exceptions, since=since, until=until, store=store,
-        sensitive=None if declared is None else targets(case, declared), baseline_case=baseline,
+        sensitive=None if declared is None else targets(case, declared, baseline),
+        baseline_case=baseline,
         baseline_until=as_time(baseline_until),
     )  # fmt: skip
 

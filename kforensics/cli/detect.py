@@ -92,7 +92,7 @@ def detect_cmd(
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
     declaration = sensitive_declaration(sensitive, case)
     try:
-        targets = None if declaration is None else sensitive_targets(case, declaration)
+        targets = None if declaration is None else sensitive_targets(case, declaration, baseline)
         every = load_rules(list(rule_dirs), statuses=None)
         rules = [r for r in every if r.status in wanted]
         excs = load_exceptions(exceptions) if exceptions else []

@@ -11,9 +11,11 @@ import duckdb
 
 from kforensics.case import added_table, connect
 from kforensics.detection.sensitive import SensitiveTargets
-from kforensics.netpol.inventory import reconstruct
+from kforensics.errors import CaseError
+from kforensics.netpol.inventory import Inventory, reconstruct
 from kforensics.sensitive.declare import Declaration, load_text
 from kforensics.sensitive.resolve import Candidate, Workload, candidates, resolve, target_rows
+from kforensics.untrusted import visible
 
 _TABLES = ("sensitive_declaration", "sensitive_workloads", "sensitive_targets")
 
@@ -31,14 +33,46 @@ class Stored:
     baseline_case: str | None = None
 
 
-def targets(case: str | Path, decl: Declaration) -> SensitiveTargets:
-    """Return the declaration resolved against the case's inventory, as detect stores it: the
-    covered workloads, the candidates, and the names a request may give to reach them."""
+def with_baseline(inv: Inventory, baseline: str | Path | None) -> Inventory:
+    """Return inv with a baseline case's objects under its own (a week of logs shows the pods
+    that a day of them never recorded whole); inv itself without a baseline."""
+    if baseline is None:
+        return inv
+    if not Path(baseline).is_file():
+        raise CaseError(f"{visible(str(baseline))}: no such baseline case file")
+    try:
+        older = _rebuilt(baseline)
+    except CaseError as exc:  # the same words as detect's own refusal of it
+        why = str(exc.__cause__ or exc).splitlines()[0]
+        raise CaseError(f"{visible(str(baseline))}: cannot open the baseline case: {why}") from None
+    except duckdb.Error as exc:  # a DuckDB file without the case's tables
+        raise CaseError(
+            f"{visible(str(baseline))}: not a kforensics case usable as a baseline: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    where = f"baseline case {baseline}: "
+    for key, obj in older.objects.items():
+        if key not in inv.objects and key not in inv.evidence:  # deleted in the case: gone
+            inv.objects[key] = obj
+            inv.evidence[key] = where + older.evidence.get(key, "")
+    return inv
+
+
+def _rebuilt(case: str | Path) -> Inventory:
     con = connect(case)
     try:
-        inv = reconstruct(con)
+        return reconstruct(con)
     finally:
         con.close()
+
+
+def targets(
+    case: str | Path, decl: Declaration, baseline: str | Path | None = None
+) -> SensitiveTargets:
+    """Return the declaration resolved against the case's inventory (and a baseline case's), as
+    detect stores it: the covered workloads, the candidates, and the names a request may give
+    to reach them."""
+    inv = with_baseline(_rebuilt(case), baseline)
     chosen = resolve(decl, inv)
     rows = [
         {"workload": w.key, "namespace": w.namespace, "kind": w.kind, "name": w.name,

@@ -23,7 +23,7 @@ from kforensics.netpol.inventory import reconstruct
 from kforensics.sensitive.declare import Declaration, from_value
 from kforensics.sensitive.fences import Fence, fences
 from kforensics.sensitive.resolve import Candidate, Workload, candidates, resolve, target_rows
-from kforensics.sensitive.store import stored
+from kforensics.sensitive.store import stored, with_baseline
 
 FIRST_ACCESS_RULE = "k8s-sensitive-workload-first-access"
 
@@ -94,12 +94,6 @@ def sensitive_view(
         view.baseline_until, view.baseline_case = kept.baseline_until, kept.baseline_case
     if view.baseline_until is None:
         view.baseline_until = since
-    chosen = resolve(decl, inv) if decl is not None else []
-    view.workloads = chosen
-    view.candidates = candidates(inv, chosen)
-    if not chosen:
-        return view
-    rows = target_rows(chosen, inv, decl.namespaces)
     baseline_case = view.baseline_case
     if baseline_case and not Path(baseline_case).is_file():
         view.notes.append(
@@ -107,6 +101,13 @@ def sensitive_view(
             "the pairs below are compared with this case only"
         )
         baseline_case = view.baseline_case = None
+    inv = with_baseline(inv, baseline_case)
+    chosen = resolve(decl, inv) if decl is not None else []
+    view.workloads = chosen
+    view.candidates = candidates(inv, chosen)
+    if not chosen:
+        return view
+    rows = target_rows(chosen, inv, decl.namespaces)
     view.touched = touched(
         con, rows, since=since, until=until, baseline_until=view.baseline_until,
         baseline_case=baseline_case,
