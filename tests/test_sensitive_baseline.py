@@ -19,7 +19,7 @@ import duckdb
 import orjson
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kforensics import load
@@ -164,7 +164,7 @@ def test_without_baseline_until_every_pair_is_new_at_its_first_request(files, tm
 def test_a_baseline_case_gives_the_same_findings_as_baseline_until(files, tmp_path):
     base, case = tmp_path / "base.duckdb", tmp_path / "case.duckdb"
     load(base, [files.base], progress=False)
-    # day 7 never recorded the StatefulSet: its labels come from a dump taken during the window
+    # day 7 never recorded the StatefulSet: a dump taken during the window has its labels
     load(case, [files.day7], inventory=[files.dump], progress=False)
     findings = _detect(case, "--sensitive", str(files.selectors), "--baseline", str(base))
     assert [f[:7] for f in _first(findings)] == [
@@ -173,14 +173,21 @@ def test_a_baseline_case_gives_the_same_findings_as_baseline_until(files, tmp_pa
     ]  # fmt: skip
     assert [f[7] for f in _first(findings)] == [[30], [89]]  # lines of day7.jsonl
     assert not [f for f in findings if f["actor"] == OPERATOR]
+    # the dump alone resolves the selector; without a baseline the operator is new too
+    alone = _first(_detect(case, "--sensitive", str(files.selectors)))
+    assert [(f[1], f[5]) for f in alone] == [(OPERATOR, 48), (CI, 1), (ALICE, 1)]
 
 
-def test_a_baseline_case_and_a_workload_declared_by_name_need_no_dump(files, tmp_path):
+def test_a_baseline_case_resolves_the_selector_without_a_dump_or_by_name(files, tmp_path):
     base, case = tmp_path / "base.duckdb", tmp_path / "case.duckdb"
     load(base, [files.base], progress=False)
     load(case, [files.day7], progress=False)
-    # a selector needs labels the case recorded: day 7 alone recorded none, so nothing resolves
-    assert _first(_detect(case, "--sensitive", str(files.selectors), "--baseline", str(base))) == []
+    # day 7 alone never recorded the StatefulSet: its labels come from the baseline case's log
+    findings = _detect(case, "--sensitive", str(files.selectors), "--baseline", str(base))
+    assert [(f[0], f[1], f[5], f[7]) for f in _first(findings)] == [
+        (CI_ID, CI, 1, [30]), (ALICE_ID, ALICE, 1, [89])]  # fmt: skip
+    # without the baseline case, the selector reaches nothing: the window alone has no labels
+    assert _first(_detect(case, "--sensitive", str(files.selectors))) == []
     # declared by name, its pods are known by the StatefulSet's naming pattern
     (tmp_path / "byname.yaml").write_text("workloads: [db/StatefulSet/payments-db]\n")
     findings = _detect(case, "--sensitive", str(tmp_path / "byname.yaml"), "--baseline", str(base))
@@ -356,7 +363,8 @@ USERS = ["alice", "bob", "system:serviceaccount:db:op", "system:serviceaccount:c
          None]  # fmt: skip
 NAMES = ["payments-db-0", "payments-db-1", "payments-db-5", "payments-db-12", "payments-dbx-0",
          "payments-db-", "payments-db-.*", "payments-db", "api-7c9d8f-abcde", "api-5f6c8d-x1y2z",
-         "api-5f6c8d", "api", "creds", "shared", "cfg", "pdb", "other", "vault-0", ""]  # fmt: skip
+         "api-5f6c8d", "api", "creds", "shared", "cfg", "pdb", "other", "vault-0", "",
+         "payments-db-3x", "xpayments-db-3", "payments-db-3\n", "api-5f6c8d-x1y2z9"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -372,41 +380,31 @@ class Req:
     code: int | None
 
 
+# weighted toward what reaches in (pods, sessions, the namespace db, the names of the targets)
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", None]
+RESOURCES = (
+    ["pods"] * 4
+    + ["secrets"] * 2
+    + ["configmaps", "deployments", "statefulsets", "services", "replicasets", "nodes", "Pods"]
+)
+SUBRESOURCES = [None] * 4 + [
+    "log",
+    "exec",
+    "attach",
+    "portforward",
+    "proxy",
+    "status",
+    "ephemeralcontainers",
+]
 REQ = st.builds(
     Req,
     st.sampled_from(USERS),
     st.one_of(st.none(), st.none(), st.sampled_from(["alice", "system:node:n1", "carol"])),
-    st.sampled_from(
-        ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", None]
-    ),  # fmt: skip
-    st.sampled_from(
-        [
-            "pods",
-            "secrets",
-            "configmaps",
-            "deployments",
-            "statefulsets",
-            "services",
-            "replicasets",
-            "nodes",
-            "Pods",
-        ]
-    ),  # fmt: skip
-    st.sampled_from(
-        [
-            None,
-            None,
-            "log",
-            "exec",
-            "attach",
-            "portforward",
-            "proxy",
-            "status",
-            "ephemeralcontainers",
-        ]
-    ),  # fmt: skip
-    st.sampled_from(["db", "db", "vault", "other", None]),
-    st.one_of(st.sampled_from(NAMES), st.none(), st.text(max_size=16)),
+    st.sampled_from(VERBS),
+    st.sampled_from(RESOURCES),
+    st.sampled_from(SUBRESOURCES),
+    st.sampled_from(["db", "db", "db", "vault", "other", None]),
+    st.one_of(*[st.sampled_from(NAMES)] * 4, st.none(), st.text(max_size=16)),
     st.one_of(st.none(), st.integers(-300, 300)),
     st.sampled_from([200, 101, 201, 403, 404, None]),
 )
@@ -577,9 +575,25 @@ def test_the_oracle_on_cases_stated_by_hand(req, reached):
     assert {r["workload"] for r in rows} == reached
 
 
+# always tried: a request at the window's first instant, a known pod of no sensitive workload
+# named like a replica, a cluster-wide list, an impersonated read in and before the window,
+# undated requests
+EXAMPLE = [
+    Req("alice", None, "get", "pods", "log", "db", "payments-db-12", 0, 200),  # at T0: the window
+    Req("alice", None, "get", "pods", "log", "db", "payments-db-5", 10, 200),
+    Req("bob", None, "list", "secrets", None, None, None, 20, 403),
+    Req("system:node:n1", "alice", "get", "secrets", None, "db", "creds", -50, 200),
+    Req("carol", "system:node:n1", "get", "secrets", None, "db", "creds", 30, 200),
+    Req("carol", "system:node:n1", "get", "secrets", None, "db", "creds", -30, 200),
+    Req(None, None, "create", "pods", "exec", "db", "api-5f6c8d-x1y2z", None, 101),
+    Req(None, None, "create", "pods", "exec", "db", "api-5f6c8d-x1y2z", None, None),
+]
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(reqs=EXAMPLE, since=None, until=None, base=T0)
 @given(
-    reqs=st.lists(REQ, max_size=24),
+    reqs=st.lists(REQ, min_size=4, max_size=24),
     since=st.sampled_from([None, T0 - timedelta(minutes=200)]),
     until=st.sampled_from([None, T0 + timedelta(minutes=200)]),
     base=st.sampled_from([None, T0, T0 - timedelta(minutes=100)]),
