@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -471,21 +472,26 @@ def _reached(r: Req) -> set[str]:
     return {t["workload"] for t in rows if t["workload"] is not None}
 
 
-def _oracle(reqs: list[Req], since, until, base) -> dict[tuple, dict]:
+def _pairs(r: Req) -> list[tuple]:
+    """The (workload, identity, access) pairs of one request: whoever it is acting as."""
+    access = _access(r)
+    if access is None or r.resource not in _SCOPE or not _compared(r.username):
+        return []
+    who = r.impersonated if r.impersonated is not None else r.username
+    return [(w, who, access) for w in _reached(r)]
+
+
+def _oracle(reqs: list[Req], since, until, base, older: list[Req] = ()) -> dict[tuple, dict]:
     def at(i: int) -> datetime | None:
         r = reqs[i]
         return None if r.minutes is None else T0 + timedelta(minutes=r.minutes, microseconds=i)
 
     def pairs(i: int) -> list[tuple]:
-        r = reqs[i]
-        access = _access(r)
-        if access is None or r.resource not in _SCOPE or not _compared(r.username):
-            return []
-        who = r.impersonated if r.impersonated is not None else r.username
-        return [(w, who, access) for w in _reached(r)]
+        return _pairs(reqs[i])
 
     history = {p for i in range(len(reqs)) if base is not None and at(i) is not None
                and at(i) < base for p in pairs(i)}  # fmt: skip
+    history |= {p for r in older for p in _pairs(r)}  # every request of a baseline case
     out: dict[tuple, dict] = {}
     for i, r in enumerate(reqs):
         t = at(i)
@@ -507,8 +513,8 @@ def _oracle(reqs: list[Req], since, until, base) -> dict[tuple, dict]:
     return out
 
 
-def _table(reqs: list[Req]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+def _table(reqs: list[Req], path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:" if path is None else str(path))
     con.execute(
         "CREATE TABLE requests (event_id VARCHAR, ts TIMESTAMPTZ, verb VARCHAR, username VARCHAR, "
         "impersonated_user VARCHAR, resource VARCHAR, subresource VARCHAR, namespace VARCHAR, "
@@ -591,20 +597,28 @@ EXAMPLE = [
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@example(reqs=EXAMPLE, since=None, until=None, base=T0)
+@example(reqs=EXAMPLE, since=None, until=None, base=T0, older=None)
+@example(reqs=EXAMPLE, since=None, until=None, base=None, older=EXAMPLE[2:4])
 @given(
     reqs=st.lists(REQ, min_size=4, max_size=24),
     since=st.sampled_from([None, T0 - timedelta(minutes=200)]),
     until=st.sampled_from([None, T0 + timedelta(minutes=200)]),
     base=st.sampled_from([None, T0, T0 - timedelta(minutes=100)]),
+    older=st.one_of(st.none(), st.lists(REQ, max_size=8)),
 )
-def test_touched_agrees_with_the_oracle(reqs, since, until, base):
-    con = _table(reqs)
-    try:
-        got = touched(con, ROWS, since=since, until=until, baseline_until=base)
-    finally:
-        con.close()
-    want = _oracle(reqs, since, until, base)
+def test_touched_agrees_with_the_oracle(reqs, since, until, base, older):
+    with tempfile.TemporaryDirectory() as folder:
+        baseline = None
+        if older is not None:  # a baseline case: only its requests table is read
+            baseline = Path(folder) / "baseline.duckdb"
+            _table(older, baseline).close()
+        con = _table(reqs)
+        try:
+            got = touched(con, ROWS, since=since, until=until, baseline_until=base,
+                          baseline_case=baseline)  # fmt: skip
+        finally:
+            con.close()
+    want = _oracle(reqs, since, until, base, older or [])
     assert {(r["workload"], r["identity"], r["access"]) for r in got} == set(want)
     assert len(got) == len(want)
     for r in got:
