@@ -259,7 +259,7 @@ GIVEN_ROWS = """\
         ),
         (
             "  given: {sensitive_targets: [{namespace: a, pods: [b]}]}\n",
-            "tests.given.sensitive_targets row 1: a mapping of workload, namespace, resource, name,",
+            "tests.given.sensitive_targets row 1: a mapping of workload, namespace, resource,",
         ),
         (
             "  given: {sensitive_targets: [{namespace: a, priority: true}]}\n",

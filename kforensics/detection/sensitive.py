@@ -41,14 +41,31 @@ END
 """
 # Who is left out: the control plane and the nodes act on every workload by design (a kubelet
 # watches the secrets of its pods, the garbage collector deletes pods); their misuse shows in
-# the other rules. People, service accounts and anonymous requests are compared.
-_COMPARED = """
+# the other rules. People, service accounts and anonymous requests are compared. The
+# controllers are named one by one (kube-controller-manager's service accounts): a pattern such
+# as `*-controller` would let anyone who may create a service account in kube-system hide.
+CONTROLLER_SAS = tuple(
+    f"system:serviceaccount:kube-system:{name}"
+    for name in (
+        "attachdetach-controller", "bootstrap-signer", "certificate-controller",
+        "clusterrole-aggregation-controller", "cronjob-controller", "daemon-set-controller",
+        "deployment-controller", "disruption-controller", "endpoint-controller",
+        "endpointslice-controller", "endpointslicemirroring-controller",
+        "ephemeral-volume-controller", "expand-controller", "generic-garbage-collector",
+        "horizontal-pod-autoscaler", "job-controller", "legacy-service-account-token-cleaner",
+        "namespace-controller", "node-controller", "persistent-volume-binder",
+        "pod-garbage-collector", "pv-protection-controller", "pvc-protection-controller",
+        "replicaset-controller", "replication-controller", "resourcequota-controller",
+        "root-ca-cert-publisher", "service-account-controller", "service-controller",
+        "statefulset-controller", "token-cleaner", "ttl-after-finished-controller",
+        "ttl-controller", "validatingadmissionpolicy-status-controller",
+    )
+)  # fmt: skip
+_COMPARED = f"""
 coalesce(username, '') NOT LIKE 'system:node:%'
 AND (coalesce(username, '') NOT LIKE 'system:%' OR username LIKE 'system:serviceaccount:%'
      OR username = 'system:anonymous')
-AND coalesce(username, '') NOT LIKE 'system:serviceaccount:kube-system:%-controller'
-AND coalesce(username, '') NOT IN ('system:serviceaccount:kube-system:generic-garbage-collector',
-    'system:serviceaccount:kube-system:pod-garbage-collector')
+AND coalesce(username, '') NOT IN ({", ".join(f"'{sa}'" for sa in CONTROLLER_SAS)})
 """
 _RESOURCES = (
     "('pods', 'services', 'secrets', 'configmaps', 'deployments', 'replicasets', 'statefulsets', "

@@ -34,7 +34,7 @@ _HASH = "[a-z0-9]{1,10}"
 POD_NAMES = {
     "Deployment": f"-{_HASH}-{_SUFFIX}",
     "ReplicaSet": f"-{_SUFFIX}",
-    "StatefulSet": "-[0-9]+",
+    "StatefulSet": "-[0-9]{1,9}",
     "DaemonSet": f"-{_SUFFIX}",
     "Job": f"-{_SUFFIX}",
     "CronJob": f"-[0-9]{{8,}}-{_SUFFIX}",
