@@ -101,7 +101,7 @@ def test_a_writer_waits_for_a_query_in_progress_and_says_so(sample_cases, tmp_pa
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from kforensics.case import connect\n"
-         "con = connect(sys.argv[1]); print('open', flush=True); time.sleep(2.5); con.close()",
+         "con = connect(sys.argv[1]); print('open', flush=True); time.sleep(5); con.close()",
          str(case)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,14 @@ def test_report_list_ignores_checkpoint_copies(tmp_path, monkeypatch):
     assert [line for line in out.output.splitlines() if not line.startswith(" ")] == ["03_workload"]
     gone = invoke("report", "03_workload-checkpoint", "--case", tmp_path / "c", "--out", tmp_path)
     assert gone.output.startswith("Error: no notebook '03_workload-checkpoint' (known in ")
+
+
+def test_the_command_line_starts_without_the_heavy_imports():
+    # jsonschema (the manifest validation) costs 1.3 s at import: only the commands that
+    # rebuild the cluster may pay for it, not `kforensics --help` or a `sql` query
+    probe = (
+        "import sys, kforensics.cli; print(sorted(m for m in ('jsonschema', 'papermill', "
+        "'altair', 'kforensics.netpol.inventory') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"

@@ -27,7 +27,6 @@ from kforensics.errors import KforensicsError
 from kforensics.investigate.export import export
 from kforensics.levels import LEVELS, at_or_above
 from kforensics.output import LEVEL_STYLE, findings_table, plain, print_findings, shown
-from kforensics.sensitive.store import targets as sensitive_targets
 from kforensics.untrusted import visible
 
 
@@ -91,6 +90,9 @@ def detect_cmd(
     if bad:
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
     declaration = sensitive_declaration(sensitive, case)
+    # imported here: the inventory's validation pulls in jsonschema (1.3 s) for every command
+    from kforensics.sensitive.store import targets as sensitive_targets
+
     try:
         targets = None if declaration is None else sensitive_targets(case, declaration, baseline)
         every = load_rules(list(rule_dirs), statuses=None)
