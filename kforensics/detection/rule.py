@@ -11,7 +11,14 @@ from typing import Any
 
 import yaml
 
-from kforensics.detection.macros import SHARED_FILE, Shared, builtin_shared, expand, load_shared
+from kforensics.detection.macros import (
+    SAFE_LOADER,
+    SHARED_FILE,
+    Shared,
+    builtin_shared,
+    expand,
+    load_shared,
+)
 from kforensics.errors import RuleError
 from kforensics.levels import LEVELS, rank
 from kforensics.sqlcheck import NOT_ONE_SELECT, select_problem
@@ -190,7 +197,7 @@ def parse_rule(path: Path, shared: Shared | None = None) -> Rule:
     """
     shared = builtin_shared() if shared is None else shared
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RuleError(f"{path}: not readable YAML: {exc}") from exc
     if not isinstance(doc, dict):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import yaml
 
 from kforensics.case import added_table, connect, create_schema
@@ -388,23 +389,40 @@ def _store(
             [{"id": f.finding_id, "workloads": f.sensitive, "raised": f.raised_from}
              for f in marked],
         )  # fmt: skip
-    for f in findings:
-        con.execute(
-            "INSERT INTO findings BY NAME SELECT $id AS finding_id, $rule AS rule_id, "
-            "$title AS title, $level AS level, $attack AS attack, $tactics AS tactics, "
-            "$first AS first_seen, $last AS last_seen, $actor AS actor, "
-            "$impersonated AS impersonated, $ips AS source_ips, $ns AS namespace, "
-            "$resource AS resource, $name AS name, $count AS count, $evidence AS evidence, "
-            "$quality AS quality, $at AS detected_at",
-            {
-                "id": f.finding_id, "rule": f.rule_id, "title": f.title, "level": f.level,
-                "attack": f.attack, "tactics": f.tactics, "first": f.first_seen,
-                "last": f.last_seen, "actor": f.actor, "impersonated": f.impersonated,
-                "ips": f.source_ips, "ns": f.namespace, "resource": f.resource,
-                "name": f.name, "count": f.count, "evidence": f.evidence,
-                "quality": f.quality, "at": at,
-            },
-        )  # fmt: skip
+    if not findings:
+        return
+    # one Arrow insert: a statement per finding took 6 s for 5,911 findings (0.1 s this way)
+    rows = [
+        {"finding_id": f.finding_id, "rule_id": f.rule_id, "title": f.title, "level": f.level,
+         "attack": f.attack, "tactics": f.tactics, "first_seen": f.first_seen,
+         "last_seen": f.last_seen, "actor": f.actor, "impersonated": f.impersonated,
+         "source_ips": f.source_ips, "namespace": f.namespace, "resource": f.resource,
+         "name": f.name, "count": f.count, "evidence": f.evidence, "quality": f.quality,
+         "detected_at": at}
+        for f in findings
+    ]  # fmt: skip
+    con.register("kf_new_findings", pa.Table.from_pylist(rows, schema=_FINDINGS_ARROW))
+    try:
+        con.execute("INSERT INTO findings BY NAME SELECT * FROM kf_new_findings")
+    finally:
+        con.unregister("kf_new_findings")
+
+
+_TEXT, _TIME = pa.string(), pa.timestamp("us", tz="UTC")
+_FINDINGS_ARROW = pa.schema(
+    [
+        ("finding_id", _TEXT), ("rule_id", _TEXT), ("title", _TEXT), ("level", _TEXT),
+        ("attack", pa.list_(_TEXT)), ("tactics", pa.list_(_TEXT)), ("first_seen", _TIME),
+        ("last_seen", _TIME), ("actor", _TEXT), ("impersonated", _TEXT),
+        ("source_ips", pa.list_(_TEXT)), ("namespace", _TEXT), ("resource", _TEXT),
+        ("name", _TEXT), ("count", pa.int64()),
+        ("evidence", pa.list_(pa.struct([
+            ("event_id", _TEXT), ("audit_id", _TEXT), ("source_file", _TEXT),
+            ("source_line", pa.int64()),
+        ]))),
+        ("quality", pa.list_(_TEXT)), ("detected_at", _TIME),
+    ]
+)  # fmt: skip
 
 
 def detect(
