@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from click.testing import CliRunner
 
 from kforensics import load
+from kforensics.case import connect
 from kforensics.cli import main
 from kforensics.detection.selftest import expand
+from kforensics.netpol import inventory
 from kforensics.netpol.inventory import reconstruct
 from tests.conftest import jsonl
 
@@ -143,3 +146,38 @@ def test_an_inventory_path_that_names_nothing_is_an_error(tmp_path, case_path):
     assert out.exit_code == 2
     assert f"{tmp_path / 'nope'}: no such file or folder" in out.output
     assert not case_path.exists()
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 128 << 20])
+def test_a_timeline_gives_what_each_rebuild_gives_and_shares_nothing(
+    sample_cases, monkeypatch, cache_bytes
+):
+    monkeypatch.setattr(inventory, "PARSED_CACHE_BYTES", cache_bytes)
+    case = sample_cases.loaded("native")[0]
+    times = [
+        None,
+        datetime(2026, 3, 14, 10, tzinfo=UTC),
+        datetime(2026, 3, 14, 8, 3, tzinfo=UTC),
+        datetime(2026, 3, 14, 10, 50, tzinfo=UTC),
+        datetime(2000, 1, 1, tzinfo=UTC),
+    ]
+    con = connect(case)
+    try:
+        at_time = inventory.timeline(con)
+        first = at_time(times[0])
+        # what a consumer does to its inventory must not reach the next one
+        first.get("Deployment", "payments", "payments-api")["spec"]["replicas"] = 99
+        for when in times:
+            got, want = at_time(when), reconstruct(con, when)
+            assert (got.objects, got.evidence, got.unknown, got.refused) == (
+                want.objects,
+                want.evidence,
+                want.unknown,
+                want.refused,
+            )
+        end = at_time(None)
+        assert end.get("Deployment", "payments", "payments-api")["spec"]["replicas"] == 2
+        assert len(at_time(times[4]).objects) == 0
+        assert len(at_time(times[2]).objects) < len(end.objects)
+    finally:
+        con.close()

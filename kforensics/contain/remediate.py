@@ -46,7 +46,7 @@ def remediate_case(
     """
     from kforensics.detection.rule import load_rules
     from kforensics.detection.run import detect, stored_findings
-    from kforensics.netpol.inventory import reconstruct
+    from kforensics.netpol.inventory import timeline
 
     if findings is None:
         with connect(case) as con:
@@ -55,10 +55,11 @@ def remediate_case(
             findings = detect(case, load_rules())
     con = connect(case)
     try:
+        at_time = timeline(con)  # the log read once, each inventory a replay of it
 
         @cache
         def inv_at(when):
-            return reconstruct(con, when if when is not None else at)
+            return at_time(when if when is not None else at)
 
         plan = build(con, findings, inv_at, forensics_namespace=forensics_namespace)
     finally:

@@ -10,6 +10,7 @@ What cannot be known (an audit level that logged no objects) is listed, not gues
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -43,11 +44,14 @@ KINDS = {
     "clusterrolebindings": "ClusterRoleBinding",
 }
 WORKLOADS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"}
+# How much logged text (request and response bodies) a timeline keeps parsed between calls:
+# about 10x that in Python objects; beyond it, bodies are parsed again at each call.
+PARSED_CACHE_BYTES = 128 << 20
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
                   "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")  # fmt: skip
 
 _CHANGES = """
-SELECT resource, subresource, verb, namespace, name, request_object, response_object,
+SELECT ts, resource, subresource, verb, namespace, name, request_object, response_object,
        source_file, source_line, audit_id,
        CASE WHEN {{ body_names_another(request_object) }} THEN request_object
             WHEN {{ body_names_another(response_object) }} THEN response_object
@@ -57,8 +61,7 @@ WHERE resource IN (SELECT unnest($resources))
   AND (subresource IS NULL OR (resource = 'pods' AND subresource = 'status'))
   AND verb IN ('create', 'update', 'patch', 'delete')
   AND coalesce(code, 200) < 400
-  AND ($at IS NULL OR ts <= $at)
-ORDER BY ts, source_file, source_line
+ORDER BY ts NULLS LAST, source_file, source_line
 """
 
 
@@ -138,24 +141,73 @@ def _load(value: str | None) -> object:
 
 def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> Inventory:
     """Return the inventory as of `at` (None: the end of the case)."""
-    inv = Inventory(at=at)
-    _from_dumps(con, inv)
-    rows = con.execute(_changes_sql(), {"resources": list(KINDS), "at": at}).fetchall()
+    return timeline(con)(at)
+
+
+def timeline(con: duckdb.DuckDBPyConnection) -> Callable[[datetime | None], Inventory]:
+    """Return a function giving the inventory as of a time (None: the end of the case).
+
+    The log is read and each logged body parsed once; each call replays the changes up to its
+    time, and hands out its own copy of the objects (no two inventories share one), instead of
+    querying and parsing every change again: a remediation asks for one inventory per finding
+    it restores.
+    """
+    rows = con.execute(_changes_sql(), {"resources": list(KINDS)}).fetchall()
+    parsed: dict[int, tuple | None] = {}  # row index -> (request, response); None: too deep
+    budget = [PARSED_CACHE_BYTES]  # of logged text whose parse is kept: memory stays bounded
+
+    def load(i: int, req: str | None, resp: str | None) -> tuple | None:
+        if i in parsed:
+            return parsed[i]
+        try:
+            bodies = (_load(req), _load(resp))
+        except untrusted.TooDeep:
+            bodies = None
+        size = len(req or "") + len(resp or "")
+        if size <= budget[0]:
+            parsed[i], budget[0] = bodies, budget[0] - size
+        return bodies
+
+    dumps = _dump_rows(con)
+    seen = con.execute(
+        "SELECT namespace, min(ts) FROM events WHERE namespace IS NOT NULL GROUP BY namespace"
+    ).fetchall()
+
+    def inventory_at(at: datetime | None) -> Inventory:
+        inv = Inventory(at=at)
+        _from_dumps(dumps, inv)
+        # rows are in time order, undated last: an undated change counts only at the end
+        upto = [
+            (i, r) for i, r in enumerate(rows) if at is None or (r[0] is not None and r[0] <= at)
+        ]
+        _replay(upto, inv, load)
+        inv.objects = copy.deepcopy(inv.objects)  # the parsed bodies stay the timeline's own
+        named = {ns for ns, first in seen if at is None or (first is not None and first <= at)}
+        _namespaces_seen(named, inv)
+        _refuse_unstorable(inv)
+        return inv
+
+    return inventory_at
+
+
+def _replay(rows: list[tuple[int, tuple]], inv: Inventory, load: Callable) -> None:
+    """Apply the logged changes (in time order) to the inventory; load(i, request, response)
+    gives a row's parsed bodies (None: nested too deep to read)."""
     unlogged: dict[str, int] = {}
     unreadable: dict[str, int] = {}
-    for resource, sub, verb, ns, name, req, resp, file, line, audit_id, misnaming in rows:
+    for i, (_ts, resource, sub, verb, ns, name, req, resp, file, line, audit_id, misnaming) in rows:
         kind = KINDS[resource]
         if verb == "delete" and name:  # what a delete carries is not needed, so not parsed
             key = (kind, "" if kind == "Namespace" else (ns or ""), name)
             inv.objects.pop(key, None)
             inv.evidence[key] = f"deleted: {file}:{line} ({clip(audit_id or '')})"
             continue
-        try:
-            req, resp = _load(req), _load(resp)
-        except untrusted.TooDeep:
+        bodies = load(i, req, resp)
+        if bodies is None:
             # Nothing of it can be trusted to rebuild the object (not even its name).
             unreadable[kind] = unreadable.get(kind, 0) + 1
             continue
+        req, resp = bodies
         full = resp if isinstance(resp, dict) and resp.get("kind") == kind else None
         if full is None and verb in ("create", "update") and isinstance(req, dict):
             if req.get("kind") in (kind, None) and sub is None:
@@ -212,9 +264,6 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
             f"{n} change(s) to {kind} objects were logged with a body nested deeper than "
             f"{untrusted.MAX_DEPTH} levels (crafted?): not read, their state is unknown"
         )
-    _namespaces_seen(con, inv, at)
-    _refuse_unstorable(inv)
-    return inv
 
 
 def _refuse_unstorable(inv: Inventory) -> None:
@@ -237,16 +286,21 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _from_dumps(con: duckdb.DuckDBPyConnection, inv: Inventory) -> None:
-    """Seed the inventory with objects from `kubectl get` dumps (table inventory)."""
+def _dump_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Return the objects of `kubectl get` dumps (table inventory), in load order."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'inventory'"
     ).fetchone()[0]
     if not exists:
-        return
-    for kind, ns, name, obj, file in con.execute(
+        return []
+    return con.execute(
         "SELECT kind, namespace, name, object, source_file FROM inventory ORDER BY load_id"
-    ).fetchall():
+    ).fetchall()
+
+
+def _from_dumps(dumps: list[tuple], inv: Inventory) -> None:
+    """Seed the inventory with objects from `kubectl get` dumps."""
+    for kind, ns, name, obj, file in dumps:
         if kind in KINDS.values():
             key = (kind, "" if kind == "Namespace" else (ns or ""), name)
             try:
@@ -258,17 +312,9 @@ def _from_dumps(con: duckdb.DuckDBPyConnection, inv: Inventory) -> None:
             inv.evidence[key] = f"inventory dump {file}"
 
 
-def _namespaces_seen(con: duckdb.DuckDBPyConnection, inv: Inventory, at: datetime | None) -> None:
+def _namespaces_seen(named: set[str], inv: Inventory) -> None:
     """Add namespaces the log names but never recorded, with only their immutable label."""
-    seen = {ns for (_, ns, _) in inv.objects if ns}
-    seen |= {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT namespace FROM events WHERE namespace IS NOT NULL "
-            "AND ($at IS NULL OR ts <= $at)",
-            {"at": at},
-        ).fetchall()
-    }
+    seen = {ns for (_, ns, _) in inv.objects if ns} | named
     for ns in sorted(seen):
         key = ("Namespace", "", ns)
         if not is_dns1123_label(ns):

@@ -19,7 +19,7 @@ import duckdb
 
 from kforensics.detection.sensitive import touched
 from kforensics.investigate.sql import Time, as_time
-from kforensics.netpol.inventory import reconstruct
+from kforensics.netpol.inventory import timeline
 from kforensics.sensitive.declare import Declaration, from_value
 from kforensics.sensitive.fences import Fence, fences
 from kforensics.sensitive.resolve import Candidate, Workload, candidates, resolve, target_rows
@@ -88,7 +88,8 @@ def sensitive_view(
     """Return the sensitive-workloads view of the case in the window (see the module)."""
     since, until = as_time(since), as_time(until)
     decl, source, kept = _declaration(con, case, sensitive)
-    inv = reconstruct(con)
+    at_time = timeline(con)
+    inv = at_time(None)
     view = SensitiveView(decl, source)
     if kept is not None:
         view.baseline_until, view.baseline_case = kept.baseline_until, kept.baseline_case
@@ -113,7 +114,7 @@ def sensitive_view(
         baseline_case=baseline_case,
     )  # fmt: skip
     if with_fences:
-        before = reconstruct(con, view.baseline_until) if view.baseline_until else None
+        before = at_time(view.baseline_until) if view.baseline_until else None
         users = {
             r[0]
             for r in con.execute(
