@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import yaml
 
 from kforensics.case import added_table, connect, create_schema
 from kforensics.detection.ev import prepare
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule, load_rules
 from kforensics.detection.sensitive import SensitiveTargets, prepare_sensitive, store_targets
+from kforensics.detection.store import store_findings
 from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
 from kforensics.levels import rank, severity_sql
 from kforensics.untrusted import visible
@@ -362,69 +361,6 @@ def stored_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     return [Finding(*row) for row in rows]
 
 
-def _store(
-    con: duckdb.DuckDBPyConnection,
-    findings: list[Finding],
-    at: datetime,
-    run: dict,
-    exceptions: list[Exception_] = (),
-) -> None:
-    """Store the findings and the run (inside the caller's transaction)."""
-    con.execute(
-        "INSERT INTO detect_runs VALUES ($at, $rules, $exceptions, $since, $until, $n)",
-        {**run, "at": at, "n": len(findings)},
-    )
-    for exc in exceptions:  # what the findings were filtered by, for the report's header
-        con.execute(
-            "INSERT INTO detect_exceptions VALUES ($at, $rule, $fields, $reason)",
-            {"at": at, "rule": exc.rule_id, "reason": exc.reason.strip(),
-             "fields": json.dumps({k: list(v) for k, v in exc.fields})},
-        )  # fmt: skip
-    con.execute("DELETE FROM findings")
-    con.execute("DELETE FROM sensitive_findings")
-    marked = [f for f in findings if f.sensitive]
-    if marked:
-        con.executemany(
-            "INSERT INTO sensitive_findings VALUES ($id, $workloads, $raised)",
-            [{"id": f.finding_id, "workloads": f.sensitive, "raised": f.raised_from}
-             for f in marked],
-        )  # fmt: skip
-    if not findings:
-        return
-    # one Arrow insert: a statement per finding took 6 s for 5,911 findings (0.1 s this way)
-    rows = [
-        {"finding_id": f.finding_id, "rule_id": f.rule_id, "title": f.title, "level": f.level,
-         "attack": f.attack, "tactics": f.tactics, "first_seen": f.first_seen,
-         "last_seen": f.last_seen, "actor": f.actor, "impersonated": f.impersonated,
-         "source_ips": f.source_ips, "namespace": f.namespace, "resource": f.resource,
-         "name": f.name, "count": f.count, "evidence": f.evidence, "quality": f.quality,
-         "detected_at": at}
-        for f in findings
-    ]  # fmt: skip
-    con.register("kf_new_findings", pa.Table.from_pylist(rows, schema=_FINDINGS_ARROW))
-    try:
-        con.execute("INSERT INTO findings BY NAME SELECT * FROM kf_new_findings")
-    finally:
-        con.unregister("kf_new_findings")
-
-
-_TEXT, _TIME = pa.string(), pa.timestamp("us", tz="UTC")
-_FINDINGS_ARROW = pa.schema(
-    [
-        ("finding_id", _TEXT), ("rule_id", _TEXT), ("title", _TEXT), ("level", _TEXT),
-        ("attack", pa.list_(_TEXT)), ("tactics", pa.list_(_TEXT)), ("first_seen", _TIME),
-        ("last_seen", _TIME), ("actor", _TEXT), ("impersonated", _TEXT),
-        ("source_ips", pa.list_(_TEXT)), ("namespace", _TEXT), ("resource", _TEXT),
-        ("name", _TEXT), ("count", pa.int64()),
-        ("evidence", pa.list_(pa.struct([
-            ("event_id", _TEXT), ("audit_id", _TEXT), ("source_file", _TEXT),
-            ("source_line", pa.int64()),
-        ]))),
-        ("quality", pa.list_(_TEXT)), ("detected_at", _TIME),
-    ]
-)  # fmt: skip
-
-
 def detect(
     case: str | Path,
     rules: list[Rule],
@@ -486,7 +422,7 @@ def detect(
                         con, sensitive, at, baseline_until or since,
                         None if baseline_case is None else str(baseline_case),
                     )  # fmt: skip
-                _store(con, findings, at, run, list(exceptions))
+                store_findings(con, findings, at, run, list(exceptions))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
