@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
@@ -159,11 +160,22 @@ def prepare(
     con: duckdb.DuckDBPyConnection,
     since: datetime | None = None,
     until: datetime | None = None,
+    *,
+    sensitive_rows: list[dict] | None = None,
+    baseline_until: datetime | None = None,
+    baseline_case: str | Path | None = None,
 ) -> int:
-    """Build the temp table `ev` (and the helper macros) for a time window; return its rows."""
+    """Build the temp table `ev` (and the helper macros) for a time window; return its rows.
+
+    With it come the sensitive workloads' tables (`detection.sensitive.prepare_sensitive`):
+    for sensitive_rows (None: those the case stored), their baseline before baseline_until
+    (default since) and in baseline_case.
+    """
     con.execute(MACROS)
     added_table(con, "remediations")  # the watch rules read it; a version-2 case has none
     con.execute(_EV, {"since": since, "until": until})
-    # the sensitive workloads the case stored (none: empty tables the rules can still read)
-    prepare_sensitive(con, baseline_until=since)
+    # no sensitive workloads anywhere: empty tables, which the rules can still read
+    prepare_sensitive(
+        con, sensitive_rows, baseline_until=baseline_until or since, baseline_case=baseline_case
+    )
     return con.execute("SELECT count(*) FROM ev").fetchone()[0]

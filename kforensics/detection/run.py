@@ -13,7 +13,7 @@ import yaml
 from kforensics.case import added_table, connect, create_schema
 from kforensics.detection.ev import prepare
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule, load_rules
-from kforensics.detection.sensitive import SensitiveTargets, prepare_sensitive, store_targets
+from kforensics.detection.sensitive import SensitiveTargets, store_targets
 from kforensics.detection.store import store_findings
 from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
 from kforensics.levels import rank, severity_sql
@@ -389,14 +389,10 @@ def detect(
         # written only for the moment the findings are stored.
         con = connect(case)
         try:
-            prepare(con, since, until)
-            if sensitive is not None or baseline_case or baseline_until:
-                prepare_sensitive(
-                    con,
-                    None if sensitive is None else sensitive.rows,
-                    baseline_until=baseline_until or since,
-                    baseline_case=baseline_case,
-                )
+            prepare(
+                con, since, until, sensitive_rows=None if sensitive is None else sensitive.rows,
+                baseline_until=baseline_until, baseline_case=baseline_case,
+            )  # fmt: skip
             findings = run_rules(con, rules, exceptions)
             seen = _loads(con)
         finally:

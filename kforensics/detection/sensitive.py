@@ -159,7 +159,7 @@ def store_targets(
         )
 
 
-_KINDS = {
+RESOURCES = {  # a workload key's kind -> the resource a request names it by
     "Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets",
     "ReplicaSet": "replicasets", "Job": "jobs", "CronJob": "cronjobs", "Pod": "pods",
     "Secret": "secrets", "Namespace": "namespaces",
@@ -167,7 +167,7 @@ _KINDS = {
 
 
 def _resource_sql() -> str:
-    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _KINDS.items())
+    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in RESOURCES.items())
     return f"CASE workload_kind {whens} END"
 
 

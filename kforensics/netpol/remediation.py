@@ -33,15 +33,19 @@ class Simulation:
     error: str | None = None
 
 
-def _peers(inv: Inventory, quarantined: set[tuple[str, str]], relabel: bool) -> list[dict]:
-    """Return the inventory as evaluator input: quarantined pods stand alone (no owner)."""
+def evaluator_objects(
+    inv: Inventory, quarantined: set[tuple[str, str]] = frozenset(), relabel: bool = False
+) -> list[dict]:
+    """Return the inventory as evaluator input: namespaces, policies, pods (copies; quarantined
+    ones stand alone, relabelled if asked), and the workloads whose pods the log never showed."""
     objects = [*inv.of_kind("Namespace"), *inv.of_kind("NetworkPolicy")]
     owners = set()  # (namespace, owner name) of the pods the log showed
     for pod in inv.of_kind("Pod"):
         pod = copy.deepcopy(pod)
         meta = pod["metadata"]
         for ref in meta.get("ownerReferences") or []:
-            owners.add((meta.get("namespace"), ref.get("name") or ""))
+            if isinstance(ref, dict):
+                owners.add((meta.get("namespace"), str(ref.get("name") or "")))
         if (meta.get("namespace"), meta["name"]) in quarantined:
             meta.pop("ownerReferences", None)
             if relabel:
@@ -125,8 +129,8 @@ def simulate(inv: Inventory, remedies: list[Remedy]) -> Simulation:
                     + " ".join(shlex.quote(f"{k}-") for k in keys)
                 )
     try:
-        base = _peers(inv, quarantined, relabel=False)
-        after = _peers(inv, quarantined, relabel=True)
+        base = evaluator_objects(inv, quarantined, relabel=False)
+        after = evaluator_objects(inv, quarantined, relabel=True)
         fixes = sim.fixes
         comparison = compare_clusters(
             build_cluster(base), build_cluster([*after, *proposed, *fixes])

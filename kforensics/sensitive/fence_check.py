@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from kforensics.netpol.evaluate import ConnSet, Evaluator, allowed_connections, connection_map
 from kforensics.netpol.inventory import Inventory
 from kforensics.netpol.model import Cluster, Pod, build_cluster, parse_selector
+from kforensics.netpol.remediation import evaluator_objects
 from kforensics.sensitive.fence_refs import shown
 from kforensics.untrusted import visible
 
@@ -24,27 +25,6 @@ if TYPE_CHECKING:
 MAX_LINES = 20
 _UNSIMULATED = "simulation not possible on this inventory: "
 _SIM_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
-
-
-def cluster_objects(inv: Inventory) -> list[dict]:
-    """Return the inventory as evaluator input: namespaces, policies, pods, and the workloads
-    whose pods the log never showed (they still count as peers)."""
-    objects = [*inv.of_kind("Namespace"), *inv.of_kind("NetworkPolicy")]
-    owners = set()
-    for pod in inv.of_kind("Pod"):
-        meta = pod["metadata"]
-        for ref in meta.get("ownerReferences") or []:
-            if isinstance(ref, dict):
-                owners.add((meta.get("namespace"), str(ref.get("name") or "")))
-        objects.append(pod)
-    for kind in ("Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"):
-        for w in inv.of_kind(kind):
-            ns, name = w["metadata"].get("namespace"), w["metadata"]["name"]
-            if not any(
-                o_ns == ns and (o == name or o.startswith(name + "-")) for o_ns, o in owners
-            ):
-                objects.append(w)
-    return objects
 
 
 def _mine(cluster: Cluster, w: Workload, inv: Inventory) -> list[Pod]:
@@ -107,7 +87,7 @@ def simulate(out: list[Fence], chosen: list[Workload], inv: Inventory) -> None:
     if not proposed:
         return
     try:
-        base = cluster_objects(inv)
+        base = evaluator_objects(inv)
         before_c, after_c = build_cluster(base), build_cluster([*base, *proposed])
         cut = [*before_c.policies, *after_c.policies]
         before = connection_map(allowed_connections(before_c, cut_with=cut))

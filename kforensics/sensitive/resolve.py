@@ -12,21 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kforensics.detection.sensitive import RESOURCES
 from kforensics.netpol.inventory import Inventory
 from kforensics.sensitive.declare import Declaration
 
 CONTROLLERS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
-RESOURCES = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "DaemonSet": "daemonsets",
-    "ReplicaSet": "replicasets",
-    "Job": "jobs",
-    "CronJob": "cronjobs",
-    "Pod": "pods",
-    "Secret": "secrets",
-    "Namespace": "namespaces",
-}
 # The names controllers give what they create (a pod the log names but never recorded whole is
 # recognised by them): Deployment -> ReplicaSet NAME-HASH -> pod NAME-HASH-XXXXX, and so on.
 _SUFFIX = "[a-z0-9]{5}"
