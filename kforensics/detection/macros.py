@@ -26,7 +26,7 @@ import yaml
 from kforensics.errors import RuleError
 
 SHARED_FILE = "_macros.yaml"
-# libyaml when built in: rule files parse five times faster (0.4 s to 0.08 s for all of them)
+# libyaml when built in: issue 13 measured the rules parse in 0.08 s with it, 0.4 s without
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A column argument, such as x_before or hit.image_repos.

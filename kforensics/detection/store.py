@@ -42,7 +42,7 @@ def store_findings(
         )  # fmt: skip
     if not findings:
         return
-    # one Arrow insert: a statement per finding took 6 s for 5,911 findings (0.1 s this way)
+    # one Arrow insert: issue 13 measured 5,911 findings at 6.0 s one statement each, 0.12 s so
     rows = [
         {"finding_id": f.finding_id, "rule_id": f.rule_id, "title": f.title, "level": f.level,
          "attack": f.attack, "tactics": f.tactics, "first_seen": f.first_seen,
