@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from kforensics.netpol.comparison import compare
 from kforensics.netpol.evaluate import (
     ConnSet,
     External,
     LabelGapError,
     allowed_connections,
-    compare,
     connection_map,
     connlist,
 )

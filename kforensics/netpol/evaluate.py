@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, reduce
 from itertools import pairwise
 
 from kforensics.errors import LabelGapError
+from kforensics.netpol.classes import PeerClass, pairs, peer_classes
 from kforensics.netpol.model import (
     Cluster,
     IPBlock,
@@ -204,7 +205,7 @@ def _ip_intervals(block: IPBlock) -> Intervals:
     return out
 
 
-def _cut(blocks: Iterable[IPBlock]) -> list[External]:
+def cut_external(blocks: Iterable[IPBlock]) -> list[External]:
     """Return the IPv4 space cut at every bound of the blocks' intervals."""
     bounds = {0, MAX_IP + 1}
     for block in blocks:
@@ -213,7 +214,8 @@ def _cut(blocks: Iterable[IPBlock]) -> list[External]:
     return [External(a, b - 1) for a, b in pairwise(sorted(bounds))]
 
 
-def _blocks(policies: Iterable[NetworkPolicy], direction: str) -> Iterator[IPBlock]:
+def policy_blocks(policies: Iterable[NetworkPolicy], direction: str) -> Iterator[IPBlock]:
+    """Return the ipBlocks of the policies' rules of one direction."""
     for policy in policies:
         for rule in policy.ingress if direction == "Ingress" else policy.egress:
             yield from (p.ip_block for p in rule.peers if p.ip_block is not None)
@@ -247,7 +249,36 @@ class Evaluator:
             self._rules[id(policy), "Ingress"] = [_Rule.of(r) for r in policy.ingress]
             self._rules[id(policy), "Egress"] = [_Rule.of(r) for r in policy.egress]
         self._selecting: dict[tuple[int, str], list[NetworkPolicy]] = {}
+        # the named ports the rules ask for: all a destination's ports can change in a verdict
+        self._port_names = sorted(
+            {
+                (port.port, port.protocol)
+                for policy in cluster.policies
+                for rule in policy.ingress + policy.egress
+                for port in rule.ports
+                if isinstance(port.port, str)
+            }
+        )
         self._check_gaps()
+
+    def signature(self, pod: Pod) -> tuple:
+        """Return every verdict the policies can give on the pod: pods of one signature are
+        evaluated alike (as source, destination and isolated side)."""
+        out: list[tuple] = []
+        for policy in self.cluster.policies:
+            mine = policy.namespace == pod.namespace and policy.pod_selector.matches(pod.labels)
+            out.append(tuple(mine and d in policy.policy_types for d in ("Ingress", "Egress")))
+            for direction in ("Ingress", "Egress"):
+                for rule in self._rules[id(policy), direction]:
+                    out.append(tuple(self.selects(policy, p, pod) for p in rule.selectors))
+        named = (pod.named_port(name) for name, _ in self._port_names)
+        out.append(
+            tuple(
+                n.port if n is not None and n.protocol.upper() == protocol else None
+                for n, (_, protocol) in zip(named, self._port_names, strict=True)
+            )
+        )
+        return tuple(out)
 
     def selecting(self, pod: Pod, direction: str) -> list[NetworkPolicy]:
         """Return the policies of the pod's namespace that isolate it for the direction."""
@@ -356,23 +387,97 @@ def _cluster(objects: Iterable[K8sObject | Mapping] | Cluster) -> Cluster:
     return objects if isinstance(objects, Cluster) else build_cluster(objects)
 
 
+@dataclass(frozen=True)
+class ClassMatrix:
+    """Connections between peer classes of one or more clusters, external space cut alike.
+
+    `conns[a, b]` holds, per cluster, what sources[a] may open to targets[b] (pairs empty in
+    every cluster left out); every member of a class gets its class's connections.
+    """
+
+    sources: list[PeerClass]
+    targets: list[PeerClass]
+    conns: dict[tuple[int, int], tuple[ConnSet, ...]]
+
+    def expand(self, a: int, b: int) -> Iterator[tuple[str, str, Peer | None, Peer | None]]:
+        """Return (src, dst, src peer, dst peer) of the member pairs of one class pair (the
+        peers as in the first cluster)."""
+        src, dst = self.sources[a], self.targets[b]
+        for i, j in pairs(src, dst):
+            yield src.names[i], dst.names[j], src.peers[i][0], dst.peers[j][0]
+
+
+def class_matrix(clusters: Sequence[Cluster], cutting: Iterable[NetworkPolicy]) -> ClassMatrix:
+    """Return the connections of the clusters' peer classes; `cutting` cuts the external space.
+
+    Raises LabelGapError when pods of one owner differ in labels a policy selector reads.
+    """
+    evaluators = [Evaluator(c) for c in clusters]
+    n, cutting = len(clusters), list(cutting)
+    pods = peer_classes(evaluators)
+    sources = [*(PeerClass.single(e, n) for e in cut_external(policy_blocks(cutting, "Ingress")))]
+    targets = [*(PeerClass.single(e, n) for e in cut_external(policy_blocks(cutting, "Egress")))]
+    externals = len(sources), len(targets)
+    sources += pods
+    targets += pods
+    none = ConnSet.none()
+    conns = {}
+    for a, src in enumerate(sources):
+        for b, dst in enumerate(targets):
+            if a < externals[0] and b < externals[1]:
+                continue  # external to external is not a cluster's connection
+            if src is dst and len(src.names) < 2:
+                continue  # a workload to itself is never listed
+            per = tuple(
+                none if s is None or d is None else ev.allowed(s, d)
+                for ev, s, d in (
+                    (ev, src.member(i), dst.member(i)) for i, ev in enumerate(evaluators)
+                )
+            )
+            if any(per):
+                conns[a, b] = per
+    return ClassMatrix(sources, targets, conns)
+
+
 def allowed_connections(
     objects: Iterable[K8sObject | Mapping] | Cluster,
     cut_with: Iterable[NetworkPolicy] = (),
 ) -> list[Connection]:
     """Return the non-empty connections between distinct peers, sorted by (src, dst).
 
-    `cut_with`: policies whose ipBlocks also cut the external space without being enforced,
-    so that a before/after comparison of proposed policies sees the same external peers.
+    Evaluated per peer class (`class_matrix`), listed per peer. `cut_with`: policies whose
+    ipBlocks also cut the external space without being enforced, so that a before/after
+    comparison of proposed policies sees the same external peers.
     Raises LabelGapError when pods of one owner differ in labels a policy selector reads.
+    """
+    cluster = _cluster(objects)
+    if not cluster.peers:
+        return []
+    m = class_matrix([cluster], [*cluster.policies, *cut_with])
+    out = [
+        Connection(src, dst, per[0], sp, dp)
+        for (a, b), per in m.conns.items()
+        for src, dst, sp, dp in m.expand(a, b)
+    ]
+    return sorted(out, key=lambda c: (c.src, c.dst))
+
+
+def pairwise_connections(
+    objects: Iterable[K8sObject | Mapping] | Cluster,
+    cut_with: Iterable[NetworkPolicy] = (),
+) -> list[Connection]:
+    """Return what `allowed_connections` returns, evaluated peer pair by peer pair.
+
+    The reference that the class evaluation is tested and benchmarked against (quadratic in
+    the peers: not for inventories).
     """
     cluster = _cluster(objects)
     if not cluster.peers:
         return []
     ev = Evaluator(cluster)
     cutting = [*cluster.policies, *cut_with]
-    sources = [*_cut(_blocks(cutting, "Ingress")), *cluster.peers]
-    targets = [*_cut(_blocks(cutting, "Egress")), *cluster.peers]
+    sources = [*cut_external(policy_blocks(cutting, "Ingress")), *cluster.peers]
+    targets = [*cut_external(policy_blocks(cutting, "Egress")), *cluster.peers]
     out = []
     for src in sources:
         for dst in targets:
@@ -394,65 +499,3 @@ def connlist(objects: Iterable[K8sObject | Mapping] | Cluster) -> str:
 def connection_map(connections: Iterable[Connection]) -> dict[tuple[str, str], ConnSet]:
     """Return {(src, dst): conns}, the form to diff two simulations with ConnSet operators."""
     return {(c.src, c.dst): c.conns for c in connections}
-
-
-@dataclass(frozen=True)
-class Change:
-    """A pair whose allowed connections differ between two simulations."""
-
-    src: str
-    dst: str
-    before: ConnSet
-    after: ConnSet
-
-    @property
-    def removed(self) -> ConnSet:
-        """Return the connections allowed before and not after."""
-        return self.before - self.after
-
-    @property
-    def added(self) -> ConnSet:
-        """Return the connections allowed after and not before."""
-        return self.after - self.before
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Two simulations of one cluster, their external peers cut alike: {(src, dst): conns}."""
-
-    before: dict[tuple[str, str], ConnSet]
-    after: dict[tuple[str, str], ConnSet]
-
-    @cached_property
-    def changes(self) -> list[Change]:
-        """Return the pairs whose allowed connections differ, sorted by (src, dst)."""
-        none = ConnSet.none()
-        pairs = sorted(self.before.keys() | self.after.keys())
-        return [
-            Change(src, dst, self.before.get((src, dst), none), self.after.get((src, dst), none))
-            for src, dst in pairs
-            if self.before.get((src, dst), none) != self.after.get((src, dst), none)
-        ]
-
-
-def compare_clusters(before: Cluster, after: Cluster) -> Comparison:
-    """Return the connections of both clusters, the external space cut by every policy of both.
-
-    Cut alike, the external peers of the two line up, so that their connections can be diffed.
-    """
-    cut = [*before.policies, *after.policies]
-    return Comparison(
-        connection_map(allowed_connections(before, cut_with=cut)),
-        connection_map(allowed_connections(after, cut_with=cut)),
-    )
-
-
-def compare(
-    objects: Iterable[K8sObject | Mapping], proposed: Iterable[K8sObject | Mapping]
-) -> list[Change]:
-    """Return the pairs whose connections change once the proposed objects are applied.
-
-    A proposed policy replaces the one of the same name (see `compare_clusters`).
-    """
-    base = list(objects)
-    return compare_clusters(build_cluster(base), build_cluster([*base, *proposed])).changes

@@ -12,9 +12,14 @@ import copy
 import shlex
 from dataclasses import dataclass, field
 
-from kforensics.netpol.evaluate import Change, build_cluster, compare_clusters
+from kforensics.netpol.comparison import Change, compare_clusters
 from kforensics.netpol.inventory import Inventory, clean
-from kforensics.netpol.model import POLICY_TYPES, effective_policy_types, selector_matches
+from kforensics.netpol.model import (
+    POLICY_TYPES,
+    build_cluster,
+    effective_policy_types,
+    selector_matches,
+)
 from kforensics.netpol.names import is_dns1123_subdomain, is_label_key
 from kforensics.netpol.plan import QUARANTINE_LABEL, Remedy
 from kforensics.netpol.validate import validate_object
@@ -141,11 +146,8 @@ def simulate(inv: Inventory, remedies: list[Remedy]) -> Simulation:
     sim.changes = comparison.changes
     for ns, name in sorted(quarantined):
         peer = f"{ns}/{name}[Pod]"
-        still = sorted(
-            f"{s} => {d} : {c}" for (s, d), c in comparison.after.items() if peer in (s, d) and c
-        )
-        for line in still:
-            sim.problems.append(f"after the proposals {peer} still has {line}")
+        for conn in comparison.after_of(peer):
+            sim.problems.append(f"after the proposals {peer} still has {conn}")
     return sim
 
 
