@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS events (
     verb              VARCHAR,
     username          VARCHAR,
     user_groups       VARCHAR[],
+    user_extra        JSON USING COMPRESSION zstd,  -- user.extra as logged
     impersonated_user VARCHAR,
     impersonated_groups VARCHAR[],
     source_ips        VARCHAR[],
@@ -72,7 +73,12 @@ CREATE TABLE IF NOT EXISTS events (
     source_index      INTEGER,
     load_id           INTEGER NOT NULL,
     quality           VARCHAR[] NOT NULL,
-    raw               JSON USING COMPRESSION zstd NOT NULL,
+    -- The event's text when the case holds it: records unwrapped from a document or an
+    -- envelope. NULL for a native line: its bytes stay in the source file (sources.sha256),
+    -- at raw_offset of its decompressed stream, proven by `digest` (`kforensics verify`).
+    raw               JSON USING COMPRESSION zstd,
+    raw_offset        BIGINT,
+    digest            BLOB NOT NULL,  -- SHA-256 of the event's text: what dedupe compares
     envelope          JSON USING COMPRESSION zstd
 );
 

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
+from kforensics import case as case_module
 from kforensics import load
 from kforensics.case import SCHEMA_VERSION, connect
 from kforensics.cli import main
@@ -45,36 +46,55 @@ def test_older_case_names_the_load_command_for_a_new_case(tmp_path):
     with pytest.raises(CaseError) as caught:
         connect(case)
     assert str(caught.value) == (
-        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 5, "
+        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 6, "
         "whose tables mean other things. Load its sources again into a new case: "
         f"kforensics load {tmp_path}/audit.log '{tmp_path}/node a/audit.log' "
-        f"--case {tmp_path}/incident-v5.duckdb"
+        f"--case {tmp_path}/incident-v6.duckdb"
     )
 
 
-def test_version_2_case_gains_the_remediations_table_when_opened_for_writing(tmp_path):
-    case = old_case(tmp_path, 2, "audit.log")
+def test_a_version_5_case_is_loaded_again(tmp_path):
+    # version 6 keeps a native line's bytes in its source: a version 5 case's events are not
+    # what this one reads, so it is refused with the command that rebuilds it
+    case = old_case(tmp_path, 5, "audit.log")
+    for read_only in (True, False):
+        with pytest.raises(CaseError, match=r"schema version 5; this kforensics \(0\.1\.0\) reads"):
+            connect(case, read_only=read_only)
+
+
+@pytest.fixture
+def additive(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Return an older version marked as one the current schema only adds tables to."""
+    # No version is additive since 6; the mechanism stays for the next schema that only adds
+    monkeypatch.setattr(case_module, "ADDITIVE_FROM", {SCHEMA_VERSION - 1})
+    return SCHEMA_VERSION - 1
+
+
+def test_an_additive_version_gains_the_remediations_table_when_opened_for_writing(
+    tmp_path, additive
+):
+    case = old_case(tmp_path, additive, "audit.log")
     with duckdb.connect(str(case)) as con:
-        con.execute("DROP TABLE remediations")  # version 2 had no such table
+        con.execute("DROP TABLE remediations")  # as if the older version had no such table
     with connect(case) as con:  # read-only: read as it is
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(2,)]
-    with connect(case, read_only=False) as con:
         assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
+    with connect(case, read_only=False) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
         assert con.execute("SELECT count(*) FROM remediations").fetchall() == [(0,)]
         assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
 
 
-def test_version_2_case_read_only_runs_the_watch_rules_on_no_remediations(tmp_path):
+def test_an_additive_version_read_only_runs_the_watch_rules_on_no_remediations(tmp_path, additive):
     from kforensics.detection.rule import load_rules
     from kforensics.detection.run import detect
 
-    case = old_case(tmp_path, 2, "audit.log")
+    case = old_case(tmp_path, additive, "audit.log")
     with duckdb.connect(str(case)) as con:
         con.execute("DROP TABLE remediations")
-    findings = detect(case, load_rules(), store=False)  # read-only: the case stays version 2
+    findings = detect(case, load_rules(), store=False)  # read-only: the case keeps its version
     assert [f for f in findings if f.rule_id.startswith("k8s-containment-")] == []
     with connect(case) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(2,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
 
 
 def test_case_without_a_version_table_is_version_1(tmp_path):
@@ -92,7 +112,7 @@ def test_reload_hint_is_bounded_and_one_line(tmp_path):
     assert "\n" not in message
     assert message.count(".log") == 10
     assert message.endswith(
-        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v5.duckdb   # and 3 more: "
+        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v6.duckdb   # and 3 more: "
         f"duckdb -readonly {tmp_path}/incident.duckdb "
         "'SELECT DISTINCT path FROM sources ORDER BY path'"
     )
@@ -110,8 +130,8 @@ def test_newer_case_asks_for_an_upgrade(tmp_path):
     with pytest.raises(CaseError) as caught:
         connect(case)
     assert str(caught.value) == (
-        f"{case}: the case was written by a newer kforensics (schema version 6); this one "
-        "(0.1.0) reads version 5. Upgrade kforensics (pip install --upgrade kforensics) to open it."
+        f"{case}: the case was written by a newer kforensics (schema version 7); this one "
+        "(0.1.0) reads version 6. Upgrade kforensics (pip install --upgrade kforensics) to open it."
     )
 
 
@@ -131,7 +151,7 @@ def test_cli_shows_the_refusal_without_a_traceback(tmp_path, command):
     result = CliRunner().invoke(main, [*args, "--case", str(case)])
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: {case}: the case has schema version 1;")
-    assert result.output.endswith(f"--case {tmp_path}/incident-v5.duckdb\n")
+    assert result.output.endswith(f"--case {tmp_path}/incident-v6.duckdb\n")
 
 
 def test_a_case_path_that_is_not_utf8_is_refused_by_name(tmp_path):
@@ -145,13 +165,13 @@ def test_a_case_path_that_is_not_utf8_is_refused_by_name(tmp_path):
         )
 
 
-def test_version_3_case_gains_the_notes_table_and_reads_as_having_none(tmp_path):
-    case = old_case(tmp_path, 3, "audit.log")
+def test_an_additive_version_gains_the_notes_table_and_reads_as_having_none(tmp_path, additive):
+    case = old_case(tmp_path, additive, "audit.log")
     with duckdb.connect(str(case)) as con:
-        con.execute("DROP TABLE notes")  # version 3 had no such table
+        con.execute("DROP TABLE notes")
     with connect(case) as con:  # read-only: read as it is, an empty notes table beside it
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(3,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]
     with connect(case, read_only=False) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from kforensics import load
 from kforensics.cli import main
 from kforensics.ingest import read as reader
+from kforensics.ingest.original import originals, verify
 from kforensics.ingest.rejects import REJECT_BATCH, Rejects
 from tests.conftest import ROOT, event, jsonl
 
@@ -283,8 +284,16 @@ def test_a_file_appended_while_it_loads_is_read_once(tmp_path, case_path, con):
     complete = prefix.count(b"\n")
     assert s.lines_read in (complete, complete + 1)  # the last line may be cut mid-write
     assert s.events_loaded + s.rejected == s.lines_read
-    loaded = con().execute("SELECT raw FROM events ORDER BY source_line").fetchall()
-    assert [r[0].encode() for r in loaded] == prefix.splitlines()[: len(loaded)]
+    ids = [
+        r[0] for r in con().execute("SELECT event_id FROM events ORDER BY source_line").fetchall()
+    ]
+    got = originals(con(), ids)
+    assert [got[i] for i in ids] == prefix.splitlines()[: len(ids)]
+    # the file grew after the load, as a live audit.log does: the loaded bytes still prove out
+    proof = verify(case_path)
+    [check] = proof.sources
+    assert (proof.ok, check.problems, check.verified) == (True, [], len(ids))
+    assert check.grown == log.stat().st_size - s.bytes
 
 
 def test_deeply_nested_request_object_loads(tmp_path, case_path, con):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -11,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from kforensics import load
+from kforensics.case import connect
 from kforensics.cli import main
+from kforensics.ingest.original import originals
 from tests.conftest import event, jsonl
 
 
@@ -41,19 +44,30 @@ def test_native_event_maps_onto_canonical_columns(tmp_path, case_path, con):
     )  # fmt: skip
 
 
-def test_raw_event_keeps_every_field_and_objects_are_json(tmp_path, case_path, con):
+def test_native_line_stays_in_its_source_and_is_found_again_byte_for_byte(tmp_path, case_path, con):
     pod = {"kind": "Pod", "spec": {"hostPID": True, "containers": [{"name": "c"}]}}
     log = tmp_path / "audit.log"
-    log.write_bytes(jsonl(event("a1", requestObject=pod, futureField={"x": [1, 2]})))
+    line = jsonl(event("a1", requestObject=pod, futureField={"x": [1, 2]})).rstrip(b"\n")
+    log.write_bytes(b"\n" + jsonl(event("a0")) + line + b"\r\n")
     load(case_path, [log])
-    raw, hostpid, future = (
+    rows = (
         con()
-        .execute("SELECT raw, request_object->>'$.spec.hostPID', raw->'$.futureField' FROM events")
-        .fetchone()
+        .execute(
+            "SELECT event_id, raw, raw_offset, digest, request_object->>'$.spec.hostPID' "
+            "FROM events ORDER BY source_line"
+        )
+        .fetchall()
     )
-    assert json.loads(raw)["futureField"] == {"x": [1, 2]}
-    assert hostpid == "true"
-    assert json.loads(future) == {"x": [1, 2]}
+    first, second = rows
+    assert second[1:4] == (None, 1 + len(jsonl(event("a0"))), hashlib.sha256(line).digest())
+    assert second[0] == hashlib.sha256(line).hexdigest()[:32]
+    assert second[4] == "true"
+    with connect(case_path) as c:
+        found = originals(c, [first[0], second[0]])
+    assert found == {first[0]: jsonl(event("a0")).rstrip(b"\n"), second[0]: line}
+    log.write_bytes(b"\n" + jsonl(event("a0")) + line.replace(b"hostPID", b"hostPId") + b"\n")
+    with connect(case_path) as c:
+        assert originals(c, [second[0]]) == {second[0]: None}  # changed: not the original
 
 
 def test_v1beta1_and_missing_api_version_load(tmp_path, case_path, con):

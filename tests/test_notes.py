@@ -255,14 +255,20 @@ def test_cli_notes_exceptions(case: Path) -> None:
                         entry["reason"])  # fmt: skip
 
 
-def test_a_version_3_case_reads_without_notes(detected: Path, tmp_path: Path) -> None:
+def test_a_case_of_an_additive_version_reads_without_notes(
+    detected: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import duckdb
 
-    case = tmp_path / "v3.duckdb"
+    from kforensics import case as case_module
+
+    # no older version is additive since 6: marked as one, as the next schema may be
+    monkeypatch.setattr(case_module, "ADDITIVE_FROM", {case_module.SCHEMA_VERSION - 1})
+    case = tmp_path / "older.duckdb"
     case.write_bytes(detected.read_bytes())
     with duckdb.connect(str(case)) as con:
         con.execute("DROP TABLE notes")
-        con.execute("UPDATE schema_version SET version = 3")
+        con.execute("UPDATE schema_version SET version = $v", {"v": case_module.SCHEMA_VERSION - 1})
     assert kf.open_case(case).findings()["notes"].isna().all()  # read-only: no notes, no error
     fid = finding_ids(case, "k8s-exec-reads-sa-token")[0]  # payments-api-5f6c8d-7hjkq
     assert add_note(case, "finding", fid, tag="upgraded") == 1  # writing adds the table
@@ -419,3 +425,31 @@ def test_a_rebuild_with_load_replace_keeps_the_notes(case: Path, rules) -> None:
     assert notes(case) == before  # the same logs give the same event id, and detect the finding's
     detect(case, rules)
     assert fid in finding_ids(case, "k8s-exec-reads-sa-token")
+
+
+def test_a_rebuild_of_an_older_case_keeps_its_notes_under_the_new_event_ids(case: Path) -> None:
+    import duckdb
+
+    from kforensics.ingest.original import originals
+
+    fid = finding_ids(case, "k8s-exec-reads-sa-token")[0]
+    with connect(case) as con:
+        [(eid,)] = con.execute("SELECT event_id FROM events ORDER BY event_id LIMIT 1").fetchall()
+        text = originals(con, [eid])[eid].decode()
+    add_note(case, "finding", fid, mark="false_positive", reason="lab pod", author="ana")
+    add_note(case, "event", eid, comment="pivot", author="ana")
+    add_note(case, "event", eid, comment="gone", author="ana")
+    with duckdb.connect(str(case)) as con:  # as version 5 wrote it: an md5 id, the text in raw
+        con.execute("UPDATE events SET event_id = 'md5-id', raw = $t WHERE event_id = $e",
+                    {"t": text, "e": eid})  # fmt: skip
+        con.execute("UPDATE notes SET target = 'md5-id' WHERE comment = 'pivot'")
+        con.execute("UPDATE notes SET target = 'no-such-event' WHERE comment = 'gone'")
+        con.execute("UPDATE schema_version SET version = 5")
+    out = CliRunner().invoke(
+        main, ["load", str(SAMPLES / "native"), "--case", str(case), "--replace", "--no-progress"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "kept 2 notes of the earlier case\n" in out.output
+    assert "note 3: its event is not in the new case (not kept)\n" in out.output
+    kept = {(n["target_kind"], n["target"], n["comment"]) for n in notes(case)}
+    assert kept == {("finding", fid, None), ("event", eid, "pivot")}

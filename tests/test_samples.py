@@ -9,12 +9,13 @@ from kforensics.sample import incident_steps
 from tests.conftest import SAMPLES
 
 SHAPES = ("native", "eks", "gke", "aks")
-# Everything but where the event came from: native, EKS and AKS carry the same event text.
+# Everything but where the event came from: native, EKS and AKS carry the same event text
+# (its SHA-256 is the digest; the native case keeps it in the source file, the others hold it).
 FULL = (
-    "event_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
+    "event_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, user_extra, "
     "impersonated_user, source_ips, user_agent, resource, subresource, namespace, name, "
     "api_group, api_version, request_uri, code, decision, reason, annotations, "
-    "request_object, response_object, raw"
+    "request_object, response_object, digest"
 )
 # What GKE keeps of an event (see the README's GKE mapping).
 GKE_COMMON = (

@@ -74,6 +74,10 @@ def load_cmd(
             "their next query",
             err=True,
         )
+        if result.notes_kept:
+            click.echo(f"kept {result.notes_kept} notes of the earlier case", err=True)
+        for lost in result.notes_lost:
+            click.echo(f"note {lost} (not kept)", err=True)
     if not result.anything_read:
         if replace and Path(case).exists():
             click.echo(f"the earlier case {case} is kept as it was", err=True)

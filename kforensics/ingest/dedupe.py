@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 import pyarrow as pa
 
+from kforensics.ingest.original import locate, read_lines
 from kforensics.ingest.sources import SourceStats
 
 
 def remove_duplicates(
     con: duckdb.DuckDBPyConnection, load_id: int, sources: list[SourceStats]
-) -> None:
+) -> int:
     """Delete this load's events already in the case (or seen earlier in this load).
 
     An exact repeat is the same JSON whatever its whitespace or escaping: the same event as a
     native line with spaces, inside a pretty-printed EventList and re-encoded from an AKS
-    record is one event. Only events sharing audit ID, stage and time can be repeats, so the
-    canonical text is computed for those alone.
+    record is one event. Only events sharing audit ID, stage and time can be repeats. Where
+    they share their SHA-256 too they are the same bytes; where they differ, their texts are
+    compared as JSON, a native line's read again from its source (and checked against its
+    digest). Returns how many events could not be compared, their source being gone or
+    changed: those are kept, never dropped on a guess.
     """
     # Read by the query below as a replacement scan (see events.EventWriter.insert).
     file_order = pa.table(  # noqa: F841
@@ -37,37 +43,81 @@ def remove_duplicates(
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE dup AS
+        CREATE OR REPLACE TEMP TABLE dup_cand AS
         WITH cand AS (
             SELECT e.rowid AS rid, e.source_file, e.load_id, e.source_line, e.source_index,
-                   e.audit_id, e.stage, e.ts, e.raw
+                   e.audit_id, e.stage, e.ts, e.digest, e.raw, e.raw_offset
             {scope}
         ),
-        multi AS (SELECT audit_id, stage, ts FROM cand GROUP BY ALL HAVING count(*) > 1),
-        keyed AS (
-            SELECT e.*, md5(json(e.raw)) AS canonical
-            FROM cand e JOIN multi m ON {same}
+        multi AS (
+            SELECT audit_id, stage, ts, count(DISTINCT digest) > 1 AS mixed
+            FROM cand GROUP BY ALL HAVING count(*) > 1
         )
-        SELECT rid, source_file FROM (
-            SELECT k.rid, k.source_file, k.load_id,
-                   row_number() OVER (
-                       PARTITION BY k.canonical
-                       ORDER BY k.load_id, o.seq, k.source_line, k.source_index
-                   ) AS rn
-            FROM keyed k
-            LEFT JOIN file_order o ON k.load_id = $id AND o.source_file = k.source_file
-        ) WHERE rn > 1 AND load_id = $id
+        SELECT e.*, m.mixed FROM cand e JOIN multi m ON {same}
         """,  # noqa: S608 (scope and same are constant strings)
         {"id": load_id},
     )
-    counts = dict(con.execute("SELECT source_file, count(*) FROM dup GROUP BY 1").fetchall())
+    texts = _native_texts(con)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE dup AS
+        SELECT rid, source_file, rn > 1 AND canonical IS NOT NULL AS repeat FROM (
+            SELECT k.rid, k.source_file, k.load_id, k.canonical,
+                   row_number() OVER (
+                       PARTITION BY coalesce(k.canonical, 'u' || k.rid)
+                       ORDER BY k.load_id, o.seq, k.source_line, k.source_index
+                   ) AS rn,
+                   -- an event of the group could not be read again: no one can say
+                   count(*) FILTER (k.canonical IS NULL)
+                       OVER (PARTITION BY k.audit_id, k.stage, k.ts) > 0 AS unsure
+            FROM (
+                SELECT c.*, CASE WHEN NOT c.mixed THEN 'd' || hex(c.digest)
+                    ELSE 'c' || json(coalesce(c.raw, t.text)) END AS canonical
+                FROM dup_cand c LEFT JOIN texts t USING (rid)
+            ) k
+            LEFT JOIN file_order o ON k.load_id = $id AND o.source_file = k.source_file
+        ) WHERE load_id = $id AND (rn > 1 OR unsure)
+        """,
+        {"id": load_id},
+    )
+    del texts
+    counts = dict(
+        con.execute("SELECT source_file, count(*) FROM dup WHERE repeat GROUP BY 1").fetchall()
+    )
+    unconfirmed = con.execute("SELECT count(*) FROM dup WHERE NOT repeat").fetchone()[0]
     if counts:
-        con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM dup)")
+        con.execute("DELETE FROM events WHERE rowid IN (SELECT rid FROM dup WHERE repeat)")
     con.execute("DROP TABLE dup")
+    con.execute("DROP TABLE dup_cand")
     for s in sources:
         n = counts.get(s.path, 0)
         s.duplicates += n
         s.events_loaded -= n
+    return unconfirmed
+
+
+def _native_texts(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Return (rid, text) of the candidate native lines that must be compared as JSON.
+
+    Read again from their source files; a line whose bytes no longer have its digest (the
+    file changed or is gone) has no text, and is never taken for a repeat.
+    """
+    wanted = con.execute(
+        "SELECT source_file, list(rid), list(raw_offset), list(digest) FROM dup_cand "
+        "WHERE mixed AND raw IS NULL AND raw_offset IS NOT NULL GROUP BY source_file"
+    ).fetchall()
+    rids, texts = [], []
+    for source_file, file_rids, offsets, digests in wanted:
+        where = locate(source_file)
+        if where is None:
+            continue
+        lines, _ = read_lines(where, offsets)
+        for rid, offset, digest in zip(file_rids, offsets, digests, strict=True):
+            line = lines.get(offset)
+            if line is not None and hashlib.sha256(line).digest() == bytes(digest):
+                rids.append(rid)
+                texts.append(line.decode("utf-8"))
+    return pa.table({"rid": pa.array(rids, pa.int64()), "text": pa.array(texts, pa.string())})
 
 
 def count_collisions(con: duckdb.DuckDBPyConnection, load_id: int) -> int:

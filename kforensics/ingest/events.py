@@ -6,6 +6,10 @@ scan of the local variable `chunk`. What the mapping refuses becomes a reject wi
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import duckdb
 import pyarrow as pa
 
@@ -13,6 +17,7 @@ from kforensics.ingest.mapping import mapped_select
 from kforensics.ingest.rejects import Rejects
 from kforensics.ingest.shapes import Record
 from kforensics.ingest.sources import SourceStats
+from kforensics.ingest.typed import typed_select
 
 # Rows per Arrow batch handed to DuckDB (a block is ~70k rows: its lines and line ends).
 ARROW_BATCH_ROWS = 65536
@@ -25,10 +30,11 @@ RECORD_BATCH_BYTES = 16 * 1024 * 1024
 
 EVENT_COLUMNS = (
     "event_id, request_id, audit_id, stage, level, ts, stage_ts, verb, username, user_groups, "
-    "impersonated_user, impersonated_groups, source_ips, user_agent, resource, subresource, "
-    "namespace, name, api_group, api_version, request_uri, code, decision, reason, annotations, "
+    "user_extra, impersonated_user, impersonated_groups, source_ips, user_agent, resource, "
+    "subresource, namespace, name, api_group, api_version, request_uri, code, decision, reason, "
+    "annotations, "
     "request_object, response_object, source_format, source_line, source_index, quality, raw, "
-    "envelope"
+    "raw_offset, digest, envelope"
 )
 
 CHUNK_SCHEMA = pa.schema(
@@ -40,6 +46,8 @@ CHUNK_SCHEMA = pa.schema(
         ("raw", pa.string()),
         ("envelope", pa.string()),
         ("source_format", pa.string()),
+        ("digest", pa.binary(32)),  # SHA-256 of the event's text (line, or event when set)
+        ("position", pa.int64()),  # a native line's offset in its decompressed file
     ]
 )
 
@@ -63,10 +71,28 @@ class EventWriter:
             f"SELECT {EVENT_COLUMNS}, $file, $load FROM ({mapped_select('chunk')}) "
             "WHERE problem IS NULL"
         )
+        # Native lines: the well-typed ones by the fast path; the caller maps the rest.
+        self.typed_sql = (
+            f"INSERT INTO events ({EVENT_COLUMNS}, source_file, load_id) "  # noqa: S608
+            f"SELECT {EVENT_COLUMNS}, $file, $load FROM ({typed_select('chunk')})"
+        )
         self.problem_sql = (
             "SELECT source_line, source_index, problem, raw "  # noqa: S608
             f"FROM ({mapped_select('chunk')}) WHERE problem IS NOT NULL"
         )
+
+    @contextmanager
+    def mapping(self) -> Iterator[None]:
+        """Run the mapping statements inside without filter pushdown.
+
+        The pushdown would copy the parse (`from_json`) into every pushed-down term of the
+        checks instead of reading it once: a parse per term, and memory past the limit.
+        """
+        self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
+        try:
+            yield
+        finally:
+            self.con.execute("RESET disabled_optimizers")
 
     def insert(self, chunk: pa.Table, stats: SourceStats) -> int:
         """Insert the chunk's mappable events; return how many."""
@@ -76,7 +102,8 @@ class EventWriter:
         # `chunk` in the SQL is this local variable (a DuckDB replacement scan). Not
         # con.register(): a view registered inside a transaction pins its Arrow data until
         # commit, which made memory grow with the input.
-        count = self.con.execute(self.insert_sql, params).fetchone()[0]
+        with self.mapping():
+            count = self.con.execute(self.insert_sql, params).fetchone()[0]
         stats.events_loaded += count
         return count
 
@@ -99,13 +126,16 @@ class EventWriter:
                 "raw": [r.raw for r in events],
                 "envelope": [r.envelope for r in events],
                 "source_format": [r.fmt for r in events],
+                "digest": [hashlib.sha256(r.event.encode()).digest() for r in events],
+                "position": [None] * len(events),
             },
             schema=CHUNK_SCHEMA,
         )
         inserted = self.insert(chunk, stats)
         failed: set[tuple[int, int | None]] = set()
         if inserted < len(events):
-            problems = self.con.execute(self.problem_sql).fetchall()  # reads local `chunk`
+            with self.mapping():  # reads the local `chunk`
+                problems = self.con.execute(self.problem_sql).fetchall()
             for line, index, problem, raw in problems:
                 failed.add((line, index))
                 self.rejects.add(stats, line, index, problem, raw, new=False)

@@ -7,6 +7,7 @@ accounting is written (sources, rejects), all in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from kforensics.case import connect, create_schema
 from kforensics.errors import CaseError, InputError
@@ -48,6 +50,10 @@ class LoadResult:
     # Events of this load (duplicates excluded) per quality flag (mapping.QUALITY_FLAGS).
     quality: dict[str, int] = field(default_factory=dict)
     replaced: bool = False  # the case was rebuilt from these inputs alone (load --replace)
+    # load --replace: the replaced case's notes carried over, and those that could not be (an
+    # event note whose event the new case does not hold), as `note_id: why`
+    notes_kept: int = 0
+    notes_lost: list[str] = field(default_factory=list)
 
     @property
     def events_loaded(self) -> int:
@@ -195,7 +201,7 @@ def _replace(case: str | Path, paths: list[str | Path], **options: Any) -> LoadR
     try:
         result = load(fresh, paths, **options)
         if result.anything_read:
-            _keep_notes(target, fresh)
+            result.notes_kept, result.notes_lost = _keep_notes(target, fresh)
             os.replace(fresh, target)
             result.replaced = True
     finally:
@@ -205,28 +211,81 @@ def _replace(case: str | Path, paths: list[str | Path], **options: Any) -> LoadR
     return result
 
 
-def _keep_notes(old: Path, fresh: Path) -> None:
-    """Copy the analysts' notes of the old case into the fresh one that replaces it.
+def _keep_notes(old: Path, fresh: Path) -> tuple[int, list[str]]:
+    """Copy the analysts' notes of the old case into the fresh one; return (kept, lost).
 
     Notes name events and findings by content ids (the same again from the same logs), so a
-    rebuild keeps them; an old case this version cannot read has none to give.
+    rebuild keeps them. A case of an older schema, which this version no longer opens, gives
+    its notes too: its event notes name events by an older id, found again by their text.
     """
     try:
         con = connect(old)  # read-only: notebooks may be reading it
     except CaseError:
-        return
-    try:
-        kept = con.sql("SELECT * FROM notes").to_arrow_table()
-    finally:
-        con.close()
-    if not len(kept):
-        return
+        kept, lost = _older_notes(old, fresh)
+    else:
+        try:
+            kept, lost = con.sql("SELECT * FROM notes").to_arrow_table(), []
+        finally:
+            con.close()
+    if kept is None or not len(kept):
+        return 0, lost
     con = connect(fresh, read_only=False)
     try:
         con.register("kept_notes", kept)
         con.execute("INSERT INTO notes BY NAME SELECT * FROM kept_notes")
     finally:
         con.close()
+    return len(kept), lost
+
+
+def _older_notes(old: Path, fresh: Path) -> tuple[Any, list[str]]:
+    """Return the notes of a case of an older schema, event notes renamed to the new ids."""
+    try:
+        con = duckdb.connect(str(old), read_only=True)
+    except duckdb.Error:
+        return None, []  # not a case we can read at all: nothing to keep
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if not {"notes", "events"} <= tables:
+            return None, []
+        notes = con.sql("SELECT * FROM notes").to_arrow_table()
+        # before version 6 every event kept its text in `raw`; ids are now its SHA-256's prefix
+        texts = dict(
+            con.execute(
+                "SELECT e.event_id, e.raw FROM events e JOIN notes n "
+                "ON n.target_kind = 'event' AND n.target = e.event_id"
+            ).fetchall()
+        )
+    except duckdb.Error:
+        return None, []
+    finally:
+        con.close()
+    renamed = {
+        old_id: hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+        for old_id, raw in texts.items()
+        if raw is not None
+    }
+    fresh_con = connect(fresh)
+    try:
+        present = {
+            r[0]
+            for r in fresh_con.execute(
+                "SELECT event_id FROM events WHERE event_id IN (SELECT unnest($ids))",
+                {"ids": sorted(set(renamed.values()))},
+            ).fetchall()
+        }
+    finally:
+        fresh_con.close()
+    rows, lost = [], []
+    for note in notes.to_pylist():
+        if note["target_kind"] == "event":
+            new_id = renamed.get(note["target"])
+            if new_id not in present:
+                lost.append(f"{note['note_id']}: its event is not in the new case")
+                continue
+            note["target"] = new_id
+        rows.append(note)
+    return pa.Table.from_pylist(rows, schema=notes.schema), lost
 
 
 def _write_inventory(

@@ -14,7 +14,7 @@ import json
 
 # Scalars that must be JSON strings when present. They are read as JSON, not VARCHAR: DuckDB
 # would turn a number or an object into text silently, and a verb of 5 is a lie, not a verb.
-_STRINGS = {
+STRINGS = {
     "auditID": "audit_id",
     "stage": "stage",
     "level": "level",
@@ -39,14 +39,16 @@ _STRINGS = {
 
 # Objects whose fields are mapped: read as JSON first, so that one of the wrong type (a `user`
 # that is a string) is a reject rather than a silent NULL, then parsed with their own type.
-_OBJECTS = ("user", "impersonatedUser", "objectRef", "responseStatus")
+OBJECTS = ("user", "impersonatedUser", "objectRef", "responseStatus")
 
 
 def _object_type(name: str) -> dict:
     """Return the from_json type of one mapped object: its string fields, lists and code."""
-    fields = {p.split(".")[1]: "JSON" for p in _STRINGS if p.startswith(name + ".")}
+    fields = {p.split(".")[1]: "JSON" for p in STRINGS if p.startswith(name + ".")}
     if name in ("user", "impersonatedUser"):
         fields["groups"] = "JSON"
+    if name == "user":
+        fields["extra"] = "JSON"  # kept whole: events.user_extra
     if name == "responseStatus":
         fields["code"] = "JSON"
     return fields
@@ -54,8 +56,8 @@ def _object_type(name: str) -> dict:
 
 def _event_type() -> dict:
     """Return the from_json type of an event: every mapped field as JSON."""
-    out = {p: "JSON" for p in _STRINGS if "." not in p}
-    out.update({name: "JSON" for name in _OBJECTS})
+    out = {p: "JSON" for p in STRINGS if "." not in p}
+    out.update({name: "JSON" for name in OBJECTS})
     out.update(sourceIPs="JSON", requestObject="JSON", responseObject="JSON", annotations="JSON")
     return out
 
@@ -112,7 +114,7 @@ def _string(path: str) -> str:
     )
 
 
-def _instant(text: str) -> str:
+def instant(text: str) -> str:
     """SQL giving the TIMESTAMPTZ of a timestamp string, NULL when it is not a real instant.
 
     A string without a zone is read in the connection's time zone, which `case.connect`
@@ -138,7 +140,17 @@ def _field(value: str) -> str:
 
 
 def _in_range(col: str) -> str:
+    """SQL giving col when it lies from 1970 to 9999, else NULL."""
     return f"CASE WHEN epoch_us({col}) BETWEEN {_FIRST_US} AND {_LAST_US} THEN {col} END"
+
+
+# What makes a record an audit event at all (over `e`, the parsed event, and its strings).
+AUDIT_EVENT = """coalesce(
+            e.auditID IS NOT NULL
+            OR (kind = 'Event' AND starts_with(event_api_version, 'audit.k8s.io/'))
+            OR (e.verb IS NOT NULL AND (e.requestURI IS NOT NULL OR e.objectRef IS NOT NULL)),
+            false
+        )"""
 
 
 def _problem() -> str:
@@ -146,12 +158,12 @@ def _problem() -> str:
     wrong_objects = "\n".join(
         f"        WHEN NOT starts_with(e.{name}::VARCHAR, '{{') THEN"
         f" '{name} is not an object: ' || left(e.{name}::VARCHAR, 60)"
-        for name in _OBJECTS
+        for name in OBJECTS
     )
     wrong_strings = "\n".join(
         f"        WHEN NOT starts_with({_ref(path)}::VARCHAR, '\"')"
         f" THEN '{path} is not a string: ' || left({_ref(path)}::VARCHAR, 60)"
-        for path in _STRINGS
+        for path in STRINGS
     )
     return f"""CASE
         -- Only text that starts as an object is parsed (see `mapped_select`).
@@ -160,12 +172,8 @@ def _problem() -> str:
                 WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'ARRAY' THEN
                 'array' WHEN 'NULL' THEN 'null' WHEN 'OBJECT' THEN NULL ELSE 'number' END,
             'invalid JSON')
-        WHEN NOT coalesce(
-            e.auditID IS NOT NULL
-            OR (kind = 'Event' AND starts_with(event_api_version, 'audit.k8s.io/'))
-            OR (e.verb IS NOT NULL AND (e.requestURI IS NOT NULL OR e.objectRef IS NOT NULL)),
-            false
-        ) THEN 'not an audit event: no auditID, no audit.k8s.io kind Event, and no '
+        WHEN NOT {AUDIT_EVENT} THEN
+            'not an audit event: no auditID, no audit.k8s.io kind Event, and no '
             || 'verb with requestURI or objectRef'
             || coalesce(' (keys: ' || array_to_string(list_slice(list_sort(
                 json_keys(event_text)), 1, 8), ', ') || ')', '')
@@ -209,35 +217,21 @@ def _quality() -> str:
     return f"list_filter([{items}], lambda q: q IS NOT NULL)"
 
 
-def mapped_select(chunk: str) -> str:
-    """Return a SELECT mapping each row of `chunk` to the events columns plus `problem`.
+def project(inner: str, problem: str) -> str:
+    """Return the SELECT of the events columns (plus `problem`) over a mapped inner relation.
 
-    `chunk` is a table or view with: source_line BIGINT, source_index INTEGER, line VARCHAR
-    (the line as read, without its line end), event VARCHAR (native event JSON when
-    it differs from line, else NULL), raw VARCHAR (what to keep as raw when it differs from
-    the event, else NULL), envelope VARCHAR, source_format VARCHAR (NULL: native).
+    `inner` gives each event's fields already typed and checked (audit_id ... annotations,
+    rts/stage_ts/old_ts, `e` with requestObject and responseObject, user_extra) beside the
+    chunk's columns; `problem` is the SQL of the reason it cannot be loaded (NULL: it can).
+    Both mappings end here: `mapped_select` and the typed fast path (`typed.typed_select`).
     """
-    # try(): a line that is not JSON must become a reject, and a failed statement would
-    # abort the load's transaction.
-    # Only text that can be an object is parsed: a failed parse inside try() costs an
-    # exception, and a file of junk lines would pay it per line.
-    parse = (
-        f"CASE WHEN starts_with(ltrim(event_text, '{_LEADING_SPACE}'), '{{') "
-        f"THEN try(from_json(event_text, '{_TYPE_LITERAL}')) END"
-    )
-    objects = ",\n                ".join(
-        f"CASE WHEN starts_with(e.{n}::VARCHAR, '{{') THEN from_json(e.{n}, "
-        f"'{json.dumps(_object_type(n))}') END AS o_{n}"
-        for n in _OBJECTS
-    )
-    strings = ",\n            ".join(f"{_string(p)} AS {col}" for p, col in _STRINGS.items())
     return f"""
     SELECT
-        md5(event_text) AS event_id,
+        substr(lower(hex(digest)), 1, 32) AS event_id,
         -- The stages of one request share audit ID, user, verb, URI and received time; a
         -- client-chosen Audit-ID reused by another request does not merge the two. Without
         -- an audit ID an event is a request of its own.
-        CASE WHEN audit_id IS NULL OR audit_id = '' THEN md5(event_text)
+        CASE WHEN audit_id IS NULL OR audit_id = '' THEN substr(lower(hex(digest)), 1, 32)
             ELSE md5(concat_ws(chr(0), {_field("audit_id")}, {_field("username")},
                 {_field("impersonated_user")}, {_field("verb")}, {_field("request_uri")},
                 {_field("epoch_us(coalesce(rts, old_ts))::VARCHAR")}))
@@ -250,6 +244,7 @@ def mapped_select(chunk: str) -> str:
         verb,
         username,
         user_groups,
+        user_extra,
         impersonated_user,
         impersonated_groups,
         source_ips,
@@ -272,27 +267,64 @@ def mapped_select(chunk: str) -> str:
         source_line,
         source_index,
         {_quality()} AS quality,
-        coalesce(raw, event_text) AS raw,
+        -- A line of the file is the event: its bytes stay in the source (sha256 in
+        -- `sources`), found again at raw_offset and proven by the digest (kforensics verify).
+        CASE WHEN position IS NULL THEN coalesce(raw, event_text) END AS raw,
+        position AS raw_offset,
+        digest,
         envelope::JSON AS envelope,
-        {_problem()} AS problem
-    FROM (
+        {problem} AS problem
+    FROM ({inner})
+    """  # noqa: S608 (only constants are formatted in)
+
+
+def in_range(inner: str) -> str:
+    """Return a SELECT over inner with rts, stage_ts and old_ts outside 1970-9999 made NULL."""
+    return f"""
         SELECT * EXCLUDE (rts, stage_ts, old_ts),
             {_in_range("rts")} AS rts,
             {_in_range("stage_ts")} AS stage_ts,
             {_in_range("old_ts")} AS old_ts
-        FROM (
+        FROM ({inner})"""  # noqa: S608 (only constants are formatted in)
+
+
+def mapped_select(chunk: str) -> str:
+    """Return a SELECT mapping each row of `chunk` to the events columns plus `problem`.
+
+    `chunk` is a table or view of events.CHUNK_SCHEMA: source_line BIGINT, source_index
+    INTEGER, line VARCHAR (the line as read, without its line end), event VARCHAR (native
+    event JSON when it differs from line, else NULL), raw VARCHAR (what to keep as raw when it
+    differs from the event, else NULL), envelope VARCHAR, source_format VARCHAR (NULL: native),
+    digest BLOB (SHA-256 of the event's text), position BIGINT (a line's offset in its file).
+    """
+    # try(): a line that is not JSON must become a reject, and a failed statement would
+    # abort the load's transaction.
+    # Only text that can be an object is parsed: a failed parse inside try() costs an
+    # exception, and a file of junk lines would pay it per line.
+    parse = (
+        f"CASE WHEN starts_with(ltrim(event_text, '{_LEADING_SPACE}'), '{{') "
+        f"THEN try(from_json(event_text, '{_TYPE_LITERAL}')) END"
+    )
+    objects = ",\n                ".join(
+        f"CASE WHEN starts_with(e.{n}::VARCHAR, '{{') THEN from_json(e.{n}, "
+        f"'{json.dumps(_object_type(n))}') END AS o_{n}"
+        for n in OBJECTS
+    )
+    strings = ",\n            ".join(f"{_string(p)} AS {col}" for p, col in STRINGS.items())
+    inner = f"""
             SELECT *,
                 -- Only JSON integers are status codes: true, "201" and 201.7 are not.
                 CASE WHEN regexp_matches(o_responseStatus.code::VARCHAR, '^-?[0-9]+$')
                     THEN try_cast(o_responseStatus.code AS INTEGER) END AS code,
                 {_strings_of("e.sourceIPs", "VARCHAR[]")} AS source_ips,
                 {_strings_of("o_user.groups", "VARCHAR[]")} AS user_groups,
+                o_user.extra AS user_extra,
                 {_strings_of("o_impersonatedUser.groups", "VARCHAR[]")} AS impersonated_groups,
                 {_strings_of("e.annotations", "MAP(VARCHAR, VARCHAR)", _STRING_MAP)}
                     AS annotations,
-                {_instant("rts_text")} AS rts,
-                {_instant("stage_ts_text")} AS stage_ts,
-                {_instant("old_ts_text")} AS old_ts
+                {instant("rts_text")} AS rts,
+                {instant("stage_ts_text")} AS stage_ts,
+                {instant("old_ts_text")} AS old_ts
             FROM (
                 SELECT *,
                 {strings}
@@ -301,14 +333,12 @@ def mapped_select(chunk: str) -> str:
                     {objects}
                     FROM (
                         SELECT source_line, source_index, raw, envelope, source_format,
-                               event_text, {parse} AS e
+                               digest, position, event_text, {parse} AS e
                         FROM (
                             SELECT *, coalesce(event, line) AS event_text FROM {chunk}
                         )
                         WHERE event_text IS NOT NULL
                     )
                 )
-            )
-        )
-    )
-    """  # noqa: S608 (chunk is a fixed internal table name, never data)
+            )"""  # noqa: S608 (chunk is a fixed internal table name, never data)
+    return project(in_range(inner), _problem())

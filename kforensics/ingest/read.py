@@ -145,6 +145,10 @@ class FileReader:
 
     def blocks(self) -> Iterator[memoryview]:
         """Yield blocks of whole lines (the last may lack its newline); set `error` on failure."""
+        return self._threaded(block for _, block in self._produce())
+
+    def positioned_blocks(self) -> Iterator[tuple[int, memoryview]]:
+        """Yield (offset in the decompressed stream, block) like `blocks`."""
         return self._threaded(self._produce())
 
     def lines(self) -> Iterator[Lines]:
@@ -152,10 +156,10 @@ class FileReader:
 
         def split() -> Iterator[Lines]:
             next_line = 1
-            for ordinal, block in enumerate(self._produce()):
+            for ordinal, (at, block) in enumerate(self._produce()):
                 oversized = self.oversized.pop(ordinal, 0)
-                for piece in _pieces(block, MAX_BLOCK_LINES):
-                    lines = split_lines(piece, next_line)
+                for start, piece in _pieces(block, MAX_BLOCK_LINES):
+                    lines = split_lines(piece, next_line, at + start)
                     lines.oversized, oversized = oversized, 0
                     next_line += len(lines.numbers)
                     yield lines
@@ -196,7 +200,8 @@ class FileReader:
             stop.set()
             thread.join()
 
-    def _produce(self) -> Iterator[memoryview]:
+    def _produce(self) -> Iterator[tuple[int, memoryview]]:
+        """Yield (offset in the decompressed stream, block) for each block of whole lines."""
         try:
             fh = open(self.path, "rb")  # noqa: SIM115 (closed below, after a read error too)
         except OSError as exc:
@@ -225,8 +230,9 @@ class FileReader:
             self.sha256 = hasher.sha256.hexdigest()
             self.bytes = hasher.bytes
 
-    def _split(self, stream) -> Iterator[memoryview]:
+    def _split(self, stream) -> Iterator[tuple[int, memoryview]]:
         carry = b""
+        at = 0  # offset of carry's first byte in the (decompressed) stream
         skipping = False  # inside a line longer than MAX_LINE_BYTES: drop it up to its newline
         ordinal = 0  # blocks yielded so far
         block_size = self.block_size or BLOCK_SIZE
@@ -239,14 +245,14 @@ class FileReader:
             if n == 0:
                 if carry:
                     ordinal += 1
-                    yield view[:total]
+                    yield at, view[:total]
                 return
             start = 0
             if skipping:
                 cut = buf.find(b"\n", 0, total)
                 if cut < 0:
                     self.oversized[ordinal] += total
-                    carry = b""
+                    carry, at = b"", at + total
                     continue
                 self.oversized[ordinal] += cut
                 skipping = False
@@ -255,33 +261,35 @@ class FileReader:
             cut = buf.rfind(b"\n", start, total)
             if cut < 0:
                 carry = bytes(view[start:total])
+                at += start
                 if len(carry) > MAX_LINE_BYTES:
                     # Count the line as a reject without holding it all in memory.
                     self.oversized[ordinal] = len(carry)
-                    carry, skipping = b"", True
+                    carry, skipping, at = b"", True, at + len(carry)
                 continue
             carry = bytes(view[cut + 1 : total])
             ordinal += 1
-            yield view[start : cut + 1]
+            yield at + start, view[start : cut + 1]
+            at += cut + 1
 
 
-def _pieces(block: memoryview, max_lines: int) -> Iterator[memoryview]:
-    """Yield the block cut at line ends into pieces of at most max_lines lines."""
+def _pieces(block: memoryview, max_lines: int) -> Iterator[tuple[int, memoryview]]:
+    """Yield (offset in block, piece): the block cut at line ends into pieces of max_lines."""
     buf = np.frombuffer(block, dtype=np.uint8)
     if len(buf) <= max_lines or np.count_nonzero(buf == 10) <= max_lines:
-        yield block
+        yield 0, block
         return
     start, lines, step = 0, 0, 1 << 20
     for at in range(0, len(buf), step):
         nl = np.flatnonzero(buf[at : at + step] == 10)
         while lines + len(nl) >= max_lines:
             cut = at + int(nl[max_lines - lines - 1]) + 1
-            yield block[start:cut]
+            yield start, block[start:cut]
             nl = nl[max_lines - lines :]
             start, lines = cut, 0
         lines += len(nl)
     if start < len(buf):
-        yield block[start:]
+        yield start, block[start:]
 
 
 @dataclass
@@ -298,6 +306,11 @@ class Lines:
     valid: np.ndarray
     offsets: np.ndarray
     block: memoryview | bytes
+    # Beside `text`: each line's SHA-256 (its event digest, see `line_digests`) and its offset
+    # in the decompressed stream (where `kforensics verify` finds it again); null for line ends.
+    digests: pa.Array | None = None
+    positions: pa.Array | None = None
+    at: int = 0  # the block's offset in the decompressed stream
     # Bytes of a line over MAX_LINE_BYTES that this block's first line (an empty placeholder)
     # stands in for; 0 when none.
     oversized: int = 0
@@ -330,8 +343,34 @@ def _utf8_lines(block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return ok
 
 
-def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
-    """Return the lines of a block of whole lines (the last may lack its newline)."""
+def line_digests(block, starts: np.ndarray, ends: np.ndarray, keep: np.ndarray) -> pa.Array:
+    """Return the SHA-256 of each kept line, interleaved with nulls as `Lines.text` is.
+
+    Computed here, in the reading thread, with hashlib (not DuckDB): the digest is an event's
+    identity across loads, so it must not change with the DuckDB version, and SHA-256 keeps
+    a crafted line from passing for another event (dedupe drops an event on a digest match).
+    """
+    view = memoryview(block)
+    sha = hashlib.sha256
+    idx = np.flatnonzero(keep)
+    pairs = zip(starts[idx].tolist(), ends[idx].tolist(), strict=True)
+    digests = b"".join([sha(view[a:b]).digest() for a, b in pairs])
+    data = np.zeros((2 * len(starts), 32), dtype=np.uint8)
+    data[2 * idx] = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 32)
+    mask = np.zeros(2 * len(starts), dtype=bool)
+    mask[2 * idx] = True
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32),
+        2 * len(starts),
+        [pa.array(mask, type=pa.bool_()).buffers()[1], pa.py_buffer(data)],
+    )
+
+
+def split_lines(block: memoryview | bytes, first_line: int, at: int = 0) -> Lines:
+    """Return the lines of a block of whole lines (the last may lack its newline).
+
+    `at` is the block's offset in the file's decompressed stream.
+    """
     buf = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(buf == 10)
     ends = nl + 1  # where each line, with its line end, stops
@@ -355,7 +394,8 @@ def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
     offsets[1::2] = content_end
     offsets[-1] = len(buf)
     mask = np.zeros(2 * n, dtype=bool)
-    mask[0::2] = valid & _utf8_lines(block, starts, content_end)
+    keep = valid & _utf8_lines(block, starts, content_end)
+    mask[0::2] = keep
     text = pa.StringArray.from_buffers(
         2 * n,
         pa.py_buffer(offsets),
@@ -364,6 +404,16 @@ def split_lines(block: memoryview | bytes, first_line: int) -> Lines:
     )
     numbers = np.arange(first_line, first_line + n, dtype=np.int64)
     too_long = [(int(numbers[i]), int(content_end[i] - starts[i])) for i in long]
+    positions = np.zeros(2 * n, dtype=np.int64)
+    positions[0::2] = starts + at
     return Lines(
-        text=text, numbers=numbers, valid=valid, offsets=offsets, block=block, too_long=too_long
+        text=text,
+        numbers=numbers,
+        valid=valid,
+        offsets=offsets,
+        block=block,
+        too_long=too_long,
+        digests=line_digests(block, starts, content_end, keep),
+        positions=pa.array(positions, mask=~mask),
+        at=at,
     )

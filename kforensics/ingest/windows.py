@@ -7,6 +7,7 @@ file is read once, and memory holds one window whatever the file's size.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from kforensics.ingest.read import FileReader, Lines
 from kforensics.ingest.sources import SourceStats
 
 WINDOW_BYTES = 256 * 1024 * 1024
+# What may stand before a native event's `{` (mapping's leading space, as bytes).
+_LEADING = " \t\r\n\ufeff".encode()
 WINDOW_LINES = 4 * 1024 * 1024
 
 
@@ -30,6 +33,7 @@ class _Block:
     starts: np.ndarray
     ends: np.ndarray
     block: memoryview | bytes
+    at: int  # the block's offset in the decompressed file
 
     def line_bytes(self, i: int) -> bytes:
         """Return the bytes of the i-th kept line, without its line end."""
@@ -44,6 +48,7 @@ def _kept(lines: Lines) -> _Block:
         starts=lines.offsets[0:-1:2][valid],
         ends=lines.offsets[1::2][valid],
         block=lines.block,
+        at=lines.at,
     )
 
 
@@ -62,11 +67,12 @@ def _native_chunk(lines: Lines) -> pa.Table:
     n = len(lines.numbers)
     if lines.blank > n // 2:
         # Mostly blank: hand DuckDB only the lines (a file of blank lines costs nothing).
-        keep = np.flatnonzero(lines.valid)
-        text = lines.text.take(pa.array(2 * keep))
-        numbers, rows = lines.numbers[keep], len(keep)
+        keep = pa.array(2 * np.flatnonzero(lines.valid))
+        columns = (lines.text, lines.digests, lines.positions)
+        text, digests, positions = (a.take(keep) for a in columns)
+        numbers, rows = lines.numbers[lines.valid], len(keep)
     else:
-        text, rows = lines.text, 2 * n
+        text, digests, positions, rows = lines.text, lines.digests, lines.positions, 2 * n
         numbers = np.zeros(rows, dtype=np.int64)
         numbers[0::2] = lines.numbers
     return pa.table(
@@ -78,6 +84,8 @@ def _native_chunk(lines: Lines) -> pa.Table:
             "raw": pa.nulls(rows, pa.string()),
             "envelope": pa.nulls(rows, pa.string()),
             "source_format": pa.nulls(rows, pa.string()),  # NULL means native
+            "digest": digests,
+            "position": positions,
         },
         schema=CHUNK_SCHEMA,
     )
@@ -96,11 +104,15 @@ def load_lines(
         chunk = pa.RecordBatchReader.from_batches(  # noqa: F841
             CHUNK_SCHEMA, _fill(writer, window, blocks, stats)
         )
-        inserted = writer.con.execute(writer.insert_sql, params).fetchone()[0]
+        with writer.mapping():
+            inserted = writer.con.execute(writer.typed_sql, params).fetchone()[0]
+        kept = sum(len(b.numbers) for b in window.blocks)
+        if inserted < kept:
+            inserted += _untyped(writer, window.blocks, stats)
         stats.events_loaded += inserted
         stats.formats[shapes.NATIVE] += inserted
         stats.records += inserted
-        if inserted < sum(len(b.numbers) for b in window.blocks):
+        if inserted < kept:
             _leftovers(writer, window.blocks, stats)
         full = window.full
     for rest in reader.oversized.values():  # the file ended inside an oversized line
@@ -138,8 +150,8 @@ def _account(writer: EventWriter, lines: Lines, stats: SourceStats) -> None:
     stats.blank_lines += blank
 
 
-def _leftovers(writer: EventWriter, window: list[_Block], stats: SourceStats) -> None:
-    """Route the window's lines that the SQL mapping did not take to the envelope parsers."""
+def _left(writer: EventWriter, window: list[_Block], stats: SourceStats) -> Iterator[tuple]:
+    """Yield (block, index) of the window's lines that no INSERT has taken yet."""
     lo = int(min(b.numbers[0] for b in window if len(b.numbers)))
     hi = int(max(b.numbers[-1] for b in window if len(b.numbers)))
     taken = writer.con.execute(
@@ -147,23 +159,66 @@ def _leftovers(writer: EventWriter, window: list[_Block], stats: SourceStats) ->
         "AND source_line BETWEEN $lo AND $hi",
         {"load": writer.load_id, "file": stats.path, "lo": lo, "hi": hi},
     ).fetchnumpy()["source_line"]
+    for b in window:
+        for i in np.flatnonzero(~np.isin(b.numbers, taken, assume_unique=True)).tolist():
+            yield b, i
+
+
+def _untyped(writer: EventWriter, window: list[_Block], stats: SourceStats) -> int:
+    """Map the native lines the typed fast path left with the full mapping; return how many.
+
+    Lines that are no object at all cannot be events: they go straight to the envelope
+    parsers, which give a reject its reason.
+    """
+    rows: dict[str, list] = {k: [] for k in ("source_line", "line", "digest", "position")}
+    for b, i in _left(writer, window, stats):
+        data = b.line_bytes(i)
+        if not data.lstrip(_LEADING).startswith(b"{"):
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        rows["source_line"].append(int(b.numbers[i]))
+        rows["line"].append(text)
+        rows["digest"].append(hashlib.sha256(data).digest())
+        rows["position"].append(b.at + int(b.starts[i]))
+    if not rows["line"]:
+        return 0
+    n = len(rows["line"])
+    chunk = pa.table(  # noqa: F841 (read by the INSERT: a replacement scan)
+        {
+            **rows,
+            "source_index": [None] * n,
+            "event": [None] * n,
+            "raw": [None] * n,
+            "envelope": [None] * n,
+            "source_format": [None] * n,
+        },
+        schema=CHUNK_SCHEMA,
+    ).select(CHUNK_SCHEMA.names)
+    params = {"file": stats.path, "load": writer.load_id}
+    with writer.mapping():
+        return writer.con.execute(writer.insert_sql, params).fetchone()[0]
+
+
+def _leftovers(writer: EventWriter, window: list[_Block], stats: SourceStats) -> None:
+    """Route the window's lines that the SQL mapping did not take to the envelope parsers."""
     records: list[shapes.Record] = []
     raw_text: dict[tuple[int, int | None], str] = {}
-    for b in window:
-        left = np.flatnonzero(~np.isin(b.numbers, taken, assume_unique=True))
-        for i in left.tolist():
-            ln, data = int(b.numbers[i]), b.line_bytes(i)
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                writer.rejects.add(stats, ln, None, f"invalid UTF-8 at byte {exc.start}", data)
-                continue
-            if not text.strip():  # whitespace that is not ASCII blank: U+00A0, BOM...
-                stats.blank_lines += 1
-                continue
-            raw_text[(ln, None)] = text
-            records.extend(shapes.classify_line(text, ln))
-            if len(records) >= RECORD_BATCH:
-                writer.records(records, stats, raw_text)
-                records, raw_text = [], {}
+    for b, i in _left(writer, window, stats):
+        ln, data = int(b.numbers[i]), b.line_bytes(i)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            writer.rejects.add(stats, ln, None, f"invalid UTF-8 at byte {exc.start}", data)
+            continue
+        if not text.strip():  # whitespace that is not ASCII blank: U+00A0, BOM...
+            stats.blank_lines += 1
+            continue
+        raw_text[(ln, None)] = text
+        records.extend(shapes.classify_line(text, ln))
+        if len(records) >= RECORD_BATCH:
+            writer.records(records, stats, raw_text)
+            records, raw_text = [], {}
     writer.records(records, stats, raw_text)

@@ -19,11 +19,11 @@ WITH touched AS (
     UNION ALL
     -- the token's own pod: its namespace is the service account's
     SELECT split_part(username, ':', 3) AS namespace,
-           raw->'$.user.extra'->'authentication.kubernetes.io/pod-name'->>0 AS pod,
+           user_extra->'authentication.kubernetes.io/pod-name'->>0 AS pod,
            'its token used' AS how, ts, source_file, source_line
     FROM requests
     WHERE username = $identity AND username LIKE 'system:serviceaccount:%'
-      AND raw->'$.user.extra'->'authentication.kubernetes.io/pod-name'->>0 IS NOT NULL
+      AND user_extra->'authentication.kubernetes.io/pod-name'->>0 IS NOT NULL
       AND @W(ts)
 )
 SELECT namespace, pod, list(DISTINCT how ORDER BY how) AS how, min(ts) AS first_seen,
