@@ -57,8 +57,9 @@ def batch_environment() -> Iterator[None]:
 class ByteProgress:
     """Counts input bytes consumed; draws a bar when enabled."""
 
-    def __init__(self, total: int, enabled: bool | None = None):
+    def __init__(self, total: int, enabled: bool | None = None, label: str = "loading"):
         self.enabled = progress_wanted(total) if enabled is None else enabled
+        self.label = label
         self.total = total
         self._bar: Progress | None = None
         self._task = None
@@ -66,7 +67,7 @@ class ByteProgress:
     def __enter__(self) -> ByteProgress:
         if self.enabled:
             self._bar = Progress(
-                TextColumn("loading"),
+                TextColumn(self.label),
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),

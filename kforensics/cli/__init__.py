@@ -11,6 +11,7 @@ from kforensics.cli.query import queries_cmd, sql_cmd
 from kforensics.cli.remediate import netpol_cmd, remediate_cmd
 from kforensics.cli.report import report_cmd
 from kforensics.cli.sensitive import sensitive_cmd
+from kforensics.cli.verify import original_cmd, verify_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,5 +22,5 @@ def main() -> None:
 
 for command in (load_cmd, sql_cmd, queries_cmd, sample_cmd, detect_cmd, rules_cmd,
                 remediate_cmd, netpol_cmd, report_cmd, note_cmd, notes_cmd,
-                sensitive_cmd):  # fmt: skip
+                sensitive_cmd, verify_cmd, original_cmd):  # fmt: skip
     main.add_command(command)

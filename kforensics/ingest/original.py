@@ -10,7 +10,7 @@ again, a line is the original only if its digest matches, and a file only if its
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,9 @@ import duckdb
 from kforensics.ingest.read import FileReader
 
 
-def read_lines(path: str | Path, offsets: Iterable[int]) -> tuple[dict[int, bytes], FileReader]:
+def read_lines(
+    path: str | Path, offsets: Iterable[int], on_bytes: Callable[[int], None] | None = None
+) -> tuple[dict[int, bytes], FileReader]:
     """Return the line (without its line end) starting at each offset of the decompressed file.
 
     The whole file is read, so the returned reader's `sha256`, `bytes` and `error` say what
@@ -27,7 +29,7 @@ def read_lines(path: str | Path, offsets: Iterable[int]) -> tuple[dict[int, byte
     """
     wanted = sorted(set(offsets))
     found: dict[int, bytes] = {}
-    reader = FileReader(Path(path))
+    reader = FileReader(Path(path), on_bytes=on_bytes)
     i = 0
     for at, block in reader.positioned_blocks():
         end = at + len(block)
@@ -55,46 +57,118 @@ def locate(path: str, search: Iterable[str | Path] = ()) -> Path | None:
     return None
 
 
+def prefix_sha256(
+    path: Path, size: int, on_bytes: Callable[[int], None] | None = None
+) -> tuple[str, int]:
+    """Return the SHA-256 of the file's first `size` bytes, and the file's size now."""
+    digest = hashlib.sha256()
+    left = size
+    with open(path, "rb") as fh:
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+        fh.seek(0, 2)
+        return digest.hexdigest(), fh.tell()
+
+
+@dataclass
+class Finder:
+    """Finds a loaded source by its content: the first `bytes` bytes with its sha256.
+
+    The recorded path first, then its name in each search folder, then every file under the
+    search folders at least as long (a rotated audit.log is audit.log.1 now). A live log that
+    grew since the load is still the source: its first bytes are.
+    """
+
+    search: list[Path] = field(default_factory=list)
+    on_bytes: Callable[[int], None] | None = None
+    _hashed: dict[tuple[Path, int], tuple[str, int]] = field(default_factory=dict)
+    _under: list[Path] | None = None
+
+    def find(self, path: str, sha256: str, size: int) -> tuple[Path | None, int, list[str]]:
+        """Return (where the source is, bytes appended since, why candidates were not it)."""
+        named = [Path(path)] + [d / Path(path).name for d in self.search]
+        seen: set[Path] = set()
+        why: list[str] = []
+        for candidate in [*named, *self._files()]:
+            if candidate in seen:
+                continue
+            seen.add(candidate)
+            # the recorded path is the subject of the message; another candidate is named
+            label = "" if candidate == Path(path) else f"{candidate}: "
+            try:
+                if not candidate.is_file() or candidate.stat().st_size < size:
+                    if candidate in named and candidate.exists():
+                        why.append(f"{label}shorter than the {size:,} bytes loaded")
+                    continue
+                key = (candidate, size)
+                if key not in self._hashed:
+                    self._hashed[key] = prefix_sha256(candidate, size, self.on_bytes)
+                sha_now, size_now = self._hashed[key]
+            except OSError as exc:
+                if candidate in named:
+                    why.append(f"{label}cannot read: {exc.strerror or exc}")
+                continue
+            if sha_now == sha256:
+                return candidate, size_now - size, []
+            if candidate in named:
+                why.append(f"{label}changed since the load (its first {size:,} bytes differ)")
+        return None, 0, why or ["not found (give the folder it is in now with --sources)"]
+
+    def _files(self) -> list[Path]:
+        if self._under is None:
+            self._under = sorted(p for d in self.search for p in Path(d).rglob("*") if p.is_file())
+        return self._under
+
+
 def originals(
     con: duckdb.DuckDBPyConnection, event_ids: Iterable[str], search: Iterable[str | Path] = ()
 ) -> dict[str, bytes | None]:
     """Return each event's original bytes (None where its source is gone or was changed)."""
     ids = sorted(set(event_ids))
     rows = con.execute(
-        "SELECT event_id, source_file, raw_offset, digest, raw FROM events "
-        "WHERE event_id IN (SELECT unnest($ids))",
+        "SELECT e.event_id, e.source_file, s.sha256, s.bytes, e.raw_offset, e.digest, e.raw "
+        "FROM events e LEFT JOIN sources s ON s.load_id = e.load_id AND s.path = e.source_file "
+        "WHERE e.event_id IN (SELECT unnest($ids))",
         {"ids": ids},
     ).fetchall()
     out: dict[str, bytes | None] = dict.fromkeys(ids)
-    by_file: dict[str, list[tuple]] = {}
-    for event_id, source_file, offset, digest, raw in rows:
+    by_file: dict[tuple, list[tuple]] = {}
+    for event_id, source_file, sha, size, offset, digest, raw in rows:
         if offset is None:
             out[event_id] = None if raw is None else raw.encode("utf-8")
         else:
-            by_file.setdefault(source_file, []).append((event_id, offset, bytes(digest)))
-    for source_file, wanted in by_file.items():
-        where = locate(source_file, search)
+            by_file.setdefault((source_file, sha, size), []).append((event_id, offset, digest))
+    finder = Finder([Path(d) for d in search])
+    for (source_file, sha, size), wanted in by_file.items():
+        where = None if sha is None else finder.find(source_file, sha, size)[0]
         if where is None:
             continue
         lines, _ = read_lines(where, [offset for _, offset, _ in wanted])
         for event_id, offset, digest in wanted:
             line = lines.get(offset)
-            if line is not None and hashlib.sha256(line).digest() == digest:
+            if line is not None and hashlib.sha256(line).digest() == bytes(digest):
                 out[event_id] = line
     return out
 
 
 @dataclass
 class SourceCheck:
-    """What `verify` found for one source file of the case."""
+    """What `verify` found for one source file of one load."""
 
+    load_id: int
     path: str
     sha256: str
-    bytes: int = 0  # of the file as loaded
-    found_at: str | None = None  # where the file was read (None: not found)
+    bytes: int  # of the file as loaded
+    events: int = 0  # native lines of the case read from this file in that load
+    found_at: str | None = None  # where the file was found (None: not found)
     grown: int = 0  # bytes appended since the load (a live audit.log): not part of the case
-    events: int = 0  # native lines of the case read from this file
-    verified: int = 0  # ... whose bytes at raw_offset have the event's digest
+    verified: int = 0  # events whose bytes at raw_offset have the event's digest
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -111,71 +185,59 @@ class Verification:
     held: int  # events whose text the case holds (records of documents and envelopes)
 
     @property
+    def events(self) -> int:
+        return self.held + sum(s.events for s in self.sources)
+
+    @property
+    def verified(self) -> int:
+        return self.held + sum(s.verified for s in self.sources)
+
+    @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.sources if s.events)
+        return all(s.ok for s in self.sources)
 
 
-def verify(case: str | Path, search: Iterable[str | Path] = ()) -> Verification:
+def verify(
+    case: str | Path, search: Iterable[str | Path] = (), progress: bool | None = None
+) -> Verification:
     """Return the proof of a case against its sources: every native event's bytes, re-read."""
     from kforensics.case import connect
+    from kforensics.progress import ByteProgress
 
-    search = list(search)
     con = connect(case)
     try:
         sources = con.execute(
-            "SELECT path, any_value(sha256), any_value(bytes) FROM sources "
-            "WHERE error IS NULL GROUP BY path ORDER BY path"
+            "SELECT s.load_id, s.path, s.sha256, s.bytes, count(e.raw_offset) "
+            "FROM sources s JOIN events e ON e.load_id = s.load_id AND e.source_file = s.path "
+            "WHERE e.raw_offset IS NOT NULL "
+            "GROUP BY ALL ORDER BY s.path, s.load_id"
         ).fetchall()
         held = con.execute("SELECT count(*) FROM events WHERE raw_offset IS NULL").fetchone()[0]
-        checks = []
-        for path, sha, size in sources:
-            wanted = con.execute(
-                "SELECT raw_offset, digest, source_line FROM events "
-                "WHERE source_file = $p AND raw_offset IS NOT NULL",
-                {"p": path},
-            ).fetchall()
-            checks.append(_check(path, sha, size, wanted, search))
+        with ByteProgress(2 * sum(r[3] for r in sources), progress, "verifying") as bar:
+            finder = Finder([Path(d) for d in search], bar.advance)
+            checks = []
+            for load_id, path, sha, size, _ in sources:
+                wanted = con.execute(
+                    "SELECT raw_offset, digest, source_line FROM events "
+                    "WHERE load_id = $l AND source_file = $p AND raw_offset IS NOT NULL",
+                    {"l": load_id, "p": path},
+                ).fetchall()
+                checks.append(
+                    _check(SourceCheck(load_id, path, sha, size, len(wanted)), wanted, finder)
+                )
     finally:
         con.close()
     return Verification(str(case), checks, held)
 
 
-def prefix_sha256(path: Path, size: int) -> tuple[str, int]:
-    """Return the SHA-256 of the file's first `size` bytes, and the file's size now."""
-    digest = hashlib.sha256()
-    left = size
-    with open(path, "rb") as fh:
-        while left > 0:
-            chunk = fh.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-        fh.seek(0, 2)
-        return digest.hexdigest(), fh.tell()
-
-
-def _check(path: str, sha: str, size: int, wanted: list[tuple], search: list) -> SourceCheck:
-    """Return the check of one source: its sha256, and each of its events' digests."""
-    check = SourceCheck(path, sha, size, events=len(wanted))
-    where = locate(path, search)
+def _check(check: SourceCheck, wanted: list[tuple], finder: Finder) -> SourceCheck:
+    """Return the check of one source: found by its sha256, then each event's digest."""
+    where, check.grown, why = finder.find(check.path, check.sha256, check.bytes)
     if where is None:
-        check.problems.append("not found (give its folder with --sources)")
+        check.problems += why
         return check
     check.found_at = str(where)
-    try:
-        now, size_now = prefix_sha256(where, size)
-    except OSError as exc:
-        check.problems.append(f"cannot read: {exc.strerror or exc}")
-        return check
-    # A live audit.log grows after a load: the loaded bytes are its first `size`, unchanged
-    if size_now < size or now != sha:
-        check.problems.append(
-            f"changed since the load: its first {size:,} bytes no longer have sha256 {sha}"
-        )
-        return check
-    check.grown = size_now - size
-    lines, _ = read_lines(where, [offset for offset, _, _ in wanted])
+    lines, _ = read_lines(where, [offset for offset, _, _ in wanted], finder.on_bytes)
     bad = []
     for offset, digest, line_no in wanted:
         line = lines.get(offset)
@@ -185,5 +247,5 @@ def _check(path: str, sha: str, size: int, wanted: list[tuple], search: list) ->
             bad.append(line_no)
     if bad:
         shown = ", ".join(str(n) for n in sorted(bad)[:5])
-        check.problems.append(f"{len(bad)} events differ from the file (lines {shown})")
+        check.problems.append(f"{len(bad):,} events differ from the file (lines {shown})")
     return check
