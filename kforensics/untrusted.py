@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 # Kubernetes objects nest a few dozen levels at most (managedFields mirror the object); deepcopy
 # and the YAML serializer spend about three frames a level of Python's 1000.
 MAX_DEPTH = 100
@@ -45,10 +47,17 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 def loads(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
     """Return parsed JSON; ValueError when it is not JSON, TooDeep when it nests past limit."""
     try:
-        value = json.loads(text)
-    except RecursionError as exc:  # the C scanner stops cleanly at the interpreter's limit
-        raise TooDeep(f"JSON nested deeper than {limit} levels") from exc
-    if too_deep(value, limit):
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # what orjson refuses and json reads (NaN, integers past 64 bits, lone surrogates) is
+        # read as before, and so is what nests past orjson's 1024 levels
+        try:
+            value = json.loads(text)
+        except RecursionError as exc:  # the C scanner stops cleanly at the interpreter's limit
+            raise TooDeep(f"JSON nested deeper than {limit} levels") from exc
+    # no deeper than its count of opening brackets (most objects): no walk needed
+    opened = text.count("{") + text.count("[") if isinstance(text, str) else limit + 1
+    if opened > limit and too_deep(value, limit):
         raise TooDeep(f"JSON nested deeper than {limit} levels")
     return value
 

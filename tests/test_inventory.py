@@ -181,3 +181,45 @@ def test_a_timeline_gives_what_each_rebuild_gives_and_shares_nothing(
         assert len(at_time(times[2]).objects) < len(end.objects)
     finally:
         con.close()
+
+
+def test_the_snapshots_of_many_times_come_from_one_pass(sample_cases, monkeypatch):
+    case = sample_cases.loaded("native")[0]
+    times = [
+        datetime(2026, 3, 14, 10, 50, tzinfo=UTC),
+        None,
+        datetime(2026, 3, 14, 8, 3, tzinfo=UTC),
+        datetime(2026, 3, 14, 10, tzinfo=UTC),
+        datetime(2000, 1, 1, tzinfo=UTC),
+    ]
+    applied = []
+    apply = inventory._Replay.apply
+    monkeypatch.setattr(
+        inventory._Replay, "apply", lambda self, i, row: applied.append(i) or apply(self, i, row)
+    )
+    con = connect(case)
+    try:
+        at_time = inventory.timeline(con)
+        snaps = at_time.snapshots(times)
+        # each change applied once, in time order: as many as one rebuild of the end applies
+        assert applied == sorted(set(applied)) and len(applied) > 0
+        one_pass = len(applied)
+        applied.clear()
+        at_time(None)
+        assert len(applied) == one_pass
+        assert sorted(snaps, key=str) == sorted(times, key=str)
+        for when in times:
+            want = at_time(when)
+            got = snaps[when]
+            assert got.at == when
+            assert (got.objects, got.evidence, got.unknown, got.refused) == (
+                want.objects,
+                want.evidence,
+                want.unknown,
+                want.refused,
+            )
+        # a snapshot's objects are copies: the timeline's next pass is not changed by them
+        snaps[None].get("Deployment", "payments", "payments-api")["spec"]["replicas"] = 99
+        assert at_time(None).get("Deployment", "payments", "payments-api")["spec"]["replicas"] == 2
+    finally:
+        con.close()

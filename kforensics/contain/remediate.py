@@ -47,6 +47,7 @@ def remediate_case(
     from kforensics.detection.rule import load_rules
     from kforensics.detection.run import detect, stored_findings
     from kforensics.netpol.inventory import timeline
+    from kforensics.netpol.plan import before_times
 
     if findings is None:
         with connect(case) as con:
@@ -55,11 +56,14 @@ def remediate_case(
             findings = detect(case, load_rules())
     con = connect(case)
     try:
-        at_time = timeline(con)  # the log read once, each inventory a replay of it
+        at_time = timeline(con)
+        # every inventory the plan asks for, from one chronological pass over the log
+        known = at_time.snapshots([at, *before_times(findings)])
 
         @cache
         def inv_at(when):
-            return at_time(when if when is not None else at)
+            when = when if when is not None else at
+            return known[when] if when in known else at_time(when)
 
         plan = build(con, findings, inv_at, forensics_namespace=forensics_namespace)
     finally:

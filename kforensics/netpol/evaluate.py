@@ -428,11 +428,9 @@ def class_matrix(clusters: Sequence[Cluster], cutting: Iterable[NetworkPolicy]) 
                 continue  # external to external is not a cluster's connection
             if src is dst and len(src.names) < 2:
                 continue  # a workload to itself is never listed
+            members = [(ev, src.member(i), dst.member(i)) for i, ev in enumerate(evaluators)]
             per = tuple(
-                none if s is None or d is None else ev.allowed(s, d)
-                for ev, s, d in (
-                    (ev, src.member(i), dst.member(i)) for i, ev in enumerate(evaluators)
-                )
+                none if s is None or d is None else ev.allowed(s, d) for ev, s, d in members
             )
             if any(per):
                 conns[a, b] = per

@@ -10,7 +10,9 @@ What cannot be known (an audit level that logged no objects) is listed, not gues
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -144,69 +146,139 @@ def reconstruct(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> I
     return timeline(con)(at)
 
 
-def timeline(con: duckdb.DuckDBPyConnection) -> Callable[[datetime | None], Inventory]:
-    """Return a function giving the inventory as of a time (None: the end of the case).
+def timeline(con: duckdb.DuckDBPyConnection) -> Timeline:
+    """Return the log's changes read once: `timeline(con)(at)` is the inventory as of at."""
+    return Timeline(con)
 
-    The log is read and each logged body parsed once; each call replays the changes up to its
-    time, and hands out its own copy of the objects (no two inventories share one), instead of
-    querying and parsing every change again: a remediation asks for one inventory per finding
-    it restores.
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: parsed bodies are trees of fresh dicts and lists,
+    which it would scan again and again as they pile up (4x the parse itself, measured)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Timeline:
+    """The log's changes, read and parsed once, replayed in one chronological pass per call.
+
+    A remediation asks for the cluster as of the end and just before each change it restores:
+    `snapshots(times)` gives them all from one pass, instead of one replay of the log each.
     """
-    rows = con.execute(_changes_sql(), {"resources": list(KINDS)}).fetchall()
-    parsed: dict[int, tuple | None] = {}  # row index -> (request, response); None: too deep
-    budget = [PARSED_CACHE_BYTES]  # of logged text whose parse is kept: memory stays bounded
 
-    def load(i: int, req: str | None, resp: str | None) -> tuple | None:
-        if i in parsed:
-            return parsed[i]
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._rows = con.execute(_changes_sql(), {"resources": list(KINDS)}).fetchall()
+        self._parsed: dict[int, tuple | None] = {}  # row -> (request, response); None: too deep
+        self._budget = PARSED_CACHE_BYTES  # of logged text whose parse is kept: memory bounded
+        self._dumps = _dump_rows(con)
+        self._seen = con.execute(
+            "SELECT namespace, min(ts) FROM events WHERE namespace IS NOT NULL GROUP BY namespace"
+        ).fetchall()
+
+    def __call__(self, at: datetime | None) -> Inventory:
+        """Return the inventory as of a time (None: the end of the case), its own copy."""
+        return self.snapshots([at])[at]
+
+    def snapshots(self, times: Iterable[datetime | None]) -> dict[datetime | None, Inventory]:
+        """Return {time: inventory as of it} (None: the end of the case) from one pass.
+
+        No inventory shares an object with the timeline; inventories of one call share the
+        objects that did not change between their times (copied once): read them, or copy
+        what you change.
+        """
+        wanted = sorted({t for t in times if t is not None})
+        wanted += [None] if None in set(times) else []
+        replay = _Replay(self._load)
+        _from_dumps(self._dumps, replay.inv)
+        out: dict[datetime | None, Inventory] = {}
+        copies: dict[int, tuple[dict, dict, list[str]]] = {}  # id(state) -> state, copy, errors
+        i = 0
+        with _collector_paused():
+            for at in wanted:
+                # rows are in time order, undated last: an undated change counts only at the end
+                while i < len(self._rows) and (
+                    at is None or (self._rows[i][0] is not None and self._rows[i][0] <= at)
+                ):
+                    replay.apply(i, self._rows[i])
+                    i += 1
+                out[at] = self._snapshot(replay, at, copies)
+        return out
+
+    def _load(self, i: int, req: str | None, resp: str | None) -> tuple | None:
+        if i in self._parsed:
+            return self._parsed[i]
         try:
             bodies = (_load(req), _load(resp))
         except untrusted.TooDeep:
             bodies = None
         size = len(req or "") + len(resp or "")
-        if size <= budget[0]:
-            parsed[i], budget[0] = bodies, budget[0] - size
+        if size <= self._budget:
+            self._parsed[i], self._budget = bodies, self._budget - size
         return bodies
 
-    dumps = _dump_rows(con)
-    seen = con.execute(
-        "SELECT namespace, min(ts) FROM events WHERE namespace IS NOT NULL GROUP BY namespace"
-    ).fetchall()
-
-    def inventory_at(at: datetime | None) -> Inventory:
-        inv = Inventory(at=at)
-        _from_dumps(dumps, inv)
-        # rows are in time order, undated last: an undated change counts only at the end
-        upto = [
-            (i, r) for i, r in enumerate(rows) if at is None or (r[0] is not None and r[0] <= at)
-        ]
-        _replay(upto, inv, load)
-        inv.objects = copy.deepcopy(inv.objects)  # the parsed bodies stay the timeline's own
-        named = {ns for ns, first in seen if at is None or (first is not None and first <= at)}
+    def _snapshot(self, replay: _Replay, at: datetime | None, copies: dict) -> Inventory:
+        """Return the replay's state as an inventory of its own (copies shared within a call)."""
+        state = replay.inv
+        inv = Inventory(at, evidence=dict(state.evidence), refused=dict(state.refused))
+        inv.unknown = [*state.unknown, *replay.summary()]
+        for key, obj in state.objects.items():
+            if id(obj) not in copies:  # the parsed bodies stay the timeline's own
+                copies[id(obj)] = (obj, copy.deepcopy(obj), storable_errors(obj))
+            inv.objects[key] = copies[id(obj)][1]
+        named = {
+            ns for ns, first in self._seen if at is None or (first is not None and first <= at)
+        }
         _namespaces_seen(named, inv)
-        _refuse_unstorable(inv)
+        _refuse_unstorable(inv, {key: copies[id(o)][2] for key, o in state.objects.items()})
         return inv
 
-    return inventory_at
 
+class _Replay:
+    """The logged changes applied in time order to one inventory (`apply`, row by row)."""
 
-def _replay(rows: list[tuple[int, tuple]], inv: Inventory, load: Callable) -> None:
-    """Apply the logged changes (in time order) to the inventory; load(i, request, response)
-    gives a row's parsed bodies (None: nested too deep to read)."""
-    unlogged: dict[str, int] = {}
-    unreadable: dict[str, int] = {}
-    for i, (_ts, resource, sub, verb, ns, name, req, resp, file, line, audit_id, misnaming) in rows:
+    def __init__(self, load: Callable[[int, str | None, str | None], tuple | None]) -> None:
+        self.inv = Inventory(at=None)
+        self.load = load  # load(i, request, response): the parsed bodies, None when too deep
+        self.unlogged: dict[str, int] = {}
+        self.unreadable: dict[str, int] = {}
+
+    def summary(self) -> list[str]:
+        """Return what the changes so far could not tell, one line per kind."""
+        out = [
+            f"{n} change(s) to {kind} objects were logged without the object (audit level "
+            "Metadata, or a patch to an object never seen whole): their state is unknown"
+            for kind, n in sorted(self.unlogged.items())
+        ]
+        return out + [
+            f"{n} change(s) to {kind} objects were logged with a body nested deeper than "
+            f"{untrusted.MAX_DEPTH} levels (crafted?): not read, their state is unknown"
+            for kind, n in sorted(self.unreadable.items())
+        ]
+
+    def apply(self, i: int, row: tuple) -> None:
+        """Apply one logged change (row i) to the inventory.
+
+        A stored state is never changed in place (a patch builds a new one): snapshots
+        share the states that did not change.
+        """
+        inv, unlogged = self.inv, self.unlogged
+        _ts, resource, sub, verb, ns, name, req, resp, file, line, audit_id, misnaming = row
         kind = KINDS[resource]
         if verb == "delete" and name:  # what a delete carries is not needed, so not parsed
             key = (kind, "" if kind == "Namespace" else (ns or ""), name)
             inv.objects.pop(key, None)
             inv.evidence[key] = f"deleted: {file}:{line} ({clip(audit_id or '')})"
-            continue
-        bodies = load(i, req, resp)
+            return
+        bodies = self.load(i, req, resp)
         if bodies is None:
             # Nothing of it can be trusted to rebuild the object (not even its name).
-            unreadable[kind] = unreadable.get(kind, 0) + 1
-            continue
+            self.unreadable[kind] = self.unreadable.get(kind, 0) + 1
+            return
         req, resp = bodies
         full = resp if isinstance(resp, dict) and resp.get("kind") == kind else None
         if full is None and verb in ("create", "update") and isinstance(req, dict):
@@ -217,19 +289,19 @@ def _replay(rows: list[tuple[int, tuple]], inv: Inventory, load: Callable) -> No
         if not isinstance(name, str) or not name:
             if verb == "create" and full is None:
                 unlogged[kind] = unlogged.get(kind, 0) + 1
-            continue
+            return
         key = (kind, "" if kind == "Namespace" else (ns or ""), name)
         if verb == "delete":
             inv.objects.pop(key, None)
             inv.evidence[key] = f"deleted: {file}:{line} ({clip(audit_id or '')})"
-            continue
+            return
         if full is not None:
             state = full
         elif verb == "patch" and isinstance(req, dict) and key in inv.objects:
             state = merge_patch(inv.objects[key], req)
         else:
             unlogged[kind] = unlogged.get(kind, 0) + 1
-            continue
+            return
         state = dict(state)
         state.setdefault("kind", kind)
         meta = state.setdefault("metadata", {})
@@ -243,7 +315,7 @@ def _replay(rows: list[tuple[int, tuple]], inv: Inventory, load: Callable) -> No
                 f"{kind} {where}: the body logged at {file}:{line} names {other}; not "
                 "used (finding k8s-object-body-names-another-object)"
             )
-            continue
+            return
         if isinstance(meta, dict):  # else refused below, with the reason
             state["metadata"] = meta = dict(meta)
             meta["name"] = name  # from the request (objectRef), never from the body
@@ -254,23 +326,14 @@ def _replay(rows: list[tuple[int, tuple]], inv: Inventory, load: Callable) -> No
         inv.objects[key] = state
         inv.refused.pop(key, None)  # a later truthful record is the state again
         inv.evidence[key] = f"{file}:{line} ({clip(audit_id or '')})"
-    for kind, n in sorted(unlogged.items()):
-        inv.unknown.append(
-            f"{n} change(s) to {kind} objects were logged without the object (audit level "
-            "Metadata, or a patch to an object never seen whole): their state is unknown"
-        )
-    for kind, n in sorted(unreadable.items()):
-        inv.unknown.append(
-            f"{n} change(s) to {kind} objects were logged with a body nested deeper than "
-            f"{untrusted.MAX_DEPTH} levels (crafted?): not read, their state is unknown"
-        )
 
 
-def _refuse_unstorable(inv: Inventory) -> None:
-    """Drop objects the API server could never have stored (crafted records), saying why."""
+def _refuse_unstorable(inv: Inventory, known: Mapping[tuple, list[str]]) -> None:
+    """Drop objects the API server could never have stored (crafted records), saying why;
+    known: the errors of objects already checked, by key."""
     for key, obj in list(inv.objects.items()):
         kind, ns, name = key
-        errors = storable_errors(obj)
+        errors = known[key] if key in known else storable_errors(obj)
         if errors:
             del inv.objects[key]
             why = f"{_short(errors[0])}; {len(errors)} error(s)"

@@ -16,7 +16,7 @@ import shlex
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import yaml
 
@@ -42,6 +42,7 @@ DNS_PEER = {
 }
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 ATTACK_LEVELS = at_or_above("medium")
+_JUST = timedelta(microseconds=1)
 
 
 @dataclass
@@ -220,9 +221,18 @@ def quarantine(
     return remedies
 
 
+# The findings whose remedy rebuilds the cluster as it was just before them
+_RESTORED = ("k8s-networkpolicy-deleted-or-modified", "k8s-namespace-relabel-netpol-selector")
+
+
+def before_times(findings: list[Finding]) -> list[datetime]:
+    """Return the times `plan` asks inv_at for besides the end: just before each restored change."""
+    return [f.first_seen - _JUST for f in findings if f.rule_id in _RESTORED and f.first_seen]
+
+
 def _before(f: Finding, inv_at) -> Inventory | None:
     """Return the inventory just before the finding's first event (None when it is undated)."""
-    return None if f.first_seen is None else inv_at(f.first_seen - timedelta(microseconds=1))
+    return None if f.first_seen is None else inv_at(f.first_seen - _JUST)
 
 
 def restore(findings: list[Finding], inv_at) -> list[Remedy]:
@@ -231,7 +241,7 @@ def restore(findings: list[Finding], inv_at) -> list[Remedy]:
     seen = set()
     # A dated change first: an undated one (no timestamp logged) has no "before" to restore.
     for f in sorted(findings, key=lambda f: f.first_seen is None):
-        if f.rule_id != "k8s-networkpolicy-deleted-or-modified" or not f.namespace or not f.name:
+        if f.rule_id != _RESTORED[0] or not f.namespace or not f.name:
             continue
         if (f.namespace, f.name) in seen:
             continue
@@ -276,7 +286,7 @@ def pin_namespaces(findings: list[Finding], inv_at) -> list[Remedy]:
     """Return policies whose namespaceSelectors select by kubernetes.io/metadata.name instead."""
     remedies = []
     for f in findings:
-        if f.rule_id != "k8s-namespace-relabel-netpol-selector" or not f.namespace or not f.name:
+        if f.rule_id != _RESTORED[1] or not f.namespace or not f.name:
             continue
         before_inv = _before(f, inv_at)
         policy = before_inv and before_inv.get("NetworkPolicy", f.namespace, f.name)
