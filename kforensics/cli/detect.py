@@ -23,6 +23,7 @@ from kforensics.cli.options import (
 )
 from kforensics.detection.rule import DEFAULT_STATUSES, STATUSES, RuleError, load_rules
 from kforensics.detection.run import ExceptionsError, RuleSQLError, detect, load_exceptions
+from kforensics.detection.since_last import SinceLastError
 from kforensics.errors import KforensicsError
 from kforensics.investigate.export import export
 from kforensics.levels import LEVELS, at_or_above
@@ -60,6 +61,13 @@ from kforensics.untrusted import visible
     help="Requests of CASE before this time are the sensitive workloads' baseline (default: "
     "--since).",
 )
+@click.option(
+    "--since-last",
+    is_flag=True,
+    help="Go on from the last stored run: rules that judge one event alone see only the events "
+    "loaded since (windowed ones the whole case), and their findings are merged into the stored "
+    "ones, as a full run would find them. Needs the same rules and exceptions as that run.",
+)
 @format_option("findings")
 @output_option()
 @click.option(
@@ -79,6 +87,7 @@ def detect_cmd(
     sensitive: Path | None,
     baseline: Path | None,
     baseline_until: str | None,
+    since_last: bool,
     fmt: str | None,
     output: Path | None,
     min_level: str,
@@ -103,8 +112,9 @@ def detect_cmd(
         findings = detect(
             case, rules, exceptions=excs, since=when(since), until=when(until), known_rules=known,
             sensitive=targets, baseline_case=baseline, baseline_until=when(baseline_until),
+            since_last=since_last, report=lambda line: click.echo(line, err=True),
         )  # fmt: skip
-    except (RuleError, ExceptionsError, RuleSQLError, CaseError) as exc:
+    except (RuleError, ExceptionsError, RuleSQLError, CaseError, SinceLastError) as exc:
         raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
     stored = len(findings)
     findings = [f for f in findings if f.level in at_or_above(min_level)]

@@ -7,6 +7,8 @@ Rules stay portable (plain SQL over these columns plus five helper macros: `has`
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -70,9 +72,22 @@ CREATE OR REPLACE TEMP MACRO jget(j, p) AS json_extract(j, p);
 # window. An undated event (ts NULL, flagged `no-timestamp`) could be from any time: every window
 # keeps it, so that a rule never loses evidence for want of a clock.
 _REQUESTS = """
-SELECT * EXCLUDE (raw, envelope) FROM requests
+SELECT {columns} FROM requests
 WHERE ts IS NULL OR (($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until))
 """
+
+# The events columns ev always holds: what its helper columns are computed from, what findings
+# and exceptions read (run.py), and what the built-in rules and the sensitive tables read. The
+# other columns (the raw text's offset and digest, user.extra, the annotations, ...) are in ev
+# only when a rule's SQL names them: a wide JSON column costs memory on every row.
+CORE_COLUMNS = (
+    "event_id", "audit_id", "ts", "verb", "username", "user_groups", "impersonated_user",
+    "source_ips", "user_agent", "resource", "subresource", "namespace", "name", "api_group",
+    "request_uri", "code", "decision", "request_object", "response_object", "source_file",
+    "source_line", "source_index", "load_id", "quality",
+)  # fmt: skip
+# never in ev: the event's text and its envelope (rules read the parsed columns)
+_NEVER = ("raw", "envelope")
 
 _EV = f"""
 CREATE OR REPLACE TEMP TABLE ev AS
@@ -153,7 +168,27 @@ SELECT * EXCLUDE (rbac),
     flatten(list_transform(coalesce(rbac.rules, []), lambda x: coalesce(x.resources, [])))
         AS role_resources
 FROM c
-"""  # noqa: S608 (only constants are formatted in)
+"""  # noqa: S608 (only constants, and quoted column names of the case, are formatted in)
+
+
+def ev_columns(con: duckdb.DuckDBPyConnection, sql: Iterable[str] | None = None) -> list[str]:
+    """Return the requests columns ev holds: the core ones and those the SQL texts name
+    (every column but the raw text and the envelope when sql is None)."""
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'requests' "
+            "AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index"
+        ).fetchall()
+    ]
+    if sql is None:
+        return [n for n in names if n not in _NEVER]
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(sql)))
+    return [n for n in names if n not in _NEVER and (n in CORE_COLUMNS or n in words)]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def prepare(
@@ -164,8 +199,12 @@ def prepare(
     sensitive_rows: list[dict] | None = None,
     baseline_until: datetime | None = None,
     baseline_case: str | Path | None = None,
+    sql: Iterable[str] | None = None,
 ) -> int:
     """Build the temp table `ev` (and the helper macros) for a time window; return its rows.
+
+    ev holds the events columns that the SQL texts sql (the rules to run) name, beside the
+    core ones (`ev_columns`); sql None keeps every column but the raw text and the envelope.
 
     With it come the sensitive workloads' tables (`detection.sensitive.prepare_sensitive`):
     for sensitive_rows (None: those the case stored), their baseline before baseline_until
@@ -173,9 +212,10 @@ def prepare(
     """
     con.execute(MACROS)
     added_table(con, "remediations")  # the watch rules read it; a version-2 case has none
-    con.execute(_EV, {"since": since, "until": until})
+    columns = ", ".join(_quoted(c) for c in ev_columns(con, sql))
+    con.execute(_EV.replace("{columns}", columns), {"since": since, "until": until})
     # no sensitive workloads anywhere: empty tables, which the rules can still read
     prepare_sensitive(
         con, sensitive_rows, baseline_until=baseline_until or since, baseline_case=baseline_case
     )
-    return con.execute("SELECT count(*) FROM ev").fetchone()[0]
+    return con.execute("SELECT count(*) FROM ev").fetchall()[0][0]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +17,14 @@ from kforensics.case import added_table, connect, create_schema
 from kforensics.detection.ev import prepare
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule, load_rules
 from kforensics.detection.sensitive import SensitiveTargets, store_targets
+from kforensics.detection.since_last import (
+    Incremental,
+    SinceLastError,
+    describe,
+    new_events_only,
+    plan,
+    store_watermark,
+)
 from kforensics.detection.store import store_findings
 from kforensics.errors import CaseError, ExceptionsError, RuleSQLError
 from kforensics.levels import rank, severity_sql
@@ -276,15 +287,28 @@ def _group_sql(rules: list[Rule]) -> str:
 
 
 def run_rules(
-    con: duckdb.DuckDBPyConnection, rules: list[Rule], exceptions: list[Exception_] = ()
+    con: duckdb.DuckDBPyConnection,
+    rules: list[Rule],
+    exceptions: list[Exception_] = (),
+    incremental: Incremental | None = None,
 ) -> list[Finding]:
-    """Return the findings of rules over the prepared `ev` table, most severe first."""
+    """Return the findings of rules over the prepared `ev` table, most severe first.
+
+    With incremental (`since_last.plan`), its local rules see only the new events and the
+    evidence of the last run's findings; the findings are those of all the rules over all ev.
+    """
     con.execute(
         "CREATE OR REPLACE TEMP TABLE hits (rule_id VARCHAR, event_id VARCHAR, actor VARCHAR, "
         "source_ip VARCHAR, namespace VARCHAR, resource VARCHAR, name VARCHAR)"
     )
+    local = [] if incremental is None else [r for r in rules if r.id in incremental.local]
+    if local:
+        with new_events_only(con, incremental):
+            for rule in local:
+                _hits(con, rule, list(exceptions))
     for rule in rules:
-        _hits(con, rule, list(exceptions))
+        if incremental is None or rule.id not in incremental.local:
+            _hits(con, rule, list(exceptions))
     by_id = {r.id: r for r in rules}
     targets: dict[str, list[str]] = {}
     for event_id, workloads in con.execute(
@@ -373,8 +397,15 @@ def detect(
     sensitive: SensitiveTargets | None = None,
     baseline_case: str | Path | None = None,
     baseline_until: datetime | None = None,
+    since_last: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> list[Finding]:
     """Run rules over the case (between since and until); store and return the findings.
+
+    since_last continues the last stored run (`kforensics.detection.since_last`): the rules that
+    judge one event alone see the events loaded since, the others the whole case, and the
+    findings are merged into the stored ones (those of a full run). Without an earlier run that
+    recorded its loads, it is a full run. report, if given, is told which (one line).
 
     An exception must name one of the rules, of known_rules (those not run now: another
     status) or a built-in rule: one for no rule at all is an ExceptionsError.
@@ -384,17 +415,24 @@ def detect(
     case before baseline_until (default: since) and every request of baseline_case.
     """
     check_exceptions(list(exceptions), {r.id for r in rules} | set(known_rules))
+    if since_last and (since is not None or until is not None):
+        raise SinceLastError("--since-last continues a run over the whole case: no --since/--until")
     for _ in range(3):
         # Read-only while the rules run (notebooks go on reading beside it); the case is
         # written only for the moment the findings are stored.
         con = connect(case)
         try:
-            prepare(
-                con, since, until, sensitive_rows=None if sensitive is None else sensitive.rows,
-                baseline_until=baseline_until, baseline_case=baseline_case,
-            )  # fmt: skip
-            findings = run_rules(con, rules, exceptions)
-            seen = _loads(con)
+            with bounded_memory(con):
+                prepare(
+                    con, since, until, sensitive_rows=None if sensitive is None else sensitive.rows,
+                    baseline_until=baseline_until, baseline_case=baseline_case,
+                    sql=[r.sql for r in rules],
+                )  # fmt: skip
+                incremental = plan(con, rules, list(exceptions)) if since_last else None
+                if since_last and report is not None:
+                    report(describe(incremental, len(rules)))
+                findings = run_rules(con, rules, exceptions, incremental)
+                seen = _loads(con)
         finally:
             con.close()
         if not store:
@@ -419,6 +457,7 @@ def detect(
                         None if baseline_case is None else str(baseline_case),
                     )  # fmt: skip
                 store_findings(con, findings, at, run, list(exceptions))
+                store_watermark(con, at, [i for i, _ in seen], rules, list(exceptions))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -427,6 +466,27 @@ def detect(
         finally:
             con.close()
     raise CaseError(f"{case}: loads kept changing the case while detecting: run detect again")
+
+
+# What DuckDB may hold in memory while detecting; `ev` and the rules' joins spill to a temporary
+# folder beyond it, so that detect's memory stays flat in the number of events.
+MEMORY_LIMIT = "1GB"
+
+
+@contextmanager
+def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Bound con's memory to MEMORY_LIMIT, spilling to a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="kforensics-detect-") as folder:
+        con.execute("SET memory_limit = $m", {"m": MEMORY_LIMIT})
+        con.execute("SET temp_directory = $d", {"d": folder})
+        try:
+            yield
+        finally:
+            # temp tables live in the folder: drop them before it goes
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary"
+            ).fetchall():
+                con.execute(f'DROP TABLE IF EXISTS temp."{name.replace(chr(34), chr(34) * 2)}"')
 
 
 def _loads(con: duckdb.DuckDBPyConnection) -> list[tuple]:
