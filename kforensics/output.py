@@ -47,6 +47,16 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
         f"{result.duplicates:,}", f"{result.rejected:,}", style="bold",
     )  # fmt: skip
     console.print(table, markup=False)
+    if result.skipped:
+        console.print(
+            "skipped, already in the case (the same bytes: size and SHA-256):", markup=False
+        )
+        for s in result.skipped:
+            name = os.path.relpath(s.path, base) if base else s.path
+            console.print(
+                Text("  ") + plain(name) + Text(f": loaded by load {s.already_loaded}"),
+                highlight=False,
+            )
     unread = [s for s in result.sources if s.error]
     if unread:
         console.print("not read (see the sources table):", markup=False)
@@ -70,6 +80,13 @@ def print_summary(result: LoadResult, console: Console | None = None) -> None:
                 console.print(f"  {result.quality[flag]:>8,}  {flag}: {meaning}", markup=False)
     if result.inventory_objects:
         console.print(f"inventory: {result.inventory_objects} objects kept", markup=False)
+    if result.unconfirmed_repeats:
+        console.print(
+            f"kept {result.unconfirmed_repeats} events that may repeat earlier ones (same audit "
+            "ID, stage and time, other bytes): the earlier copies' source files are gone or "
+            "changed, so they could not be compared (kforensics verify)",
+            markup=False,
+        )
     if result.collisions:
         console.print(
             f"warning: {result.collisions} audit ID(s) shared by different events "

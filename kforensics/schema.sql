@@ -24,7 +24,9 @@ CREATE TABLE IF NOT EXISTS sources (
     events_loaded  BIGINT NOT NULL,
     duplicates     BIGINT NOT NULL,
     rejected       BIGINT NOT NULL,
-    error          VARCHAR
+    error          VARCHAR,
+    -- the load that read these very bytes (same size and SHA-256): this one skipped the file
+    already_loaded INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS rejects (

@@ -23,7 +23,9 @@ def test_event_without_audit_id_is_kept_flagged_with_a_stable_unique_id(tmp_path
     log.write_bytes(jsonl(a, b))
     first = load(case_path, [log])
     assert (first.events_loaded, first.rejected, first.quality) == (2, 0, {"no-audit-id": 2})
-    again = load(case_path, [log])
+    copy = tmp_path / "copy.log"  # the same lines in another file (one read before is skipped)
+    copy.write_bytes(b"\n" + jsonl(a, b))
+    again = load(case_path, [copy])
     assert (again.events_loaded, again.duplicates) == (0, 2)
     rows = con().execute("SELECT audit_id, quality, event_id, request_id FROM events").fetchall()
     assert [r[:2] for r in rows] == [(None, ["no-audit-id"]), (None, ["no-audit-id"])]

@@ -123,16 +123,21 @@ def test_reloading_adds_nothing(tmp_path, case_path, con):
     log = tmp_path / "audit.log"
     log.write_bytes(jsonl(*(event(f"i{i}") for i in range(5))))
     first = load(case_path, [log])
-    again = load(case_path, [log])
+    crlf = tmp_path / "audit-crlf.log"  # the same events, other line ends: read, all repeats
+    crlf.write_bytes(log.read_bytes().replace(b"\n", b"\r\n"))
+    again = load(case_path, [crlf])
+    same = load(case_path, [log])  # the very same file: skipped unread
     assert (first.events_loaded, first.duplicates) == (5, 0)
     assert (again.events_loaded, again.duplicates) == (0, 5)
+    assert (same.events_loaded, same.duplicates, same.sources[0].already_loaded) == (0, 0, 1)
     c = con()
     assert c.execute("SELECT count(*) FROM events").fetchone() == (5,)
     assert c.execute(
-        "SELECT load_id, events_loaded, duplicates FROM sources ORDER BY 1"
+        "SELECT load_id, events_loaded, duplicates, already_loaded FROM sources ORDER BY 1"
     ).fetchall() == [
-        (1, 5, 0),
-        (2, 0, 5),
+        (1, 5, 0, None),
+        (2, 0, 5, None),
+        (3, 0, 0, 1),
     ]
 
 
@@ -223,10 +228,16 @@ def test_cli_prints_a_summary_and_json(tmp_path, case_path):
     out = runner.invoke(main, ["load", str(log), "--case", str(case_path)])
     assert out.exit_code == 0, out.output
     assert "rejected" in out.output and "invalid JSON" in out.output
-    out = runner.invoke(main, ["load", str(log), "--case", str(case_path), "--json"])
+    copy = tmp_path / "copy.log"
+    copy.write_bytes(log.read_bytes())
+    out = runner.invoke(main, ["load", str(copy), "--case", str(case_path), "--json"])
+    summary = json.loads(out.output)
+    assert summary["skipped_as_loaded"] == 1  # the same bytes: not read again
+    copy.write_bytes(b"\n" + log.read_bytes())
+    out = runner.invoke(main, ["load", str(copy), "--case", str(case_path), "--json"])
     summary = json.loads(out.output)
     assert (summary["events_loaded"], summary["duplicates"], summary["rejected"]) == (0, 2, 1)
-    assert summary["sources"][0]["lines_read"] == 3
+    assert summary["sources"][0]["lines_read"] == 4
 
 
 def test_cli_exits_nonzero_only_when_nothing_could_be_read(tmp_path, case_path):

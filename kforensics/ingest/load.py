@@ -26,9 +26,9 @@ from kforensics.ingest.discover import discover
 from kforensics.ingest.documents import load_document, starts_document
 from kforensics.ingest.events import EventWriter
 from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_objects
-from kforensics.ingest.read import FileReader
+from kforensics.ingest.read import GZIP_MAGIC, FileReader
 from kforensics.ingest.rejects import reject_reasons
-from kforensics.ingest.sources import SourceStats, path_text, write_sources
+from kforensics.ingest.sources import SourceStats, file_sha256, path_text, write_sources
 from kforensics.ingest.windows import load_lines
 from kforensics.progress import ByteProgress
 
@@ -49,6 +49,9 @@ class LoadResult:
     inventory_objects: int = 0
     # Events of this load (duplicates excluded) per quality flag (mapping.QUALITY_FLAGS).
     quality: dict[str, int] = field(default_factory=dict)
+    # Events kept that may repeat earlier ones (same audit ID, stage and time, other bytes):
+    # the earlier copy's source file was gone or changed, so they could not be compared
+    unconfirmed_repeats: int = 0
     replaced: bool = False  # the case was rebuilt from these inputs alone (load --replace)
     # load --replace: the replaced case's notes carried over, and those that could not be (an
     # event note whose event the new case does not hold), as `note_id: why`
@@ -68,9 +71,15 @@ class LoadResult:
         return sum(s.rejected for s in self.sources)
 
     @property
+    def skipped(self) -> list[SourceStats]:
+        """The files skipped because the case had read the very same bytes before."""
+        return [s for s in self.sources if s.already_loaded is not None]
+
+    @property
     def anything_read(self) -> bool:
         """True when at least one audit event (new or already in the case) or object was read."""
-        return self.events_loaded + self.duplicates + self.inventory_objects > 0
+        read = self.events_loaded + self.duplicates + self.inventory_objects
+        return read > 0 or bool(self.skipped)
 
     def to_dict(self) -> dict:
         """Return the result as plain JSON-able data."""
@@ -85,12 +94,68 @@ class LoadResult:
             "events_loaded": self.events_loaded,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "skipped_as_loaded": len(self.skipped),
             "audit_id_collisions": self.collisions,
+            "unconfirmed_repeats": self.unconfirmed_repeats,
             "quality": dict(self.quality),
             "inventory_objects": self.inventory_objects,
             "reject_reasons": [{"reason": r, "count": n} for r, n in self.reject_reasons],
             "sources": sources,
         }
+
+
+def _without_case(files: list[Path], case: Path) -> list[Path]:
+    """Return files without the case itself and its WAL (a folder holding the case is loaded)."""
+    own = {case, case.with_name(case.name + ".wal")}
+    try:
+        own = {p.resolve() for p in own}
+        return [f for f in files if f.resolve() not in own]
+    except OSError:
+        return files
+
+
+class _Loaded:
+    """The files this case has read whole, by size and SHA-256: a file read before is skipped.
+
+    A file is hashed before it is parsed only when an earlier file had its size, so a load of
+    new logs costs no extra pass over them.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.by_size: dict[int, dict[str, int]] = {}
+        rows = con.execute(
+            "SELECT bytes, sha256, min(load_id) FROM sources "
+            "WHERE error IS NULL AND already_loaded IS NULL GROUP BY ALL"
+        ).fetchall()
+        for size, sha, load_id in rows:
+            self.by_size.setdefault(size, {})[sha] = load_id
+
+    def add(self, stats: SourceStats, load_id: int) -> None:
+        if stats.error is None:
+            self.by_size.setdefault(stats.bytes, {}).setdefault(stats.sha256, load_id)
+
+    def skip(self, path: Path, load_id: int, bar: ByteProgress) -> SourceStats | None:
+        """Return the accounting of a skipped file, or None when it must be loaded."""
+        size = _size(path)
+        if size not in self.by_size:
+            return None
+        try:
+            sha = file_sha256(path, bar.advance)
+        except OSError:
+            return None  # loading it says what is wrong with it
+        earlier = self.by_size[size].get(sha)
+        if earlier is None:
+            bar.advance(-size)  # its bytes are counted again as it loads
+            return None
+        try:
+            with open(path, "rb") as fh:
+                compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
+        except OSError:
+            return None
+        return SourceStats(
+            path=path_text(path), sha256=sha, bytes=size, compression=compression,
+            format="skipped", already_loaded=earlier,
+        )  # fmt: skip
 
 
 def _load_file(writer: EventWriter, path: Path, progress: ByteProgress) -> SourceStats:
@@ -130,6 +195,7 @@ def load(
     if replace and Path(case).exists():
         return _replace(case, paths, progress=progress, arguments=arguments, inventory=inventory)
     files, unreadable = discover(paths) if paths else ([], [])
+    files = _without_case(files, Path(case))
     try:
         manifests = [(f, manifest_objects(f)) for f in manifest_files(inventory)]
     except ManifestError as exc:
@@ -158,11 +224,16 @@ def load(
         )
         writer = EventWriter(con, load_id)
         sources: list[SourceStats] = []
+        seen = _Loaded(con)
         with ByteProgress(total, enabled=progress) as bar:
             for path in files:
-                sources.append(_load_file(writer, path, bar))
+                stats = seen.skip(path, load_id, bar)
+                if stats is None:
+                    stats = _load_file(writer, path, bar)
+                    seen.add(stats, load_id)
+                sources.append(stats)
         sources += [SourceStats(path=path_text(u.path), error=u.reason) for u in unreadable]
-        remove_duplicates(con, load_id, sources)
+        unconfirmed = remove_duplicates(con, load_id, sources)
         for path, objects in manifests:
             _write_inventory(con, load_id, path, objects)
         write_sources(con, load_id, sources)
@@ -186,7 +257,10 @@ def load(
     finally:
         con.close()
     n_objects = sum(len(objects) for _, objects in manifests)
-    return LoadResult(str(case), load_id, sources, reasons, collisions, n_objects, quality)
+    return LoadResult(
+        str(case), load_id, sources, reasons, collisions, n_objects, quality,
+        unconfirmed_repeats=unconfirmed,
+    )  # fmt: skip
 
 
 def _replace(case: str | Path, paths: list[str | Path], **options: Any) -> LoadResult:

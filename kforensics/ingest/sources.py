@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class SourceStats:
     duplicates: int = 0
     rejected: int = 0
     error: str | None = None  # why the file, or the folder it stands for, could not be read
+    # The load that read these very bytes (same size and SHA-256) before: this one skipped it
+    already_loaded: int | None = None
     formats: Counter = field(default_factory=Counter, repr=False)
 
 
@@ -44,12 +47,23 @@ def path_text(path: str | os.PathLike) -> str:
         return text.encode("utf-8", "backslashreplace").decode()
 
 
+def file_sha256(path: os.PathLike, on_bytes=None) -> str:
+    """Return the SHA-256 of a file's bytes as they are on disk (compressed or not)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    return digest.hexdigest()
+
+
 def write_sources(con: duckdb.DuckDBPyConnection, load_id: int, sources: list[SourceStats]) -> None:
     """Write one `sources` row per file of the load (returns nothing)."""
     for s in sources:
         con.execute(
             "INSERT INTO sources VALUES ($load, $path, $sha, $bytes, $comp, $fmt, $lines, "
-            "$blank, $records, $loaded, $dups, $rejected, $error)",
+            "$blank, $records, $loaded, $dups, $rejected, $error, $already)",
             {
                 "load": load_id,
                 "path": s.path,
@@ -64,5 +78,6 @@ def write_sources(con: duckdb.DuckDBPyConnection, load_id: int, sources: list[So
                 "dups": s.duplicates,
                 "rejected": s.rejected,
                 "error": s.error,
+                "already": s.already_loaded,
             },
         )
