@@ -228,3 +228,16 @@ def test_a_named_port_resolved_differently_splits_a_class() -> None:
         ("a/api[Pod]", "a/w1[Pod]", "TCP 8080"),
         ("a/api[Pod]", "a/w2[Pod]", "TCP 9090"),
     ]
+
+
+@_SETTINGS
+@given(cluster_st(), st.integers(0, 3), st.integers(0, 7))
+def test_what_a_peer_keeps_after_is_the_pairwise_answer(drawn, split, which) -> None:
+    objects, policies = drawn
+    before = build_cluster([*objects, *policies[:split]])
+    after = build_cluster([*objects, *policies])
+    peer = after.peers[which % len(after.peers)].workload
+    cut = [*before.policies, *after.policies]
+    expected = [c for c in pairwise_connections(after, cut_with=cut) if peer in (c.src, c.dst)]
+    got = compare_clusters(before, after).after_of(peer)
+    assert _listed(got) == _listed(expected)

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from kforensics.netpol.evaluate import ClassMatrix, Connection, ConnSet, class_matrix
+from kforensics.netpol.classes import ClassMatrix, class_matrix
+from kforensics.netpol.evaluate import Connection, ConnSet
 from kforensics.netpol.model import Cluster, K8sObject, build_cluster
 
 
@@ -54,14 +55,7 @@ class Comparison:
 
     def after_of(self, peer: str) -> list[Connection]:
         """Return the connections allowed after to or from one peer, sorted by (src, dst)."""
-        out = [
-            Connection(src, dst, after)
-            for (a, b), (_, after) in self.matrix.conns.items()
-            if after
-            and (peer in self.matrix.sources[a].names or peer in self.matrix.targets[b].names)
-            for src, dst, _, _ in self.matrix.expand(a, b)
-            if peer in (src, dst)
-        ]
+        out = [Connection(s, d, per[1]) for s, d, per in self.matrix.of_peer(peer) if per[1]]
         return sorted(out, key=lambda c: (c.src, c.dst))
 
 

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, reduce
 from itertools import pairwise
 
 from kforensics.errors import LabelGapError
-from kforensics.netpol.classes import PeerClass, pairs, peer_classes
 from kforensics.netpol.model import (
     Cluster,
     IPBlock,
@@ -122,7 +121,8 @@ class ConnSet:
 
     def get(self, protocol: str) -> Intervals:
         """Return the port intervals allowed for a protocol."""
-        return dict(self.ports).get(protocol.upper(), ())
+        protocol = protocol.upper()
+        return next((iv for p, iv in self.ports if p == protocol), ())
 
     def __or__(self, other: ConnSet) -> ConnSet:
         return ConnSet.of({p: self.get(p) + other.get(p) for p in PROTOCOLS})
@@ -249,36 +249,7 @@ class Evaluator:
             self._rules[id(policy), "Ingress"] = [_Rule.of(r) for r in policy.ingress]
             self._rules[id(policy), "Egress"] = [_Rule.of(r) for r in policy.egress]
         self._selecting: dict[tuple[int, str], list[NetworkPolicy]] = {}
-        # the named ports the rules ask for: all a destination's ports can change in a verdict
-        self._port_names = sorted(
-            {
-                (port.port, port.protocol)
-                for policy in cluster.policies
-                for rule in policy.ingress + policy.egress
-                for port in rule.ports
-                if isinstance(port.port, str)
-            }
-        )
         self._check_gaps()
-
-    def signature(self, pod: Pod) -> tuple:
-        """Return every verdict the policies can give on the pod: pods of one signature are
-        evaluated alike (as source, destination and isolated side)."""
-        out: list[tuple] = []
-        for policy in self.cluster.policies:
-            mine = policy.namespace == pod.namespace and policy.pod_selector.matches(pod.labels)
-            out.append(tuple(mine and d in policy.policy_types for d in ("Ingress", "Egress")))
-            for direction in ("Ingress", "Egress"):
-                for rule in self._rules[id(policy), direction]:
-                    out.append(tuple(self.selects(policy, p, pod) for p in rule.selectors))
-        named = (pod.named_port(name) for name, _ in self._port_names)
-        out.append(
-            tuple(
-                n.port if n is not None and n.protocol.upper() == protocol else None
-                for n, (_, protocol) in zip(named, self._port_names, strict=True)
-            )
-        )
-        return tuple(out)
 
     def selecting(self, pod: Pod, direction: str) -> list[NetworkPolicy]:
         """Return the policies of the pod's namespace that isolate it for the direction."""
@@ -387,56 +358,6 @@ def _cluster(objects: Iterable[K8sObject | Mapping] | Cluster) -> Cluster:
     return objects if isinstance(objects, Cluster) else build_cluster(objects)
 
 
-@dataclass(frozen=True)
-class ClassMatrix:
-    """Connections between peer classes of one or more clusters, external space cut alike.
-
-    `conns[a, b]` holds, per cluster, what sources[a] may open to targets[b] (pairs empty in
-    every cluster left out); every member of a class gets its class's connections.
-    """
-
-    sources: list[PeerClass]
-    targets: list[PeerClass]
-    conns: dict[tuple[int, int], tuple[ConnSet, ...]]
-
-    def expand(self, a: int, b: int) -> Iterator[tuple[str, str, Peer | None, Peer | None]]:
-        """Return (src, dst, src peer, dst peer) of the member pairs of one class pair (the
-        peers as in the first cluster)."""
-        src, dst = self.sources[a], self.targets[b]
-        for i, j in pairs(src, dst):
-            yield src.names[i], dst.names[j], src.peers[i][0], dst.peers[j][0]
-
-
-def class_matrix(clusters: Sequence[Cluster], cutting: Iterable[NetworkPolicy]) -> ClassMatrix:
-    """Return the connections of the clusters' peer classes; `cutting` cuts the external space.
-
-    Raises LabelGapError when pods of one owner differ in labels a policy selector reads.
-    """
-    evaluators = [Evaluator(c) for c in clusters]
-    n, cutting = len(clusters), list(cutting)
-    pods = peer_classes(evaluators)
-    sources = [*(PeerClass.single(e, n) for e in cut_external(policy_blocks(cutting, "Ingress")))]
-    targets = [*(PeerClass.single(e, n) for e in cut_external(policy_blocks(cutting, "Egress")))]
-    externals = len(sources), len(targets)
-    sources += pods
-    targets += pods
-    none = ConnSet.none()
-    conns = {}
-    for a, src in enumerate(sources):
-        for b, dst in enumerate(targets):
-            if a < externals[0] and b < externals[1]:
-                continue  # external to external is not a cluster's connection
-            if src is dst and len(src.names) < 2:
-                continue  # a workload to itself is never listed
-            members = [(ev, src.member(i), dst.member(i)) for i, ev in enumerate(evaluators)]
-            per = tuple(
-                none if s is None or d is None else ev.allowed(s, d) for ev, s, d in members
-            )
-            if any(per):
-                conns[a, b] = per
-    return ClassMatrix(sources, targets, conns)
-
-
 def allowed_connections(
     objects: Iterable[K8sObject | Mapping] | Cluster,
     cut_with: Iterable[NetworkPolicy] = (),
@@ -448,6 +369,8 @@ def allowed_connections(
     comparison of proposed policies sees the same external peers.
     Raises LabelGapError when pods of one owner differ in labels a policy selector reads.
     """
+    from kforensics.netpol.classes import class_matrix  # classes build on this evaluator
+
     cluster = _cluster(objects)
     if not cluster.peers:
         return []
