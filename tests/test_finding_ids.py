@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kforensics import load
+from kforensics.detection import run
 from kforensics.detection.rule import load_rules
 from kforensics.detection.run import Finding, detect
 from kforensics.sample.background import write_native_lines
@@ -69,3 +70,9 @@ def test_golden_files_are_not_empty():
         "finding-ids-sample-stable.txt",
     ]
     assert all(n > 0 for n in counts.values())
+
+
+def test_ev_built_in_a_work_file_finds_the_same(sample_cases, monkeypatch):
+    # a case of WORK_FILE_FROM events or more builds ev in a compressed file, not in memory
+    monkeypatch.setattr(run, "WORK_FILE_FROM", 0)
+    check("sample", sample_cases.loaded("native")[0], "default")

@@ -200,8 +200,12 @@ def prepare(
     baseline_until: datetime | None = None,
     baseline_case: str | Path | None = None,
     sql: Iterable[str] | None = None,
+    work: str | None = None,
 ) -> int:
-    """Build the temp table `ev` (and the helper macros) for a time window; return its rows.
+    """Build `ev` (and the helper macros) for a time window; return its rows.
+
+    ev is a temp view of the table kf_ev: a temp table, or one in the attached database `work`
+    (a file, compressed: for cases whose ev would not fit in memory).
 
     ev holds the events columns that the SQL texts sql (the rules to run) name, beside the
     core ones (`ev_columns`); sql None keeps every column but the raw text and the envelope.
@@ -213,7 +217,14 @@ def prepare(
     con.execute(MACROS)
     added_table(con, "remediations")  # the watch rules read it; a version-2 case has none
     columns = ", ".join(_quoted(c) for c in ev_columns(con, sql))
-    con.execute(_EV.replace("{columns}", columns), {"since": since, "until": until})
+    # `work` is a database name of the caller's (run.bounded_memory), not input
+    table = "temp.main.kf_ev" if work is None else f"{work}.main.kf_ev"
+    kind = "TEMP TABLE kf_ev" if work is None else f"TABLE {table}"
+    create = _EV.replace("{columns}", columns).replace(
+        "CREATE OR REPLACE TEMP TABLE ev AS", f"CREATE OR REPLACE {kind} AS"
+    )
+    con.execute(create, {"since": since, "until": until})
+    con.execute(f"CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM {table}")  # noqa: S608
     # no sensitive workloads anywhere: empty tables, which the rules can still read
     prepare_sensitive(
         con, sensitive_rows, baseline_until=baseline_until or since, baseline_case=baseline_case

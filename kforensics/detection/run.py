@@ -422,11 +422,11 @@ def detect(
         # written only for the moment the findings are stored.
         con = connect(case)
         try:
-            with bounded_memory(con):
+            with bounded_memory(con) as work:
                 prepare(
                     con, since, until, sensitive_rows=None if sensitive is None else sensitive.rows,
                     baseline_until=baseline_until, baseline_case=baseline_case,
-                    sql=[r.sql for r in rules],
+                    sql=[r.sql for r in rules], work=work,
                 )  # fmt: skip
                 incremental = plan(con, rules, list(exceptions)) if since_last else None
                 if since_last and report is not None:
@@ -468,25 +468,36 @@ def detect(
     raise CaseError(f"{case}: loads kept changing the case while detecting: run detect again")
 
 
-# What DuckDB may hold in memory while detecting; `ev` and the rules' joins spill to a temporary
-# folder beyond it, so that detect's memory stays flat in the number of events.
+# What DuckDB may hold in memory while detecting; the rules' joins spill to a temporary folder
+# beyond it, so that detect's memory stays flat in the number of events.
 MEMORY_LIMIT = "1GB"
+# From this many events on, `ev` is built in a compressed work file in that folder (about 1 KB
+# a request in memory, 60 bytes on disk): beyond that it would spill uncompressed.
+WORK_FILE_FROM = 2_000_000
 
 
 @contextmanager
-def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Bound con's memory to MEMORY_LIMIT, spilling to a temporary folder removed afterwards."""
+def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[str | None]:
+    """Bound con's memory to MEMORY_LIMIT, spilling to a temporary folder removed afterwards;
+    yield the name of the work database to build `ev` in (None: in memory)."""
     with tempfile.TemporaryDirectory(prefix="kforensics-detect-") as folder:
         con.execute("SET memory_limit = $m", {"m": MEMORY_LIMIT})
         con.execute("SET temp_directory = $d", {"d": folder})
+        work = None
+        if con.execute("SELECT count(*) FROM events").fetchall()[0][0] >= WORK_FILE_FROM:
+            con.execute("ATTACH $p AS kf_work (READ_WRITE)", {"p": str(Path(folder) / "ev")})
+            work = "kf_work"
         try:
-            yield
+            yield work
         finally:
-            # temp tables live in the folder: drop them before it goes
+            # temp tables and the work file live in the folder: let go of them before it goes
+            con.execute("DROP VIEW IF EXISTS temp.ev")
             for (name,) in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE temporary"
             ).fetchall():
                 con.execute(f'DROP TABLE IF EXISTS temp."{name.replace(chr(34), chr(34) * 2)}"')
+            if work is not None:
+                con.execute("DETACH kf_work")
 
 
 def _loads(con: duckdb.DuckDBPyConnection) -> list[tuple]:

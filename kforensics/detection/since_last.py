@@ -148,15 +148,25 @@ def local_rule(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
         return False
     if table.get("schema_name") or table.get("catalog_name"):
         return False
-    aggregates = {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT function_name FROM duckdb_functions() "
-            "WHERE function_type IN ('aggregate', 'table', 'table_macro')"
-        ).fetchall()
-    }
+    aggregates = _aggregates(con)
     rest = {k: v for k, v in node.items() if k != "from_table"}
     return not any(_global(n, aggregates) for n in _nodes(rest))
+
+
+_AGGREGATES: set[str] = set()  # DuckDB's aggregate and table functions, read once a process
+
+
+def _aggregates(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Return the names of DuckDB's aggregate and table functions (lowercase)."""
+    if not _AGGREGATES:
+        _AGGREGATES.update(
+            r[0].lower()
+            for r in con.execute(
+                "SELECT DISTINCT function_name FROM duckdb_functions() "
+                "WHERE function_type IN ('aggregate', 'table', 'table_macro')"
+            ).fetchall()
+        )
+    return _AGGREGATES
 
 
 def _nodes(value: object) -> Iterator[dict]:
@@ -183,18 +193,22 @@ def _global(node: dict, aggregates: set[str]) -> bool:
 def new_events_only(con: duckdb.DuckDBPyConnection, inc: Incremental) -> Iterator[None]:
     """Make `ev` the events of the new loads and those cited by the last run's findings of
     the local rules, for the local rules to run over; the whole `ev` again afterwards."""
-    con.execute("ALTER TABLE ev RENAME TO kf_ev_all")
+    (whole,) = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = 'ev' AND temporary"
+    ).fetchall()[0]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE kf_ev_new AS SELECT * FROM ev "
+        "WHERE list_contains($new, load_id) OR event_id IN (SELECT unnest(evidence).event_id "
+        "FROM findings WHERE list_contains($local, rule_id))",
+        {"new": list(inc.new), "local": sorted(inc.local)},
+    )
     try:
-        con.execute(
-            "CREATE TEMP TABLE ev AS SELECT * FROM kf_ev_all WHERE list_contains($new, load_id) "
-            "OR event_id IN (SELECT unnest(evidence).event_id FROM findings "
-            "WHERE list_contains($local, rule_id))",
-            {"new": list(inc.new), "local": sorted(inc.local)},
-        )
+        con.execute("CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM kf_ev_new")
         yield
     finally:
-        con.execute("DROP TABLE IF EXISTS temp.ev")
-        con.execute("ALTER TABLE kf_ev_all RENAME TO ev")
+        # the view as prepare made it (duckdb_views gives `CREATE TEMP VIEW ev AS ...`)
+        con.execute(whole.replace("CREATE TEMP VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
+        con.execute("DROP TABLE IF EXISTS kf_ev_new")
 
 
 def store_watermark(
