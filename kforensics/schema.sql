@@ -137,6 +137,15 @@ CREATE TABLE IF NOT EXISTS findings (
     detected_at  TIMESTAMPTZ NOT NULL
 );
 
+-- One row per stored `detect` run: the loads whose events its findings cover, and a digest of
+-- what judged them (the rules' SQL and grouping, the exceptions' fields): where
+-- `detect --since-last` goes on from. Never a time: event times are the attacker's.
+CREATE TABLE IF NOT EXISTS detect_watermarks (
+    detected_at  TIMESTAMPTZ NOT NULL,
+    loads        INTEGER[] NOT NULL,
+    rules_digest VARCHAR NOT NULL
+);
+
 -- Objects from `kubectl get ... -o json|yaml` dumps (kforensics load --inventory): the cluster
 -- state the audit log may not have recorded.
 CREATE TABLE IF NOT EXISTS inventory (

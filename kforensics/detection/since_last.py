@@ -29,17 +29,6 @@ if TYPE_CHECKING:
     from kforensics.detection.rule import Rule
     from kforensics.detection.run import Exception_
 
-# One row per stored run: the loads whose events its findings cover, and a digest of what
-# judged them (the rules' SQL and grouping, the exceptions' fields). Created by the first run
-# that stores it (a case detected before has none: its next --since-last is a full run).
-WATERMARKS = """
-CREATE TABLE IF NOT EXISTS detect_watermarks (
-    detected_at  TIMESTAMPTZ NOT NULL,
-    loads        INTEGER[] NOT NULL,
-    rules_digest VARCHAR NOT NULL
-)
-"""
-
 
 class SinceLastError(KforensicsError):
     """--since-last cannot continue the last run: the message says why and what to run."""
@@ -219,7 +208,6 @@ def store_watermark(
     exceptions: list[Exception_],
 ) -> None:
     """Record the loads a stored run covers and what judged them (in the caller's transaction)."""
-    con.execute(WATERMARKS)
     con.execute(
         "INSERT INTO detect_watermarks VALUES ($at, $loads, $digest)",
         {"at": at, "loads": covered, "digest": rules_digest(rules, exceptions)},
