@@ -47,8 +47,9 @@ KINDS = {
 }
 WORKLOADS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob"}
 # How much logged text (request and response bodies) a timeline keeps parsed between calls:
-# about 10x that in Python objects; beyond it, bodies are parsed again at each call.
-PARSED_CACHE_BYTES = 128 << 20
+# about 10x that in Python objects; beyond it, bodies are parsed again at each call (one pass
+# a remediation: the cache serves only a second call, as the sensitive view makes).
+PARSED_CACHE_BYTES = 32 << 20
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
                   "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")  # fmt: skip
 
@@ -172,8 +173,9 @@ class Timeline:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._rows = con.execute(_changes_sql(), {"resources": list(KINDS)}).fetchall()
-        self._parsed: dict[int, tuple | None] = {}  # row -> (request, response); None: too deep
+        self._con = con  # each pass reads the changes again, in chunks: their bodies are most
+        # of a log's memory (2.9 GB fetched at once for 10M events)
+        self._parsed: dict[tuple, tuple | None] = {}  # row -> (request, response); None: deep
         self._budget = PARSED_CACHE_BYTES  # of logged text whose parse is kept: memory bounded
         self._dumps = _dump_rows(con)
         self._seen = con.execute(
@@ -197,28 +199,43 @@ class Timeline:
         _from_dumps(self._dumps, replay.inv)
         out: dict[datetime | None, Inventory] = {}
         copies: dict[int, tuple[dict, dict, list[str]]] = {}  # id(state) -> state, copy, errors
-        i = 0
+        changes = self._changes()
+        row = next(changes, None)
         with _collector_paused():
             for at in wanted:
                 # rows are in time order, undated last: an undated change counts only at the end
-                while i < len(self._rows) and (
-                    at is None or (self._rows[i][0] is not None and self._rows[i][0] <= at)
+                while row is not None and (
+                    at is None or (row[1][0] is not None and row[1][0] <= at)
                 ):
-                    replay.apply(i, self._rows[i])
-                    i += 1
+                    replay.apply(*row)
+                    row = next(changes, None)
                 out[at] = self._snapshot(replay, at, copies)
+        changes.close()
         return out
 
-    def _load(self, i: int, req: str | None, resp: str | None) -> tuple | None:
-        if i in self._parsed:
-            return self._parsed[i]
+    def _changes(self) -> Iterator[tuple[int, tuple]]:
+        """Return (number, row) of the logged changes in time order, fetched in chunks."""
+        cursor = self._con.cursor()  # its own result: the caller's connection stays free
+        try:
+            result = cursor.execute(_changes_sql(), {"resources": list(KINDS)})
+            i = 0
+            while chunk := result.fetchmany(4096):
+                for row in chunk:
+                    yield i, row
+                    i += 1
+        finally:
+            cursor.close()
+
+    def _load(self, key: tuple, req: str | None, resp: str | None) -> tuple | None:
+        if key in self._parsed:
+            return self._parsed[key]
         try:
             bodies = (_load(req), _load(resp))
         except untrusted.TooDeep:
             bodies = None
         size = len(req or "") + len(resp or "")
         if size <= self._budget:
-            self._parsed[i], self._budget = bodies, self._budget - size
+            self._parsed[key], self._budget = bodies, self._budget - size
         return bodies
 
     def _snapshot(self, replay: _Replay, at: datetime | None, copies: dict) -> Inventory:
@@ -241,9 +258,9 @@ class Timeline:
 class _Replay:
     """The logged changes applied in time order to one inventory (`apply`, row by row)."""
 
-    def __init__(self, load: Callable[[int, str | None, str | None], tuple | None]) -> None:
+    def __init__(self, load: Callable[[tuple, str | None, str | None], tuple | None]) -> None:
         self.inv = Inventory(at=None)
-        self.load = load  # load(i, request, response): the parsed bodies, None when too deep
+        self.load = load  # load(key, request, response): the parsed bodies, None when too deep
         self.unlogged: dict[str, int] = {}
         self.unreadable: dict[str, int] = {}
 
@@ -274,7 +291,7 @@ class _Replay:
             inv.objects.pop(key, None)
             inv.evidence[key] = f"deleted: {file}:{line} ({clip(audit_id or '')})"
             return
-        bodies = self.load(i, req, resp)
+        bodies = self.load((i, file, line), req, resp)  # the same change in every pass
         if bodies is None:
             # Nothing of it can be trusted to rebuild the object (not even its name).
             self.unreadable[kind] = self.unreadable.get(kind, 0) + 1
