@@ -208,7 +208,11 @@ def load(
         raise CaseError(f"{path_text(case)}: {why}") from exc
     con = connect(case, read_only=False)
     try:
-        con.execute("SET preserve_insertion_order = false")
+        # Inserting in order is faster here and leaves no free blocks: unordered, each
+        # window's partial row groups were written and rewritten (at 1M events 13.2 s and a
+        # 229 MB case, 105 MB of it free blocks; in order 10.1 s, 127 MB, none free).
+        con.execute("SET preserve_insertion_order = true")
+        con.execute("SET enable_progress_bar = false")  # ours shows progress, DuckDB's not
         con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
         create_schema(con)
         con.execute("BEGIN TRANSACTION")
