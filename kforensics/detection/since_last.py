@@ -65,15 +65,6 @@ def rules_digest(rules: list[Rule], exceptions: list[Exception_]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND NOT temporary",
-            {"n": name},
-        ).fetchall()[0][0]
-    )
-
-
 def loads(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Return the ids of the case's loads (a load's events are visible once it has committed)."""
     return [r[0] for r in con.execute("SELECT load_id FROM loads ORDER BY load_id").fetchall()]
@@ -87,8 +78,6 @@ def plan(
     Raise SinceLastError when the last run cannot be continued: it had a --since/--until window,
     or other rules or exceptions judged it.
     """
-    if not _has_table(con, "detect_watermarks"):
-        return None
     last = con.execute(
         "SELECT w.detected_at, w.loads, w.rules_digest, r.since, r.until FROM detect_watermarks w "
         "JOIN detect_runs r USING (detected_at) ORDER BY w.detected_at DESC LIMIT 1"

@@ -26,9 +26,10 @@ from kforensics.ingest.discover import discover
 from kforensics.ingest.documents import load_document, starts_document
 from kforensics.ingest.events import EventWriter
 from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_objects
+from kforensics.ingest.original import prefix_sha256
 from kforensics.ingest.read import GZIP_MAGIC, FileReader
 from kforensics.ingest.rejects import reject_reasons
-from kforensics.ingest.sources import SourceStats, file_sha256, path_text, write_sources
+from kforensics.ingest.sources import SourceStats, path_text, write_sources
 from kforensics.ingest.windows import load_lines
 from kforensics.progress import ByteProgress
 
@@ -140,7 +141,7 @@ class _Loaded:
         if size not in self.by_size:
             return None
         try:
-            sha = file_sha256(path, bar.advance)
+            sha, _ = prefix_sha256(path, size, bar.advance)
         except OSError:
             return None  # loading it says what is wrong with it
         earlier = self.by_size[size].get(sha)

@@ -71,7 +71,7 @@ _TYPE_LITERAL = json.dumps(EVENT_TYPE).replace("'", "''")
 _ZONE = r"([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)$"
 _INSTANT = r"^\d{4}-[01]\d-[0-3]\d[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?" + _ZONE[:-1] + "?$"
 # What may stand before an event's `{`: JSON whitespace and a byte-order mark.
-_LEADING_SPACE = " \t\r\n\ufeff"
+LEADING_SPACE = " \t\r\n\ufeff"
 # 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z, in microseconds since the epoch.
 _FIRST_US, _LAST_US = 0, 253402300799999999
 
@@ -231,7 +231,7 @@ def project(inner: str, problem: str) -> str:
         -- The stages of one request share audit ID, user, verb, URI and received time; a
         -- client-chosen Audit-ID reused by another request does not merge the two. Without
         -- an audit ID an event is a request of its own.
-        CASE WHEN audit_id IS NULL OR audit_id = '' THEN substr(lower(hex(digest)), 1, 32)
+        CASE WHEN audit_id IS NULL OR audit_id = '' THEN event_id
             ELSE md5(concat_ws(chr(0), {_field("audit_id")}, {_field("username")},
                 {_field("impersonated_user")}, {_field("verb")}, {_field("request_uri")},
                 {_field("epoch_us(coalesce(rts, old_ts))::VARCHAR")}))
@@ -302,7 +302,7 @@ def mapped_select(chunk: str) -> str:
     # Only text that can be an object is parsed: a failed parse inside try() costs an
     # exception, and a file of junk lines would pay it per line.
     parse = (
-        f"CASE WHEN starts_with(ltrim(event_text, '{_LEADING_SPACE}'), '{{') "
+        f"CASE WHEN starts_with(ltrim(event_text, '{LEADING_SPACE}'), '{{') "
         f"THEN try(from_json(event_text, '{_TYPE_LITERAL}')) END"
     )
     objects = ",\n                ".join(

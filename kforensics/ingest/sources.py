@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,17 +44,6 @@ def path_text(path: str | os.PathLike) -> str:
         return os.fsencode(text).decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no file name byte stands for
         return text.encode("utf-8", "backslashreplace").decode()
-
-
-def file_sha256(path: os.PathLike, on_bytes=None) -> str:
-    """Return the SHA-256 of a file's bytes as they are on disk (compressed or not)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-    return digest.hexdigest()
 
 
 def write_sources(con: duckdb.DuckDBPyConnection, load_id: int, sources: list[SourceStats]) -> None:

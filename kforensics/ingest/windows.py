@@ -7,7 +7,6 @@ file is read once, and memory holds one window whatever the file's size.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,12 +15,11 @@ import pyarrow as pa
 
 from kforensics.ingest import shapes
 from kforensics.ingest.events import CHUNK_SCHEMA, RECORD_BATCH, EventWriter, batch_rows
+from kforensics.ingest.mapping import LEADING_SPACE
 from kforensics.ingest.read import FileReader, Lines
 from kforensics.ingest.sources import SourceStats
 
 WINDOW_BYTES = 256 * 1024 * 1024
-# What may stand before a native event's `{` (mapping's leading space, as bytes).
-_LEADING = " \t\r\n\ufeff".encode()
 WINDOW_LINES = 4 * 1024 * 1024
 
 
@@ -34,6 +32,7 @@ class _Block:
     ends: np.ndarray
     block: memoryview | bytes
     at: int  # the block's offset in the decompressed file
+    digests: pa.Array  # each kept line's SHA-256, computed by the reader
 
     def line_bytes(self, i: int) -> bytes:
         """Return the bytes of the i-th kept line, without its line end."""
@@ -49,6 +48,7 @@ def _kept(lines: Lines) -> _Block:
         ends=lines.offsets[1::2][valid],
         block=lines.block,
         at=lines.at,
+        digests=lines.digests[0::2].filter(pa.array(valid)),
     )
 
 
@@ -173,7 +173,7 @@ def _untyped(writer: EventWriter, window: list[_Block], stats: SourceStats) -> i
     rows: dict[str, list] = {k: [] for k in ("source_line", "line", "digest", "position")}
     for b, i in _left(writer, window, stats):
         data = b.line_bytes(i)
-        if not data.lstrip(_LEADING).startswith(b"{"):
+        if not data.lstrip(LEADING_SPACE.encode()).startswith(b"{"):
             continue
         try:
             text = data.decode("utf-8")
@@ -181,7 +181,7 @@ def _untyped(writer: EventWriter, window: list[_Block], stats: SourceStats) -> i
             continue
         rows["source_line"].append(int(b.numbers[i]))
         rows["line"].append(text)
-        rows["digest"].append(hashlib.sha256(data).digest())
+        rows["digest"].append(b.digests[i].as_py())
         rows["position"].append(b.at + int(b.starts[i]))
     if not rows["line"]:
         return 0
