@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -57,15 +58,8 @@ def _as_dict(proof: Verification) -> dict:
         "events": proof.events,
         "verified": proof.verified,
         "held_in_case": proof.held,
-        "sources": [
-            {
-                "load_id": s.load_id, "path": s.path, "sha256": s.sha256, "bytes": s.bytes,
-                "found_at": s.found_at, "grown": s.grown, "events": s.events,
-                "verified": s.verified, "problems": s.problems,
-            }
-            for s in proof.sources
-        ],
-    }  # fmt: skip
+        "sources": [asdict(s) for s in proof.sources],
+    }
 
 
 def _print(proof: Verification) -> None:
