@@ -10,7 +10,7 @@ again, a line is the original only if its digest matches, and a file only if its
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +197,10 @@ class Verification:
         return all(s.ok for s in self.sources)
 
 
+# Events checked at a time: what verify holds in memory is one batch and one file block.
+VERIFY_BATCH = 65536
+
+
 def verify(
     case: str | Path, search: Iterable[str | Path] = (), progress: bool | None = None
 ) -> Verification:
@@ -216,36 +220,62 @@ def verify(
         with ByteProgress(2 * sum(r[3] for r in sources), progress, "verifying") as bar:
             finder = Finder([Path(d) for d in search], bar.advance)
             checks = []
-            for load_id, path, sha, size, _ in sources:
-                wanted = con.execute(
-                    "SELECT raw_offset, digest, source_line FROM events "
-                    "WHERE load_id = $l AND source_file = $p AND raw_offset IS NOT NULL",
-                    {"l": load_id, "p": path},
-                ).fetchall()
-                checks.append(
-                    _check(SourceCheck(load_id, path, sha, size, len(wanted)), wanted, finder)
-                )
+            for load_id, path, sha, size, events in sources:
+                check = SourceCheck(load_id, path, sha, size, events)
+                where, check.grown, why = finder.find(path, sha, size)
+                if where is None:
+                    check.problems += why
+                else:
+                    check.found_at = str(where)
+                    # in file order, a batch at a time: memory stays flat whatever the case
+                    wanted = con.execute(
+                        "SELECT raw_offset, digest, source_line FROM events WHERE load_id = $l "
+                        "AND source_file = $p AND raw_offset IS NOT NULL ORDER BY raw_offset",
+                        {"l": load_id, "p": path},
+                    )
+                    _check_lines(check, where, _wanted(wanted), bar.advance)
+                checks.append(check)
     finally:
         con.close()
     return Verification(str(case), checks, held)
 
 
-def _check(check: SourceCheck, wanted: list[tuple], finder: Finder) -> SourceCheck:
-    """Return the check of one source: found by its sha256, then each event's digest."""
-    where, check.grown, why = finder.find(check.path, check.sha256, check.bytes)
-    if where is None:
-        check.problems += why
-        return check
-    check.found_at = str(where)
-    lines, _ = read_lines(where, [offset for offset, _, _ in wanted], finder.on_bytes)
-    bad = []
-    for offset, digest, line_no in wanted:
-        line = lines.get(offset)
-        if line is not None and hashlib.sha256(line).digest() == bytes(digest):
-            check.verified += 1
-        else:
-            bad.append(line_no)
-    if bad:
-        shown = ", ".join(str(n) for n in sorted(bad)[:5])
-        check.problems.append(f"{len(bad):,} events differ from the file (lines {shown})")
-    return check
+def _wanted(result: duckdb.DuckDBPyConnection) -> Iterator[tuple[int, bytes, int]]:
+    """Yield the rows of a query's result, fetched a batch at a time."""
+    while rows := result.fetchmany(VERIFY_BATCH):
+        yield from rows
+
+
+def _check_lines(
+    check: SourceCheck, where: Path, wanted: Iterator[tuple], on_bytes: Callable[[int], None]
+) -> None:
+    """Count the events whose line at its offset of the file has the event's digest."""
+    bad: list[int] = []  # the first differing lines, for the message
+    n_bad = 0
+    item = next(wanted, None)
+    for at, block in FileReader(where, on_bytes=on_bytes).positioned_blocks():
+        end = at + len(block)
+        data = None
+        while item is not None and item[0] < end:
+            offset, digest, line_no = item
+            ok = False
+            if offset >= at:
+                data = data if data is not None else bytes(block)
+                start = offset - at
+                nl = data.find(b"\n", start)
+                line = data[start:] if nl < 0 else data[start:nl]
+                line = line[:-1] if line.endswith(b"\r") else line
+                ok = hashlib.sha256(line).digest() == bytes(digest)
+            if ok:
+                check.verified += 1
+            else:
+                n_bad += 1
+                bad = sorted([*bad, line_no])[:5]
+            item = next(wanted, None)
+    while item is not None:  # offsets past the file's end
+        n_bad += 1
+        bad = sorted([*bad, item[2]])[:5]
+        item = next(wanted, None)
+    if n_bad:
+        shown = ", ".join(str(n) for n in bad)
+        check.problems.append(f"{n_bad:,} events differ from the file (lines {shown})")
