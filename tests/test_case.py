@@ -175,3 +175,14 @@ def test_an_additive_version_gains_the_notes_table_and_reads_as_having_none(tmp_
     with connect(case, read_only=False) as con:
         assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]
+
+
+def test_a_reading_connection_is_bounded_and_spills_outside_the_case_folder(tmp_path):
+    case = old_case(tmp_path, SCHEMA_VERSION, "audit.log")
+    with connect(case) as con:
+        limit, spill = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()[0]
+    assert limit == "953.6 MiB"  # case.READ_MEMORY_LIMIT, 1GB, as DuckDB prints it
+    assert Path(spill).name.startswith("kforensics-spill-")
+    assert Path(spill).parent != tmp_path
