@@ -19,12 +19,12 @@ from kforensics.errors import CaseError
 from kforensics.untrusted import visible
 from kforensics.version import __version__
 
-SCHEMA_VERSION = 6
-# Versions whose tables still mean what ours do: the newer schema only adds tables. Opened for
-# writing, such a case gains them; read-only, it is read as it is, the tables it lacks empty.
-# None since version 6, whose events keep a native line's bytes in its source (raw_offset,
-# digest) and user.extra in a column: an older case is loaded again.
-ADDITIVE_FROM: set[int] = set()
+SCHEMA_VERSION = 7
+# Versions whose tables still mean what ours do: the newer schema only adds tables or columns.
+# Opened for writing, such a case gains them; read-only, it is read as it is, the tables it
+# lacks empty. Version 7 adds `loads.cluster`. Older than 6, whose events keep a native line's
+# bytes in its source (raw_offset, digest) and user.extra in a column, a case is loaded again.
+ADDITIVE_FROM: set[int] = {6}
 # newer than version 2 (3: remediations; 4: notes; 5: the sensitive workloads)
 ADDED_TABLES = (
     "remediations", "notes", "sensitive_declaration", "sensitive_workloads", "sensitive_targets",

@@ -45,3 +45,11 @@ class LabelGapError(KforensicsError, ValueError):
 
 class SensitiveError(KforensicsError):
     """A sensitive-workloads file that cannot be used: the message names the file and the line."""
+
+
+class DatasetError(KforensicsError):
+    """A Parquet dataset that cannot be written or read: the message names the folder."""
+
+
+class SparkError(KforensicsError):
+    """The Spark engine cannot run: no pyspark, no Java, or no cluster to reach."""

@@ -8,8 +8,11 @@ CREATE TABLE IF NOT EXISTS loads (
     started_at   TIMESTAMPTZ NOT NULL,
     finished_at  TIMESTAMPTZ,
     kforensics   VARCHAR NOT NULL,
-    arguments    VARCHAR[] NOT NULL
+    arguments    VARCHAR[] NOT NULL,
+    cluster      VARCHAR  -- `load --cluster`: the cluster these logs are of (NULL: not said)
 );
+-- version 7 added the cluster: a version-6 case opened for writing gains it
+ALTER TABLE loads ADD COLUMN IF NOT EXISTS cluster VARCHAR;
 
 CREATE TABLE IF NOT EXISTS sources (
     load_id        INTEGER NOT NULL,

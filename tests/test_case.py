@@ -13,7 +13,7 @@ from kforensics import case as case_module
 from kforensics import load
 from kforensics.case import SCHEMA_VERSION, connect
 from kforensics.cli import main
-from kforensics.errors import CaseError
+from kforensics.errors import CaseError, InputError
 from tests.conftest import event, jsonl
 
 
@@ -46,10 +46,10 @@ def test_older_case_names_the_load_command_for_a_new_case(tmp_path):
     with pytest.raises(CaseError) as caught:
         connect(case)
     assert str(caught.value) == (
-        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 6, "
+        f"{case}: the case has schema version 1; this kforensics (0.1.0) reads version 7, "
         "whose tables mean other things. Load its sources again into a new case: "
         f"kforensics load {tmp_path}/audit.log '{tmp_path}/node a/audit.log' "
-        f"--case {tmp_path}/incident-v6.duckdb"
+        f"--case {tmp_path}/incident-v7.duckdb"
     )
 
 
@@ -63,10 +63,9 @@ def test_a_version_5_case_is_loaded_again(tmp_path):
 
 
 @pytest.fixture
-def additive(monkeypatch: pytest.MonkeyPatch) -> int:
-    """Return an older version marked as one the current schema only adds tables to."""
-    # No version is additive since 6; the mechanism stays for the next schema that only adds
-    monkeypatch.setattr(case_module, "ADDITIVE_FROM", {SCHEMA_VERSION - 1})
+def additive() -> int:
+    """Return the older version the current schema only adds to (7 adds loads.cluster)."""
+    assert case_module.ADDITIVE_FROM == {SCHEMA_VERSION - 1}
     return SCHEMA_VERSION - 1
 
 
@@ -77,9 +76,9 @@ def test_an_additive_version_gains_the_remediations_table_when_opened_for_writin
     with duckdb.connect(str(case)) as con:
         con.execute("DROP TABLE remediations")  # as if the older version had no such table
     with connect(case) as con:  # read-only: read as it is
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
-    with connect(case, read_only=False) as con:
         assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
+    with connect(case, read_only=False) as con:
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(7,)]
         assert con.execute("SELECT count(*) FROM remediations").fetchall() == [(0,)]
         assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
 
@@ -94,7 +93,31 @@ def test_an_additive_version_read_only_runs_the_watch_rules_on_no_remediations(t
     findings = detect(case, load_rules(), store=False)  # read-only: the case keeps its version
     assert [f for f in findings if f.rule_id.startswith("k8s-containment-")] == []
     with connect(case) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
+
+
+def test_a_version_6_case_gains_the_cluster_of_its_loads_when_opened_for_writing(tmp_path):
+    case = old_case(tmp_path, 6, "audit.log")
+    with duckdb.connect(str(case)) as con:
+        con.execute("ALTER TABLE loads DROP COLUMN cluster")  # as version 6 wrote it
+    load(case, [tmp_path / "audit.log"], cluster="prod-eu-1")  # skipped: read already
+    with connect(case) as con:
+        assert con.execute("SELECT load_id, cluster FROM loads ORDER BY 1").fetchall() == [
+            (1, None),
+            (2, "prod-eu-1"),
+        ]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(7,)]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "../x", "x=y", "-x", ".hidden", "a b", "a" * 101, "é", "a\nb"]
+)
+def test_a_cluster_name_that_cannot_name_a_folder_is_refused(tmp_path, name):
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(event("a")))
+    with pytest.raises(InputError, match=r"--cluster .*: a cluster name is 1 to 100 letters"):
+        load(tmp_path / "c.duckdb", [log], cluster=name)
+    assert not (tmp_path / "c.duckdb").exists()
 
 
 def test_case_without_a_version_table_is_version_1(tmp_path):
@@ -112,7 +135,7 @@ def test_reload_hint_is_bounded_and_one_line(tmp_path):
     assert "\n" not in message
     assert message.count(".log") == 10
     assert message.endswith(
-        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v6.duckdb   # and 3 more: "
+        f"{tmp_path}/logs/09.log --case {tmp_path}/incident-v7.duckdb   # and 3 more: "
         f"duckdb -readonly {tmp_path}/incident.duckdb "
         "'SELECT DISTINCT path FROM sources ORDER BY path'"
     )
@@ -130,8 +153,8 @@ def test_newer_case_asks_for_an_upgrade(tmp_path):
     with pytest.raises(CaseError) as caught:
         connect(case)
     assert str(caught.value) == (
-        f"{case}: the case was written by a newer kforensics (schema version 7); this one "
-        "(0.1.0) reads version 6. Upgrade kforensics (pip install --upgrade kforensics) to open it."
+        f"{case}: the case was written by a newer kforensics (schema version 8); this one "
+        "(0.1.0) reads version 7. Upgrade kforensics (pip install --upgrade kforensics) to open it."
     )
 
 
@@ -151,7 +174,7 @@ def test_cli_shows_the_refusal_without_a_traceback(tmp_path, command):
     result = CliRunner().invoke(main, [*args, "--case", str(case)])
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: {case}: the case has schema version 1;")
-    assert result.output.endswith(f"--case {tmp_path}/incident-v6.duckdb\n")
+    assert result.output.endswith(f"--case {tmp_path}/incident-v7.duckdb\n")
 
 
 def test_a_case_path_that_is_not_utf8_is_refused_by_name(tmp_path):
@@ -170,10 +193,10 @@ def test_an_additive_version_gains_the_notes_table_and_reads_as_having_none(tmp_
     with duckdb.connect(str(case)) as con:
         con.execute("DROP TABLE notes")
     with connect(case) as con:  # read-only: read as it is, an empty notes table beside it
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(5,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]
     with connect(case, read_only=False) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(6,)]
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(7,)]
         assert con.execute("SELECT count(*) FROM notes").fetchall() == [(0,)]
 
 

@@ -32,6 +32,11 @@ from kforensics.output import print_summary
     help="kubectl get -o json|yaml dump of cluster objects to keep beside the log.",
 )
 @click.option(
+    "--cluster",
+    metavar="NAME",
+    help="The cluster these logs are of: kept with the load, and the partition of an export.",
+)
+@click.option(
     "--replace",
     is_flag=True,
     help="Rebuild an existing CASE from these inputs alone (notebooks reading it switch over).",
@@ -43,6 +48,7 @@ def load_cmd(
     progress: bool | None,
     inventory: tuple[str, ...],
     replace: bool,
+    cluster: str | None,
 ) -> None:
     """Load audit logs (files, folders, globs; gzip and every known shape) into CASE.
 
@@ -58,6 +64,7 @@ def load_cmd(
             arguments=sys.argv[1:],
             inventory=list(inventory),
             replace=replace,
+            cluster=cluster,
         )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc

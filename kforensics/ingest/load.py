@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from kforensics.ingest.rejects import reject_reasons
 from kforensics.ingest.sources import SourceStats, path_text, write_sources
 from kforensics.ingest.windows import load_lines
 from kforensics.progress import ByteProgress
+from kforensics.untrusted import visible
 
 # DuckDB keeps written blocks cached up to its limit (80% of RAM by default): a load needs far
 # less, and a load must stay under 1.5 GB whatever the input (tests/test_crafted_input.py).
@@ -103,6 +105,19 @@ class LoadResult:
             "reject_reasons": [{"reason": r, "count": n} for r, n in self.reject_reasons],
             "sources": sources,
         }
+
+
+# A cluster's name names a folder of the Parquet dataset (`cluster=NAME`): no path characters.
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_cluster(cluster: str | None) -> None:
+    """Raise InputError unless cluster is None or a cluster name (CLUSTER_NAME)."""
+    if cluster is not None and not CLUSTER_NAME.fullmatch(cluster):
+        raise InputError(
+            f"--cluster {visible(cluster)!r}: a cluster name is 1 to 100 letters, digits, '.', "
+            "'_' and '-', starting with a letter or digit (it names a folder of the dataset)"
+        )
 
 
 def _without_case(files: list[Path], case: Path) -> list[Path]:
@@ -186,15 +201,23 @@ def load(
     arguments: list[str] | None = None,
     inventory: list[str | Path] = (),
     replace: bool = False,
+    cluster: str | None = None,
 ) -> LoadResult:
     """Load files, folders and globs into the case atomically; return the accounting.
+
+    cluster names the cluster the logs are of (`loads.cluster`; the Parquet dataset's
+    partition): letters, digits, '.', '_' and '-' (CLUSTER_NAME), else InputError.
 
     `inventory` names `kubectl get -o json|yaml` dumps to keep beside the log (table inventory).
     With `replace`, an existing case is rebuilt from these inputs alone (see _replace).
     A path that names nothing raises InputError; a case that cannot be made raises CaseError.
     """
+    check_cluster(cluster)
     if replace and Path(case).exists():
-        return _replace(case, paths, progress=progress, arguments=arguments, inventory=inventory)
+        return _replace(
+            case, paths, progress=progress, arguments=arguments, inventory=inventory,
+            cluster=cluster,
+        )  # fmt: skip
     files, unreadable = discover(paths) if paths else ([], [])
     files = _without_case(files, Path(case))
     try:
@@ -219,8 +242,10 @@ def load(
         con.execute("BEGIN TRANSACTION")
         load_id = con.execute("SELECT nextval('load_seq')").fetchone()[0]
         con.execute(
-            "INSERT INTO loads VALUES ($id, $now, NULL, $v, $args)",
+            "INSERT INTO loads (load_id, started_at, kforensics, arguments, cluster) "
+            "VALUES ($id, $now, $v, $args, $cluster)",
             {
+                "cluster": cluster,
                 "id": load_id,
                 "now": datetime.now(UTC),
                 "v": _version(),
