@@ -77,6 +77,7 @@ def test_the_package_folders_are_the_pipeline():
     assert folders == [
         "cli",
         "contain",
+        "dataset",
         "detection",
         "ingest",
         "investigate",
@@ -98,6 +99,7 @@ LAYERS = [
     {"errors", "levels", "untrusted", "jsontext", "progress", "version", "sqlcheck"},
     {"case"},
     {"ingest", "sample"},
+    {"dataset"},
     {"investigate"},
     {"detection"},
     {"netpol"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kforensics.cli.detect import detect_cmd, rules_cmd
+from kforensics.cli.export import export_cmd
 from kforensics.cli.load import load_cmd, sample_cmd
 from kforensics.cli.note import note_cmd, notes_cmd
 from kforensics.cli.query import queries_cmd, sql_cmd
@@ -22,5 +23,5 @@ def main() -> None:
 
 for command in (load_cmd, sql_cmd, queries_cmd, sample_cmd, detect_cmd, rules_cmd,
                 remediate_cmd, netpol_cmd, report_cmd, note_cmd, notes_cmd,
-                sensitive_cmd, verify_cmd, original_cmd):  # fmt: skip
+                sensitive_cmd, verify_cmd, original_cmd, export_cmd):  # fmt: skip
     main.add_command(command)

@@ -1,0 +1,1 @@
+"""A case as a Parquet dataset (`export`), and reading one back (`layout`)."""
