@@ -85,6 +85,7 @@ def test_the_package_folders_are_the_pipeline():
         "reporting",
         "sample",
         "sensitive",
+        "spark",
     ]
 
 
@@ -107,6 +108,7 @@ LAYERS = [
     {"contain"},
     {"api"},
     {"reporting", "output"},
+    {"spark"},
     {"cli"},
     {"docs", "__init__"},
 ]

@@ -45,7 +45,7 @@ def test_environment_yml_installs_the_package_and_pins_nothing_of_its_own():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     deps = env["dependencies"]
     pip = [d for d in deps if isinstance(d, dict)][0]["pip"]
-    assert pip == ["-e .[dev]"]
+    assert pip == ["-e .[dev,spark]"]
     conda = sorted(d.split(">")[0].split("=")[0] for d in deps if isinstance(d, str))
     assert conda == ["pip", "python"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

@@ -32,7 +32,25 @@ from kforensics.untrusted import visible
 
 
 @click.command("detect")
-@case_option("DuckDB case file (findings are stored in it, table `findings`).")
+@case_option("DuckDB case file (findings are stored in it, table `findings`).", required=False)
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="duckdb: over CASE. spark: over the Parquet dataset --parquet DIR (`kforensics "
+    "export`), writing DIR/spark-findings/findings.parquet and findings.jsonl.",
+)
+@click.option(
+    "--parquet",
+    "dataset",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The dataset the Spark engine reads.",
+)
+@click.option(
+    "--master",
+    help="Spark master URL (default local[2]; SPARK_REMOTE in the environment: Spark Connect).",
+)
 @rules_option("Folder of extra rules (YAML); a rule with a built-in id replaces it.")
 @click.option(
     "--exceptions",
@@ -78,7 +96,10 @@ from kforensics.untrusted import visible
     help="Print only findings at or above this level (all are stored).",
 )
 def detect_cmd(
-    case: Path,
+    case: Path | None,
+    engine: str,
+    dataset: Path | None,
+    master: str | None,
     rule_dirs: tuple[Path, ...],
     exceptions: Path | None,
     statuses: str,
@@ -98,6 +119,23 @@ def detect_cmd(
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
+    if engine == "spark":
+        given = [n for n, v in (("--case", case), ("--exceptions", exceptions), ("--since", since),
+                 ("--until", until), ("--sensitive", sensitive), ("--baseline", baseline),
+                 ("--since-last", since_last)) if v]  # fmt: skip
+        if dataset is None or given:
+            raise click.UsageError(
+                "--engine spark takes --parquet DIR (a dataset of `kforensics export`), "
+                f"not {', '.join(given) or 'a case'}"
+            )
+        from kforensics.cli.spark import detect_on_spark
+
+        detect_on_spark(dataset, master, list(rule_dirs), wanted, fmt, output, min_level)
+        return
+    if case is None:
+        raise click.UsageError("Missing option '--case'.")
+    if dataset is not None or master is not None:
+        raise click.UsageError("--parquet and --master are for --engine spark")
     declaration = sensitive_declaration(sensitive, case)
     # imported here: the inventory's validation pulls in jsonschema (1.3 s) for every command
     from kforensics.sensitive.store import targets as sensitive_targets
@@ -116,10 +154,17 @@ def detect_cmd(
         )  # fmt: skip
     except (RuleError, ExceptionsError, RuleSQLError, CaseError, SinceLastError) as exc:
         raise click.ClickException(visible(str(exc))) from exc  # SQL errors quote the data
+    show_findings(findings, len(rules), fmt, output, min_level)
+
+
+def show_findings(
+    findings: list, rules_run: int, fmt: str, output: Path | None, min_level: str
+) -> None:
+    """Print the findings at or above min_level as a table, or export them (both engines)."""
     stored = len(findings)
     findings = [f for f in findings if f.level in at_or_above(min_level)]
     if fmt == "table":
-        print_findings(findings, len(rules), stored=stored, min_level=min_level)
+        print_findings(findings, rules_run, stored=stored, min_level=min_level)
         return
     try:
         export(findings_table(findings), sys.stdout if output is None else output, fmt)

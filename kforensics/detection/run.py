@@ -140,8 +140,12 @@ def _hits(con: duckdb.DuckDBPyConnection, rule: Rule, exceptions: list[Exception
         raise RuleSQLError(f"{rule.path}: {str(exc).splitlines()[0]}") from exc
 
 
-def _group_sql(rules: list[Rule]) -> str:
-    """Return the query grouping hits into findings, each rule by its own group_by fields."""
+def group_key(rules: list[Rule]) -> str:
+    """Return the SQL of a hit's subject key, by its rule's group_by fields.
+
+    The finding ID is the MD5 of rule id and this key: the same SQL in DuckDB and Spark SQL
+    (`kforensics.spark.detect`), so both engines give a finding the same ID.
+    """
     keys = []
     for f in SUBJECT_FIELDS:
         # Rule ids are validated identifiers ([a-z0-9-]), safe as literals.
@@ -152,6 +156,11 @@ def _group_sql(rules: list[Rule]) -> str:
             # added without impersonation, so those finding IDs stay what they were.)
             value += " || coalesce('|as:' || impersonated_user, '')"
         keys.append(f"CASE WHEN rule_id IN ({ids}) THEN {value} ELSE '*' END")
+    return " || '|' || ".join(keys)
+
+
+def _group_sql(rules: list[Rule]) -> str:
+    """Return the query grouping hits into findings, each rule by its own group_by fields."""
     subject = ", ".join(f"coalesce(h.{f}, ev.{f}) AS {f}" for f in SUBJECT_FIELDS)
     return f"""
     WITH s AS (
@@ -159,7 +168,7 @@ def _group_sql(rules: list[Rule]) -> str:
                ev.source_file, ev.source_line, ev.source_index, ev.quality
         FROM hits h JOIN ev USING (event_id)
     ),
-    k AS (SELECT *, {" || '|' || ".join(keys)} AS gkey FROM s)
+    k AS (SELECT *, {group_key(rules)} AS gkey FROM s)
     SELECT
         substr(md5(rule_id || '|' || gkey), 1, 16) AS finding_id,
         rule_id,
@@ -215,31 +224,30 @@ def run_rules(
         targets[event_id] = workloads
     findings = []
     for row in con.execute(_group_sql(rules)).fetchall():
-        (fid, rule_id, first, last, actor, impersonated, ips, ns, resource, name, count,
-         evidence, quality) = row  # fmt: skip
-        rule = by_id[rule_id]
-        findings.append(
-            Finding(
-                fid,
-                rule_id,
-                rule.title,
-                rule.level,
-                list(rule.techniques),
-                list(rule.tactics),
-                first,
-                last,
-                actor,
-                [ip for ip in ips if ip],
-                ns,
-                resource,
-                name,
-                count,
-                evidence,
-                impersonated,
-                quality,
-            )  # fmt: skip
-        )
+        rule = by_id[row[1]]
+        findings.append(finding_of(row, rule))
         _mark_sensitive(findings[-1], rule, targets)
+    sort_findings(findings)
+    return findings
+
+
+def finding_of(row: tuple, rule: Rule) -> Finding:
+    """Return the finding of one grouped row (the columns of the grouping query, in order).
+
+    Both engines group hits into these columns: DuckDB (`_group_sql`) and Spark
+    (`kforensics.spark.detect`).
+    """
+    (fid, _, first, last, actor, impersonated, ips, ns, resource, name, count, evidence,
+     quality) = row  # fmt: skip
+    return Finding(
+        fid, rule.id, rule.title, rule.level, list(rule.techniques), list(rule.tactics),
+        first, last, actor, [ip for ip in ips if ip], ns, resource, name, count,
+        [dict(e) for e in evidence], impersonated, list(quality),
+    )  # fmt: skip
+
+
+def sort_findings(findings: list[Finding]) -> None:
+    """Sort findings in place, most severe first (then sensitive, dated, earliest...)."""
     findings.sort(
         key=lambda f: (
             -rank(f.level),
@@ -254,7 +262,6 @@ def run_rules(
             f.finding_id,
         )  # fmt: skip
     )
-    return findings
 
 
 def _mark_sensitive(f: Finding, rule: Rule, targets: dict[str, list[str]]) -> None:

@@ -1,0 +1,45 @@
+"""`kforensics detect --engine spark`: the rules over a Parquet dataset, on Spark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kforensics.detection.rule import RuleError, load_rules
+from kforensics.errors import DatasetError, RuleSQLError, SparkError
+from kforensics.untrusted import visible
+
+
+def detect_on_spark(
+    dataset: Path,
+    master: str | None,
+    rule_dirs: list[Path],
+    statuses: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    min_level: str,
+) -> None:
+    """Run the rules on Spark; write DIR/spark-findings/, then print or export as detect does."""
+    from kforensics.cli.detect import show_findings
+    from kforensics.spark.detect import detect_spark, write_findings
+    from kforensics.spark.session import spark_session
+
+    try:
+        rules = [r for r in load_rules(rule_dirs, statuses=None) if r.status in statuses]
+        spark = spark_session(master)
+        try:
+            detection = detect_spark(spark, dataset, rules)
+        finally:
+            spark.stop()
+        written = write_findings(detection, dataset / "spark-findings")
+    except (RuleError, RuleSQLError, DatasetError, SparkError) as exc:
+        raise click.ClickException(visible(str(exc))) from exc
+    for rule_id, why in sorted(detection.duckdb_only.items()):
+        click.echo(f"DuckDB-only: {rule_id}: {visible(why)}", err=True)
+    click.echo(
+        f"ran {len(detection.rules_run)} rules on Spark ({len(detection.duckdb_only)} are "
+        f"DuckDB-only); wrote {written[0]} and {written[1]}",
+        err=True,
+    )
+    show_findings(detection.findings, len(detection.rules_run), fmt, output, min_level)

@@ -1,0 +1,71 @@
+"""A Spark session for kforensics: local, a cluster's master, or Spark Connect.
+
+pyspark is an optional extra (`pip install kforensics[spark]`) and Spark needs Java: without
+either, SparkError says which, and how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any
+
+from kforensics.errors import SparkError
+
+# What every kforensics session sets: times in UTC, as `case.connect` does; partition values
+# typed by the dataset's layout, not guessed; no web UI (a port per test run).
+CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def java_missing() -> str | None:
+    """Return why Spark cannot start a JVM here, or None when Java is found."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.exists(os.path.join(home, "bin", "java")):
+        return None
+    if shutil.which("java"):
+        return None
+    return "no Java found (install a JRE: apt-get install default-jre-headless, or set JAVA_HOME)"
+
+
+def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
+    """Return a SparkSession: Spark Connect when SPARK_REMOTE is set, else master (local[2])."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkError(
+            "the Spark engine needs pyspark: pip install 'kforensics[spark]'"
+        ) from None
+    remote = os.environ.get("SPARK_REMOTE")
+    builder = SparkSession.builder.appName(app)
+    if remote:
+        builder = builder.remote(remote)
+    else:
+        why = java_missing()
+        if why:
+            raise SparkError(f"the Spark engine cannot start: {why}")
+        builder = builder.master(master or "local[2]")
+        if (master or "local").startswith("local"):
+            # local workers run this Python, which has kforensics; a cluster's have their own
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in CONF.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j and Spark raise many kinds: all mean no session
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SparkError(
+            f"Spark did not start ({master or remote or 'local[2]'}): {first}"
+        ) from exc
+    if not remote:
+        # FATAL: a rule that Spark cannot analyse is expected (it stays DuckDB-only), and
+        # its error arrives as an exception anyway
+        spark.sparkContext.setLogLevel("FATAL")
+    return spark

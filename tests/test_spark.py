@@ -1,0 +1,183 @@
+"""The Spark engine: the same findings as DuckDB, from the same rules, over an exported dataset."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kforensics import load
+from kforensics.cli import main
+from kforensics.dataset.export import export_case
+from kforensics.detection.rule import load_rules
+from kforensics.detection.run import detect
+from kforensics.errors import SparkError
+from kforensics.sample.generate import write_native_lines
+from kforensics.spark import session as session_module
+from kforensics.spark.session import java_missing, spark_session
+from kforensics.spark.translate import Untranslatable, to_spark
+from tests.conftest import SAMPLES
+
+HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
+needs_spark = pytest.mark.skipif(
+    not HAS_PYSPARK or java_missing() is not None,
+    reason="the Spark engine needs pyspark (pip install 'kforensics[spark]') and Java "
+    f"({java_missing() or 'found'})",
+)
+
+# Rules the Spark engine leaves to DuckDB, and why (the first words of the reason).
+DUCKDB_ONLY = {
+    "k8s-containment-cordoned-node-bypassed": "reads remediations",
+    "k8s-containment-identity-used-again": "reads remediations",
+    "k8s-containment-policy-changed": "reads remediations",
+    "k8s-containment-policy-selects-quarantined-pod": "reads remediations",
+    "k8s-containment-quarantine-label-removed": "reads remediations",
+    "k8s-containment-revoked-binding-recreated": "reads remediations",
+    "k8s-containment-rotated-credential-used": "reads remediations",
+    "k8s-cronjob-or-job-changed": "Spark: [DATATYPE_MISMATCH",
+    "k8s-csr-created-or-approved": "Spark: ",
+    "k8s-deployment-sidecar-patch": "Spark: ",
+    "k8s-forbidden-burst-identity": "Spark: ",
+    "k8s-forbidden-burst-source-ip": "Spark: ",
+    "k8s-host-network-pod": "Spark: ",
+    "k8s-many-secrets-read": "Spark: ",
+    "k8s-namespace-relabel-netpol-selector": "uses json_group_object",
+    "k8s-new-source-ip-for-identity": "sqlglot: Argument 'count' is not supported",
+    "k8s-new-user-agent-for-identity": "sqlglot: Argument 'count' is not supported",
+    "k8s-pod-in-kube-namespace": "Spark: ",
+    "k8s-privileged-pod": "Spark: ",
+    "k8s-rbac-escalation-then-workload": "uses json_each",
+    "k8s-sensitive-mount-pod": "Spark: ",
+    "k8s-sensitive-workload-first-access": "reads sensitive_access",
+}
+
+
+@pytest.mark.parametrize(
+    "duckdb, spark",
+    [
+        ("SELECT event_id FROM ev WHERE has(user_groups, 'a')",
+         "SELECT event_id FROM ev WHERE COALESCE(ARRAY_CONTAINS(user_groups, 'a'), FALSE)"),
+        ("SELECT event_id FROM ev WHERE has_any(user_groups, ['a', 'b'])",
+         "SELECT event_id FROM ev WHERE COALESCE(ARRAYS_OVERLAP(user_groups, ARRAY('a', 'b')), "
+         "FALSE)"),
+        ("SELECT event_id FROM ev WHERE has_all(user_groups, ['a'])",
+         "SELECT event_id FROM ev WHERE COALESCE(SIZE(ARRAY_EXCEPT(ARRAY('a'), user_groups)) = 0,"
+         " FALSE)"),
+        ("SELECT event_id, jstr(request_object, '$.spec.x') AS name FROM ev",
+         "SELECT event_id, GET_JSON_OBJECT(request_object, '$.spec.x') AS name FROM ev"),
+        ("SELECT event_id FROM ev WHERE len(images) > 1 AND len(name) > 1",
+         "SELECT event_id FROM ev WHERE SIZE(images) > 1 AND LENGTH(name) > 1"),
+    ],
+)  # fmt: skip
+def test_the_rules_macros_become_spark_sql(duckdb, spark):
+    assert to_spark(duckdb) == spark
+
+
+@pytest.mark.parametrize(
+    "sql, why",
+    [
+        ("SELECT event_id FROM remediations", "reads remediations, which the Spark engine"),
+        ("SELECT event_id FROM ev, json_each(request_object) j", "uses json_each"),
+        ("SELECT event_id FROM ev WHERE json_type(request_object) = 'OBJECT'", "uses json_type"),
+        ("SELECT event_id FROM ev WHERE", "sqlglot cannot read it"),
+    ],
+)
+def test_what_spark_sql_lacks_keeps_a_rule_duckdb_only_with_the_reason(sql, why):
+    with pytest.raises(Untranslatable, match=why):
+        to_spark(sql)
+
+
+def test_without_java_the_spark_engine_says_how_to_get_it(monkeypatch):
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(session_module.shutil, "which", lambda name: None)
+    if not HAS_PYSPARK:
+        pytest.skip("pyspark is not installed: the message is about pyspark")
+    with pytest.raises(SparkError, match=r"cannot start: no Java found \(install a JRE: apt-get"):
+        spark_session()
+
+
+def test_without_pyspark_the_spark_engine_names_the_extra(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pyspark.sql", None)
+    with pytest.raises(SparkError, match=r"needs pyspark: pip install 'kforensics\[spark\]'"):
+        spark_session()
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_dataset(tmp_path_factory) -> tuple[Path, Path]:
+    """The native sample incident: its case and its exported dataset."""
+    folder = tmp_path_factory.mktemp("spark-sample")
+    case = folder / "case.duckdb"
+    load(case, [SAMPLES / "native"])
+    export_case(case, folder / "ds")
+    return case, folder / "ds"
+
+
+def compare(case: Path, dataset: Path, spark) -> tuple[list[str], dict, dict]:
+    """Return (rules run on Spark, DuckDB's findings of those rules, Spark's) as JSON by id."""
+    from kforensics.spark.detect import detect_spark
+
+    rules = load_rules()
+    on_spark = detect_spark(spark, dataset, rules)
+    duck = detect(case, rules, store=False)
+    mine = {f.finding_id: f.to_json() for f in duck if f.rule_id in on_spark.rules_run}
+    theirs = {f.finding_id: f.to_json() for f in on_spark.findings}
+    return on_spark, mine, theirs
+
+
+@needs_spark
+def test_the_sample_incident_gives_the_same_findings_on_spark(spark, sample_dataset):
+    on_spark, mine, theirs = compare(*sample_dataset, spark)
+    assert {k: v.split(",")[0][: len(DUCKDB_ONLY[k])] for k, v in on_spark.duckdb_only.items()} == (
+        DUCKDB_ONLY
+    )
+    assert len(on_spark.rules_run) == 41
+    assert len(theirs) == 69
+    assert theirs == mine  # same ids, levels, evidence (in order), times, subjects
+
+
+@needs_spark
+def test_a_generated_100k_log_gives_the_same_findings_on_spark(spark, tmp_path):
+    log = tmp_path / "audit.log"
+    write_native_lines(log, 100_000, seed=3)
+    case = tmp_path / "case.duckdb"
+    load(case, [log, SAMPLES / "native"])
+    export_case(case, tmp_path / "ds")
+    _, mine, theirs = compare(case, tmp_path / "ds", spark)
+    assert len(theirs) == len(mine) > 67
+    assert theirs == mine
+
+
+@needs_spark
+def test_the_cli_writes_parquet_and_json_lines(sample_dataset):
+    _, dataset = sample_dataset
+    result = CliRunner().invoke(
+        main, ["detect", "--engine", "spark", "--parquet", str(dataset), "--format", "jsonl"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 69
+    assert "ran 41 rules on Spark (22 are DuckDB-only); wrote" in result.stderr
+    written = dataset / "spark-findings" / "findings.jsonl"
+    assert [json.loads(line) for line in written.read_text().splitlines()] == lines
+    assert (dataset / "spark-findings" / "findings.parquet").stat().st_size > 0
+
+
+def test_the_spark_engine_takes_a_dataset_not_a_case(tmp_path):
+    result = CliRunner().invoke(
+        main, ["detect", "--engine", "spark", "--case", str(tmp_path / "c.duckdb")]
+    )
+    assert result.exit_code == 2
+    assert "--engine spark takes --parquet DIR (a dataset of `kforensics export`), not --case" in (
+        result.output
+    )
