@@ -6,6 +6,7 @@ either, SparkError says which, and how to get it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -68,4 +69,6 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
         # FATAL: a rule that Spark cannot analyse is expected (it stays DuckDB-only), and
         # its error arrives as an exception anyway
         spark.sparkContext.setLogLevel("FATAL")
+    # pyspark 4 also logs each analysis error, as JSON on stderr, before raising it
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     return spark

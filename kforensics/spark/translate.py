@@ -52,6 +52,22 @@ def list_columns() -> frozenset[str]:
     return frozenset(f.name for f in ev_schema() if pa.types.is_list(f.type))
 
 
+def _lambda(body: exp.Expression) -> exp.Lambda:
+    """Return `kf_x -> body` (a name no rule uses, so no column of ev is shadowed)."""
+    return exp.Lambda(this=body, expressions=[exp.to_identifier("kf_x")])
+
+
+def _wildcard(node: exp.Expression) -> bool:
+    """Return whether node reads a JSON path with a wildcard: a list in DuckDB, text in Spark."""
+    if isinstance(node, exp.JSONExtract | exp.JSONExtractScalar):
+        path = node.expression
+    elif isinstance(node, exp.Anonymous) and node.name.lower() in ("jstr", "jget"):
+        path = node.expressions[1] if len(node.expressions) > 1 else None
+    else:
+        return False
+    return "[*]" in (path.sql() if path is not None else "")
+
+
 def _rewrite(node: exp.Expression, lists: frozenset[str]) -> exp.Expression:
     """Return node with the macros and DuckDB list functions in Spark's terms."""
     if isinstance(node, exp.Anonymous):
@@ -71,9 +87,10 @@ def _rewrite(node: exp.Expression, lists: frozenset[str]) -> exp.Expression:
             return _fn("get_json_object", *args)
         if name in ("list_bool_and", "list_bool_or") and len(args) == 1:
             # DuckDB: NULL for an empty list, NULL items ignored
-            items = _fn("filter", args[0], sqlglot.parse_one("x -> x IS NOT NULL", read="spark"))
+            known = _lambda(exp.Not(this=exp.Is(this=exp.column("kf_x"), expression=exp.null())))
+            items = _fn("filter", args[0], known)
             test = "forall" if name == "list_bool_and" else "exists"
-            value = _fn(test, items.copy(), sqlglot.parse_one("x -> x", read="spark"))
+            value = _fn(test, items.copy(), _lambda(exp.column("kf_x")))
             empty = exp.EQ(this=_fn("size", items), expression=exp.Literal.number(0))
             return exp.If(this=empty, true=exp.null(), false=value)
     if isinstance(node, exp.Length):
@@ -93,6 +110,10 @@ def to_spark(sql: str) -> str:
     for table in tree.find_all(exp.Table):
         if table.name and table.name not in SPARK_TABLES | ctes:
             raise Untranslatable(f"reads {table.name}, which the Spark engine does not build")
+    if any(_wildcard(n) for n in tree.walk()):
+        raise Untranslatable(
+            "reads a JSON path with [*]: a list in DuckDB, text in Spark's get_json_object"
+        )
     if tree.find(exp.JSONType):
         raise Untranslatable("uses json_type: a JSON value's type, which Spark SQL lacks")
     lists = list_columns()
