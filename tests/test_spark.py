@@ -184,3 +184,15 @@ def test_the_spark_engine_takes_a_dataset_not_a_case(tmp_path):
     assert "--engine spark takes --parquet DIR (a dataset of `kforensics export`), not --case" in (
         result.output
     )
+
+
+def spark_rules() -> list:
+    return [r for r in load_rules(statuses=None) if r.id not in DUCKDB_ONLY]
+
+
+@needs_spark
+@pytest.mark.parametrize("rule", spark_rules(), ids=lambda r: r.id)
+def test_every_rule_run_on_spark_passes_its_own_events_there(spark, rule):
+    from kforensics.spark.selftest import check_rule_on_spark
+
+    assert check_rule_on_spark(spark, rule) == []

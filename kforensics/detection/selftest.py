@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -128,8 +129,17 @@ def _given_sensitive(con: duckdb.DuckDBPyConnection, given: dict) -> None:
     prepare_sensitive(con, rows, baseline_until=until)
 
 
-def check_rule(rule: Rule) -> list[str]:
+def duckdb_judge(con: duckdb.DuckDBPyConnection, rule: Rule) -> tuple[set[str], bool]:
+    """Return the audit IDs the rule's findings cite over the prepared `ev`, and whether any."""
+    findings = run_rules(con, [rule])
+    return {e["audit_id"] for f in findings for e in f.evidence}, bool(findings)
+
+
+def check_rule(rule: Rule, judge: Callable = duckdb_judge) -> list[str]:
     """Return the problems found by running the rule on its test events (empty: all good).
+
+    judge(con, rule) runs the rule over con's prepared `ev`: DuckDB by default, Spark for
+    `kforensics.spark.selftest`.
 
     Every test item goes through the real loader: all of a rule's items, one after another in
     one log file (their audit IDs differ, so the loader's de-duplication cannot join two), in
@@ -170,10 +180,9 @@ def check_rule(rule: Rule) -> list[str]:
             first += len(events)
             prepare(con)
             _given_sensitive(con, rule.tests.get("given", {}))
-            findings = run_rules(con, [rule])
-            cited = {e["audit_id"] for f in findings for e in f.evidence}
+            cited, fired = judge(con, rule)
             if kind == "match" and not cited & audit_ids:
                 problems.append(f"{rule.id}: match event {n} did not fire")
-            if kind == "no_match" and findings:
+            if kind == "no_match" and fired:
                 problems.append(f"{rule.id}: no_match event {n} fired")
     return problems
