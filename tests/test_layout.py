@@ -110,7 +110,7 @@ LAYERS = [
     {"reporting", "output"},
     {"spark"},
     {"cli"},
-    {"docs", "__init__"},
+    {"docs", "__init__", "__main__"},
 ]
 LAYER = {part: n for n, parts in enumerate(LAYERS) for part in parts}
 

@@ -118,7 +118,11 @@ def group_sql(rules: list[Rule]) -> str:
 def detect_spark(spark: Any, dataset: str | Path, rules: list[Rule]) -> SparkDetection:
     """Return the findings of rules over the dataset, run on Spark."""
     events = read_dataset(spark, dataset)["events"]
-    spark_ev(spark, events).createOrReplaceTempView("ev")
+    from pyspark import StorageLevel
+
+    # kept: every rule reads ev, which would otherwise be built again per rule
+    ev = spark_ev(spark, events).persist(StorageLevel.MEMORY_AND_DISK)
+    ev.createOrReplaceTempView("ev")
     spark_sql, duckdb_only = split_rules(rules)
     hits = hits_frame(spark, rules, spark_sql, duckdb_only)
     findings: list[Finding] = []
@@ -130,6 +134,7 @@ def detect_spark(spark: Any, dataset: str | Path, rules: list[Rule]) -> SparkDet
             values[2], values[3] = _instant(values[2]), _instant(values[3])
             values[11] = [e.asDict() for e in values[11]]
             findings.append(finding_of(tuple(values), by_id[row["rule_id"]]))
+    ev.unpersist()
     sort_findings(findings)
     return SparkDetection(findings, sorted(spark_sql), duckdb_only)
 

@@ -37,7 +37,8 @@ def java_missing() -> str | None:
 
 
 def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
-    """Return a SparkSession: Spark Connect when SPARK_REMOTE is set, else master (local[2])."""
+    """Return a SparkSession: Spark Connect when SPARK_REMOTE is set, the master of
+    spark-submit under it, else master (default local[2])."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -46,9 +47,11 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
         ) from None
     remote = os.environ.get("SPARK_REMOTE")
     builder = SparkSession.builder.appName(app)
+    # under spark-submit the JVM is up and its --master is in the session's conf already
+    submitted = master is None and "PYSPARK_GATEWAY_PORT" in os.environ
     if remote:
         builder = builder.remote(remote)
-    else:
+    elif not submitted:
         why = java_missing()
         if why:
             raise SparkError(f"the Spark engine cannot start: {why}")
