@@ -266,3 +266,15 @@ def test_a_huge_or_deeply_nested_layout_is_refused_without_reading_it_all(tmp_pa
     (folder / LAYOUT_FILE).write_bytes(b"[" * 100_000 + b"]" * 100_000)
     with pytest.raises(DatasetError, match="not readable"):
         read_layout(folder)
+
+
+def test_a_cluster_name_changed_by_hand_into_a_path_is_refused(tmp_path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(event("a")))
+    case = tmp_path / "c.duckdb"
+    load(case, [log], cluster="prod")
+    with duckdb.connect(str(case)) as con:
+        con.execute("UPDATE loads SET cluster = '../../etc'")
+    with pytest.raises(DatasetError, match=r"loads.cluster '../../etc' cannot name a folder"):
+        export_case(case, tmp_path / "ds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.log", "c.duckdb"]

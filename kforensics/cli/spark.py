@@ -27,11 +27,9 @@ def detect_on_spark(
 
     try:
         rules = [r for r in load_rules(rule_dirs, statuses=None) if r.status in statuses]
-        spark = spark_session(master)
-        try:
-            detection = detect_spark(spark, dataset, rules)
-        finally:
-            spark.stop()
+        # not stopped here: getOrCreate may have handed over a session the caller still uses;
+        # pyspark stops its own at exit
+        detection = detect_spark(spark_session(master), dataset, rules)
         written = write_findings(detection, dataset / "spark-findings")
     except (RuleError, RuleSQLError, DatasetError, SparkError) as exc:
         raise click.ClickException(visible(str(exc))) from exc

@@ -21,6 +21,8 @@ import duckdb
 
 from kforensics.case import SCHEMA_VERSION, connect
 from kforensics.dataset.layout import LAYOUT_FILE, PARTITIONED, DatasetError, Layout, case_tables
+from kforensics.ingest.load import CLUSTER_NAME
+from kforensics.untrusted import visible
 from kforensics.version import __version__
 
 
@@ -37,7 +39,13 @@ def export_case(case: str | Path, out: str | Path, *, replace: bool = False) -> 
     try:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+        # Row order means nothing in a dataset: not keeping it lets DuckDB stream each
+        # partition out instead of buffering the table (5M events overran 1 GB in order).
+        con.execute("SET preserve_insertion_order = false")
         layout = _write(con, work)
+    except duckdb.Error as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise DatasetError(f"{out}: the export failed: {str(exc).splitlines()[0]}") from exc
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -71,29 +79,60 @@ def _write(con: duckdb.DuckDBPyConnection, work: Path) -> Layout:
         con.execute("SELECT count(*) FROM loads WHERE cluster IS NOT NULL").fetchall()[0][0]
     )
     rows = {}
-    kv = f"KV_METADATA {{kforensics_schema_version: '{SCHEMA_VERSION}'}}"
     for table in case_tables(con):
         folder = work / table
         folder.mkdir()
-        rows[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # noqa: S608
         # (table names are the case schema's own, from duckdb_tables)
-        query, target, options = f"SELECT * FROM {table}", folder / f"{table}.parquet", ""  # noqa: S608
+        rows[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # noqa: S608
         if table == PARTITIONED and rows[table]:
-            cluster = ", l.cluster" if clustered else ""
-            join = " LEFT JOIN loads l USING (load_id)" if clustered else ""
-            # the day in UTC (case.connect's time zone); NULL, undated, is Hive's default
-            # partition, which DuckDB and Spark both read back as NULL
-            query = f"SELECT e.*{cluster}, e.ts::DATE AS day FROM events e{join}"  # noqa: S608
-            by = "cluster, day" if clustered else "day"
-            target, options = folder, f", PARTITION_BY ({by}), WRITE_PARTITION_COLUMNS false"
-        con.execute(
-            f"COPY ({query}) TO $path (FORMAT parquet, COMPRESSION zstd, {kv}{options})",
-            {"path": str(target)},
-        )
+            _write_events(con, folder, clustered)
+        else:
+            _copy(con, f"SELECT * FROM {table}", folder / f"{table}.parquet")  # noqa: S608
     partitions = (["cluster", "day"] if clustered else ["day"]) if rows.get(PARTITIONED) else []
     layout = Layout(SCHEMA_VERSION, __version__, partitions, rows)
     (work / LAYOUT_FILE).write_text(json.dumps(layout.to_dict(), indent=2) + "\n")
     return layout
+
+
+# Hive's name of a NULL partition value, which DuckDB and Spark both read back as NULL.
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _write_events(con: duckdb.DuckDBPyConnection, folder: Path, clustered: bool) -> None:
+    """Write the events one partition (cluster, UTC day) at a time.
+
+    One COPY per partition, not DuckDB's PARTITION_BY: that buffers every open partition and
+    ran out of its memory limit at 5M events; a plain COPY streams.
+    """
+    cluster = "l.cluster" if clustered else "NULL::VARCHAR"
+    join = " LEFT JOIN loads l USING (load_id)" if clustered else ""
+    events = f"SELECT e.*, {cluster} AS cluster FROM events e{join}"  # noqa: S608
+    parts = con.execute(
+        f"SELECT DISTINCT cluster, ts::DATE FROM ({events}) ORDER BY ALL"  # noqa: S608
+    ).fetchall()
+    for name, day in parts:
+        if name is not None and not CLUSTER_NAME.fullmatch(name):  # a case changed by hand
+            raise DatasetError(f"loads.cluster {visible(repr(name))} cannot name a folder")
+        where = "cluster IS NOT DISTINCT FROM $cluster AND "
+        # a range on ts, not ts::DATE: DuckDB skips the row groups outside it
+        where += "ts IS NULL" if day is None else "ts >= $day AND ts < $day + INTERVAL 1 DAY"
+        path = folder
+        if clustered:
+            path = path / f"cluster={HIVE_NULL if name is None else name}"
+        path = path / f"day={HIVE_NULL if day is None else day.isoformat()}"
+        path.mkdir(parents=True)
+        params = {"cluster": name} | ({} if day is None else {"day": day})
+        _copy(con, f"SELECT * EXCLUDE (cluster) FROM ({events}) WHERE {where}",  # noqa: S608
+              path / "data_0.parquet", params)  # fmt: skip
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path, params: dict = {}) -> None:  # noqa: B006
+    """Write the query's rows to one Parquet file, the schema version in its metadata."""
+    kv = f"KV_METADATA {{kforensics_schema_version: '{SCHEMA_VERSION}'}}"
+    con.execute(
+        f"COPY ({query}) TO $path (FORMAT parquet, COMPRESSION zstd, {kv})",
+        {**params, "path": str(path)},
+    )
 
 
 def _has_cluster(con: duckdb.DuckDBPyConnection) -> bool:

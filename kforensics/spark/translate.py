@@ -93,6 +93,16 @@ def _rewrite(node: exp.Expression, lists: frozenset[str]) -> exp.Expression:
             value = _fn(test, items.copy(), _lambda(exp.column("kf_x")))
             empty = exp.EQ(this=_fn("size", items), expression=exp.Literal.number(0))
             return exp.If(this=empty, true=exp.null(), false=value)
+    if (
+        isinstance(node, exp.Window)
+        and isinstance(node.this, exp.Count)
+        and isinstance(node.this.this, exp.Distinct)
+        and len(node.this.this.expressions) == 1
+    ):
+        # Spark has no distinct window aggregates: the size of the window's set (both skip NULL)
+        window = node.copy()
+        window.set("this", _fn("collect_set", node.this.this.expressions[0].copy()))
+        return _fn("size", window)
     if isinstance(node, exp.Length):
         arg = node.this
         if isinstance(arg, exp.Column) and arg.name in lists:
