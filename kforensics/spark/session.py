@@ -26,6 +26,9 @@ CONF = {
 }
 
 
+LOCAL_MEMORY = "4g"  # the JVM's heap in local mode
+
+
 def java_missing() -> str | None:
     """Return why Spark cannot start a JVM here, or None when Java is found."""
     home = os.environ.get("JAVA_HOME")
@@ -59,6 +62,10 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
         if (master or "local").startswith("local"):
             # local workers run this Python, which has kforensics; a cluster's have their own
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            # local mode runs every task in the driver's JVM: Spark's 1 GB default died
+            # grouping 5M events' hits (KFORENSICS_SPARK_MEMORY to change it)
+            memory = os.environ.get("KFORENSICS_SPARK_MEMORY", LOCAL_MEMORY)
+            builder = builder.config("spark.driver.memory", memory)
     for key, value in CONF.items():
         builder = builder.config(key, value)
     try:
