@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,27 @@ def privileged_pod(audit_id: str = "p1") -> dict:
 
 def jsonl(*events: dict) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def _spark_missing() -> str | None:
+    if importlib.util.find_spec("pyspark") is None:
+        return "no pyspark (pip install 'kforensics[spark]')"
+    from kforensics.spark.session import java_missing
+
+    return java_missing()
+
+
+# The Spark engine's tests need pyspark and Java; elsewhere they skip, saying which is missing.
+needs_spark = pytest.mark.skipif(
+    _spark_missing() is not None, reason=f"the Spark engine cannot run here: {_spark_missing()}"
+)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for every Spark test (a JVM takes seconds to start)."""
+    from kforensics.spark.session import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()

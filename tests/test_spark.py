@@ -17,16 +17,9 @@ from kforensics.detection.run import detect
 from kforensics.errors import SparkError
 from kforensics.sample.generate import write_native_lines
 from kforensics.spark import session as session_module
-from kforensics.spark.session import java_missing, spark_session
+from kforensics.spark.session import spark_session
 from kforensics.spark.translate import Untranslatable, to_spark
-from tests.conftest import SAMPLES
-
-HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
-needs_spark = pytest.mark.skipif(
-    not HAS_PYSPARK or java_missing() is not None,
-    reason="the Spark engine needs pyspark (pip install 'kforensics[spark]') and Java "
-    f"({java_missing() or 'found'})",
-)
+from tests.conftest import SAMPLES, needs_spark
 
 # Rules the Spark engine leaves to DuckDB, and why (the first words of the reason).
 DUCKDB_ONLY = {
@@ -90,7 +83,7 @@ def test_without_java_the_spark_engine_says_how_to_get_it(monkeypatch):
     monkeypatch.delenv("SPARK_REMOTE", raising=False)
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(session_module.shutil, "which", lambda name: None)
-    if not HAS_PYSPARK:
+    if importlib.util.find_spec("pyspark") is None:
         pytest.skip("pyspark is not installed: the message is about pyspark")
     with pytest.raises(SparkError, match=r"cannot start: no Java found \(install a JRE: apt-get"):
         spark_session()
@@ -100,13 +93,6 @@ def test_without_pyspark_the_spark_engine_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pyspark.sql", None)
     with pytest.raises(SparkError, match=r"needs pyspark: pip install 'kforensics\[spark\]'"):
         spark_session()
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from rich.text import Text
 from kforensics.case import CaseError
 from kforensics.cli.options import (
     case_option,
+    engine_options,
     format_option,
     output_format,
     output_option,
@@ -33,23 +34,11 @@ from kforensics.untrusted import visible
 
 @click.command("detect")
 @case_option("DuckDB case file (findings are stored in it, table `findings`).", required=False)
-@click.option(
-    "--engine",
-    type=click.Choice(["duckdb", "spark"]),
-    default="duckdb",
-    show_default=True,
-    help="duckdb: over CASE. spark: over the Parquet dataset --parquet DIR (`kforensics "
-    "export`), writing DIR/spark-findings/findings.parquet and findings.jsonl.",
-)
-@click.option(
-    "--parquet",
-    "dataset",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="The dataset the Spark engine reads.",
-)
-@click.option(
-    "--master",
-    help="Spark master URL (default local[2]; SPARK_REMOTE in the environment: Spark Connect).",
+@engine_options(
+    "duckdb: over CASE. spark: over the Parquet dataset --parquet DIR (`kforensics export` or "
+    "`load --engine spark`), writing DIR/spark-findings/findings.parquet and findings.jsonl.",
+    "The dataset the Spark engine reads.",
+    exists=True,
 )
 @rules_option("Folder of extra rules (YAML); a rule with a built-in id replaces it.")
 @click.option(

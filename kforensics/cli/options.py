@@ -77,6 +77,37 @@ def when(value: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def engine_options(engine_help: str, parquet_help: str, exists: bool):
+    """Return the --engine, --parquet DIR and --master options of load and detect."""
+    options = [
+        click.option(
+            "--engine",
+            type=click.Choice(["duckdb", "spark"]),
+            default="duckdb",
+            show_default=True,
+            help=engine_help,
+        ),
+        click.option(
+            "--parquet",
+            "dataset",
+            type=click.Path(file_okay=False, exists=exists, path_type=Path),
+            help=parquet_help,
+        ),
+        click.option(
+            "--master",
+            help="Spark master URL (default local[2]; SPARK_REMOTE in the environment: Spark "
+            "Connect).",
+        ),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 def rules_option(help: str):
     """Return the --rules option (folders of extra rules) of detect and rules."""
     return click.option(

@@ -33,7 +33,7 @@ def export_case(case: str | Path, out: str | Path, *, replace: bool = False) -> 
     folder beside it and renamed into place, so a failed export leaves nothing half written.
     """
     out = Path(out)
-    _check_target(out, replace)
+    check_target(out, replace)
     con = connect(case)
     work = out.with_name(f".{out.name}.writing")
     try:
@@ -57,7 +57,7 @@ def export_case(case: str | Path, out: str | Path, *, replace: bool = False) -> 
     return layout
 
 
-def _check_target(out: Path, replace: bool) -> None:
+def check_target(out: Path, replace: bool) -> None:
     """Refuse to write over a folder that holds anything but an earlier dataset (with replace)."""
     if not out.exists():
         return
@@ -87,7 +87,7 @@ def _write(con: duckdb.DuckDBPyConnection, work: Path) -> Layout:
         if table == PARTITIONED and rows[table]:
             _write_events(con, folder, clustered)
         else:
-            _copy(con, f"SELECT * FROM {table}", folder / f"{table}.parquet")  # noqa: S608
+            copy_table(con, f"SELECT * FROM {table}", folder / f"{table}.parquet")  # noqa: S608
     partitions = (["cluster", "day"] if clustered else ["day"]) if rows.get(PARTITIONED) else []
     layout = Layout(SCHEMA_VERSION, __version__, partitions, rows)
     (work / LAYOUT_FILE).write_text(json.dumps(layout.to_dict(), indent=2) + "\n")
@@ -122,11 +122,11 @@ def _write_events(con: duckdb.DuckDBPyConnection, folder: Path, clustered: bool)
         path = path / f"day={HIVE_NULL if day is None else day.isoformat()}"
         path.mkdir(parents=True)
         params = {"cluster": name} | ({} if day is None else {"day": day})
-        _copy(con, f"SELECT * EXCLUDE (cluster) FROM ({events}) WHERE {where}",  # noqa: S608
+        copy_table(con, f"SELECT * EXCLUDE (cluster) FROM ({events}) WHERE {where}",  # noqa: S608
               path / "data_0.parquet", params)  # fmt: skip
 
 
-def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path, params: dict = {}) -> None:  # noqa: B006
+def copy_table(con: duckdb.DuckDBPyConnection, query: str, path: Path, params: dict = {}) -> None:  # noqa: B006
     """Write the query's rows to one Parquet file, the schema version in its metadata."""
     kv = f"KV_METADATA {{kforensics_schema_version: '{SCHEMA_VERSION}'}}"
     con.execute(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from kforensics.ingest.original import locate, read_lines
 from kforensics.ingest.sources import SourceStats
+
+# Two texts of one event compare equal as JSON when this gives the same string (DuckDB's json()
+# re-serialises: whitespace and escapes differ, values and key order not).
+CANONICAL_JSON = "'c' || json({text})"
 
 
 def remove_duplicates(
@@ -59,7 +65,7 @@ def remove_duplicates(
     )
     texts = _native_texts(con)
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE dup AS
         SELECT rid, source_file, rn > 1 AND canonical IS NOT NULL AS repeat FROM (
             SELECT k.rid, k.source_file, k.load_id, k.canonical,
@@ -72,12 +78,12 @@ def remove_duplicates(
                        OVER (PARTITION BY k.audit_id, k.stage, k.ts) > 0 AS unsure
             FROM (
                 SELECT c.*, CASE WHEN NOT c.mixed THEN 'd' || hex(c.digest)
-                    ELSE 'c' || json(coalesce(c.raw, t.text)) END AS canonical
+                    ELSE {CANONICAL_JSON.format(text="coalesce(c.raw, t.text)")} END AS canonical
                 FROM dup_cand c LEFT JOIN texts t USING (rid)
             ) k
             LEFT JOIN file_order o ON k.load_id = $id AND o.source_file = k.source_file
         ) WHERE load_id = $id AND (rn > 1 OR unsure)
-        """,
+        """,  # noqa: S608 (CANONICAL_JSON is a constant)
         {"id": load_id},
     )
     del texts
@@ -97,27 +103,39 @@ def remove_duplicates(
 
 
 def _native_texts(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Return (rid, text) of the candidate native lines that must be compared as JSON.
-
-    Read again from their source files; a line whose bytes no longer have its digest (the
-    file changed or is gone) has no text, and is never taken for a repeat.
-    """
+    """Return (rid, text) of the candidate native lines that must be compared as JSON."""
     wanted = con.execute(
         "SELECT source_file, list(rid), list(raw_offset), list(digest) FROM dup_cand "
         "WHERE mixed AND raw IS NULL AND raw_offset IS NOT NULL GROUP BY source_file"
     ).fetchall()
-    rids, texts = [], []
-    for source_file, file_rids, offsets, digests in wanted:
+    texts = read_native_texts(wanted)
+    return pa.table(
+        {
+            "rid": pa.array(list(texts), pa.int64()),
+            "text": pa.array(list(texts.values()), pa.string()),
+        }
+    )
+
+
+def read_native_texts(
+    wanted: Iterable[tuple[str, list[Any], list[int], list[bytes]]],
+) -> dict[Any, str]:
+    """Return {id: text} of native lines read again from their sources.
+
+    wanted holds (source_file, ids, raw_offsets, digests). A line whose bytes no longer have
+    its digest (the file changed or is gone) has no text, and is never taken for a repeat.
+    """
+    texts = {}
+    for source_file, ids, offsets, digests in wanted:
         where = locate(source_file)
         if where is None:
             continue
         lines, _ = read_lines(where, offsets)
-        for rid, offset, digest in zip(file_rids, offsets, digests, strict=True):
+        for key, offset, digest in zip(ids, offsets, digests, strict=True):
             line = lines.get(offset)
             if line is not None and hashlib.sha256(line).digest() == bytes(digest):
-                rids.append(rid)
-                texts.append(line.decode("utf-8"))
-    return pa.table({"rid": pa.array(rids, pa.int64()), "text": pa.array(texts, pa.string())})
+                texts[key] = line.decode("utf-8")
+    return texts
 
 
 def count_collisions(con: duckdb.DuckDBPyConnection, load_id: int) -> int:

@@ -30,7 +30,7 @@ from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_
 from kforensics.ingest.original import prefix_sha256
 from kforensics.ingest.read import GZIP_MAGIC, FileReader
 from kforensics.ingest.rejects import reject_reasons
-from kforensics.ingest.sources import SourceStats, path_text, write_sources
+from kforensics.ingest.sources import SourceStats, path_text, skipped_source, write_sources
 from kforensics.ingest.windows import load_lines
 from kforensics.progress import ByteProgress
 from kforensics.untrusted import visible
@@ -168,10 +168,7 @@ class _Loaded:
                 compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
         except OSError:
             return None
-        return SourceStats(
-            path=path_text(path), sha256=sha, bytes=size, compression=compression,
-            format="skipped", already_loaded=earlier,
-        )  # fmt: skip
+        return skipped_source(path_text(path), sha, size, compression, earlier)
 
 
 def _load_file(writer: EventWriter, path: Path, progress: ByteProgress) -> SourceStats:
@@ -265,7 +262,7 @@ def load(
         sources += [SourceStats(path=path_text(u.path), error=u.reason) for u in unreadable]
         unconfirmed = remove_duplicates(con, load_id, sources)
         for path, objects in manifests:
-            _write_inventory(con, load_id, path, objects)
+            write_inventory(con, load_id, path, objects)
         write_sources(con, load_id, sources)
         con.execute(
             "UPDATE loads SET finished_at = $now WHERE load_id = $id",
@@ -392,7 +389,7 @@ def _older_notes(old: Path, fresh: Path) -> tuple[Any, list[str]]:
     return pa.Table.from_pylist(rows, schema=notes.schema), lost
 
 
-def _write_inventory(
+def write_inventory(
     con: duckdb.DuckDBPyConnection, load_id: int, path: Path, objects: list[dict]
 ) -> None:
     """Write one `inventory` row per cluster object of a dump."""
@@ -428,4 +425,4 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["LoadResult", "SourceStats", "load"]
+__all__ = ["LoadResult", "SourceStats", "load", "write_inventory"]

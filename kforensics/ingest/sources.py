@@ -30,6 +30,16 @@ class SourceStats:
     formats: Counter = field(default_factory=Counter, repr=False)
 
 
+def skipped_source(
+    path: str, sha256: str, size: int, compression: str, earlier: int
+) -> SourceStats:
+    """Return the accounting of a file skipped because load `earlier` read the same bytes."""
+    return SourceStats(
+        path=path, sha256=sha256, bytes=size, compression=compression, format="skipped",
+        already_loaded=earlier,
+    )  # fmt: skip
+
+
 def path_text(path: str | os.PathLike) -> str:
     """Return the path as text the case can store: name bytes that are not UTF-8 as \\xNN."""
     text = os.fspath(path)

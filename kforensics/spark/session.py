@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from typing import Any
 
 from kforensics.errors import SparkError
@@ -23,6 +24,8 @@ CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # what DuckDB writes and reads as TIMESTAMPTZ (Spark's default, INT96, is deprecated)
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 
@@ -79,6 +82,8 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
         # FATAL: a rule that Spark cannot analyse is expected (it stays DuckDB-only), and
         # its error arrives as an exception anyway
         spark.sparkContext.setLogLevel("FATAL")
+    # mapInArrow passes Arrow, never pandas: pyspark's pandas-version warning is not ours
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     # pyspark 4 also logs each analysis error, as JSON on stderr, before raising it
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     return spark
