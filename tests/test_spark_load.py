@@ -90,9 +90,15 @@ def test_a_spark_load_gives_the_dataset_of_a_duckdb_load_and_export(spark, logs,
     from kforensics.spark.load import load_spark
 
     inputs = [logs, SAMPLES.resolve()]
-    expected, duck = duckdb_dataset(inputs, tmp_path)
-    result = load_spark(spark, tmp_path / "spark-ds", inputs)
+    dump = tmp_path / "dump.json"
+    pod = {"kind": "Pod", "metadata": {"name": "web-0", "namespace": "shop",
+                                       "labels": {"app": "web"}}}  # fmt: skip
+    namespace = {"kind": "Namespace", "metadata": {"name": "shop"}}
+    dump.write_bytes(orjson.dumps({"kind": "List", "apiVersion": "v1", "items": [pod, namespace]}))
+    expected, duck = duckdb_dataset(inputs, tmp_path, inventory=[dump])
+    result = load_spark(spark, tmp_path / "spark-ds", inputs, inventory=[dump])
     got = result.to_dict()
+    assert got["inventory_objects"] == 2
     assert summary(got) == summary(expected)
     # exact figures: a.log 300 + b.log's 20 new and 1 forged + the samples' 5,636; b.log's
     # junk is 6 rejects ([1, 2] is a list of two records) and the samples' 148

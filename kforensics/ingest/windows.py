@@ -21,6 +21,8 @@ from kforensics.ingest.sources import SourceStats
 
 WINDOW_BYTES = 256 * 1024 * 1024
 WINDOW_LINES = 4 * 1024 * 1024
+# Lines the typed path left, mapped per INSERT (each held as Python objects until then).
+UNTYPED_BATCH = 65536
 
 
 @dataclass
@@ -168,9 +170,11 @@ def _untyped(writer: EventWriter, window: list[_Block], stats: SourceStats) -> i
     """Map the native lines the typed fast path left with the full mapping; return how many.
 
     Lines that are no object at all cannot be events: they go straight to the envelope
-    parsers, which give a reject its reason.
+    parsers, which give a reject its reason. Mapped UNTYPED_BATCH lines at a time: a window
+    of objects that are not events (millions of lines) must not be held as Python objects.
     """
     rows: dict[str, list] = {k: [] for k in ("source_line", "line", "digest", "position")}
+    inserted = 0
     for b, i in _left(writer, window, stats):
         data = b.line_bytes(i)
         if not data.lstrip(LEADING_SPACE.encode()).startswith(b"{"):
@@ -183,9 +187,16 @@ def _untyped(writer: EventWriter, window: list[_Block], stats: SourceStats) -> i
         rows["line"].append(text)
         rows["digest"].append(b.digests[i].as_py())
         rows["position"].append(b.at + int(b.starts[i]))
-    if not rows["line"]:
-        return 0
+        if len(rows["line"]) >= UNTYPED_BATCH:
+            inserted += _map_untyped(writer, rows, stats)
+    return inserted + _map_untyped(writer, rows, stats)
+
+
+def _map_untyped(writer: EventWriter, rows: dict[str, list], stats: SourceStats) -> int:
+    """Insert the events the full mapping makes of rows, then empty rows; return how many."""
     n = len(rows["line"])
+    if not n:
+        return 0
     chunk = pa.table(  # noqa: F841 (read by the INSERT: a replacement scan)
         {
             **rows,
@@ -197,6 +208,8 @@ def _untyped(writer: EventWriter, window: list[_Block], stats: SourceStats) -> i
         },
         schema=CHUNK_SCHEMA,
     ).select(CHUNK_SCHEMA.names)
+    for column in rows.values():
+        column.clear()
     params = {"file": stats.path, "load": writer.load_id}
     with writer.mapping():
         return writer.con.execute(writer.insert_sql, params).fetchone()[0]

@@ -71,6 +71,8 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
             builder = builder.config("spark.driver.memory", memory)
     for key, value in CONF.items():
         builder = builder.config(key, value)
+    # mapInArrow passes Arrow, never pandas: pyspark's pandas-version warning is not ours
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and Spark raise many kinds: all mean no session
@@ -82,8 +84,6 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
         # FATAL: a rule that Spark cannot analyse is expected (it stays DuckDB-only), and
         # its error arrives as an exception anyway
         spark.sparkContext.setLogLevel("FATAL")
-    # mapInArrow passes Arrow, never pandas: pyspark's pandas-version warning is not ours
-    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     # pyspark 4 also logs each analysis error, as JSON on stderr, before raising it
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     return spark
