@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,8 +22,10 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from kforensics import load
+from kforensics import connect, load
 from kforensics.cli import main
 from kforensics.ingest import read as reader
 from kforensics.ingest import windows
@@ -89,6 +92,58 @@ def test_rejects_do_not_pile_up_in_memory(tmp_path, case_path, monkeypatch):
     counts = [count for pending, count in blocks if pending]
     # from the second batch on (the first warms caches), well under one block per reject
     assert max(counts[1:]) - counts[1] < REJECT_BATCH // 10
+
+
+@pytest.mark.parametrize(
+    "first, reason",
+    [
+        (b"{garbage", "invalid JSON: unexpected character, expected a string key: line 1 column 2"),
+        (b'{"kind":"Event","apiVersion":"audit.k8s.', "invalid JSON: unexpected end of data"),
+        (b'{"a": [1, {"b": 2', "invalid JSON: unexpected end of data: line 1 column 18"),
+        (b'{"a": 1}{"b": ', "invalid JSON: unexpected content after document"),
+        (b"{", "invalid JSON: unexpected end of data: line 1 column 2"),
+        (b" [", "invalid JSON: unexpected end of data: line 1 column 2"),
+    ],
+)  # fmt: skip
+def test_a_broken_first_line_costs_that_line_not_the_file(tmp_path, monkeypatch, first, reason):
+    # Read as the start of a JSON document, the first line's open object would swallow every
+    # line after it: a record past the size limit (16 MB; 4 KB here), one reject for the
+    # whole file, every event lost.
+    monkeypatch.setattr(reader, "MAX_LINE_BYTES", 4096)
+    log = tmp_path / "audit.log"
+    log.write_bytes(first + b"\n" + b"".join(jsonl(event(f"e{i}")) for i in range(40)))
+    assert log.stat().st_size > 5 * 4096
+    result = load(tmp_path / "case.duckdb", [log], progress=False)
+    s = result.sources[0]
+    assert (s.format, s.lines_read, s.events_loaded, s.rejected) == ("native", 41, 40, 1)
+    assert [r for r, _ in result.reject_reasons][0].startswith(reason)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(first=st.binary(max_size=40).filter(lambda b: b"\n" not in b))
+def test_no_first_line_makes_the_events_after_it_vanish(tmp_path, monkeypatch, first):
+    monkeypatch.setattr(reader, "MAX_LINE_BYTES", 4096)
+    run = tmp_path / hashlib.sha256(first).hexdigest()[:16]  # hypothesis may replay one input
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir()
+    log, case = run / "audit.log", run / "case.duckdb"
+    log.write_bytes(first + b"\n" + b"".join(jsonl(event(f"e{i}")) for i in range(30)))
+    result = load(case, [log], progress=False)
+    s = result.sources[0]
+    assert s.lines_read == 31
+    with connect(case) as con:
+        ids = {r[0] for r in con.execute("SELECT audit_id FROM events").fetchall()}
+    assert {f"e{i}" for i in range(30)} <= ids
+
+
+def test_a_document_whose_second_line_is_no_object_is_still_a_document(tmp_path):
+    doc = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [event("a"), event("b")]}
+    log = tmp_path / "list.json"
+    log.write_text(json.dumps(doc, indent=2))
+    result = load(tmp_path / "case.duckdb", [log], progress=False)
+    assert (result.sources[0].format, result.events_loaded, result.rejected) == ("eventlist", 2, 0)
 
 
 def test_json_lines_that_are_not_events_are_mapped_in_batches(tmp_path, monkeypatch):

@@ -33,7 +33,30 @@ def starts_document(block: bytes | memoryview) -> bool:
     )
     error = shapes.parse_text(first.decode("utf-8", errors="replace"))[1]
     # Nested past Python's parser (DuckDB's has no such limit) is still a whole line.
-    return error is not None and "depth limit" not in error
+    if error is None or "depth limit" in error:
+        return False
+    # A document's first line is JSON begun (it ends too soon) or one value followed by
+    # another; JSON broken inside the line is a bad line of a line file. Read as a document,
+    # it would open an object that never closes and swallow every line after it.
+    if not any(m in error for m in ("unexpected end of data", "unexpected content after")):
+        return False
+    # followed by whole JSON objects, one per line (where an array's elements would end in a
+    # comma): a line file whose first line is cut short (a rotated or copied file) or junk
+    following = _next_lines(view, skipped + len(first) + 1, 2)
+    return not (len(following) == 2 and all(_whole_object(line) for line in following))
+
+
+def _next_lines(view: memoryview, start: int, n: int) -> list[bytes]:
+    """Return the first n non-blank lines at or after start, within 1 MiB of the block."""
+    rest = bytes(view[start : start + (1 << 20)])
+    return [line.strip() for line in rest.split(b"\n") if line.strip()][:n]
+
+
+def _whole_object(line: bytes) -> bool:
+    """True when line is one JSON object on its own."""
+    if not line.startswith(b"{"):
+        return False
+    return shapes.parse_text(line.decode("utf-8", errors="replace"))[1] is None
 
 
 def load_document(
