@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from kforensics.spark import session as session_module
 from kforensics.spark.session import spark_session
 from kforensics.spark.translate import Untranslatable, to_spark
 from tests.conftest import SAMPLES, needs_spark
+
+WINDOW_FINDINGS = 32  # findings of the sample between 09:30 and 11:00
 
 # Rules the Spark engine leaves to DuckDB, and why (the first words of the reason).
 DUCKDB_ONLY = {
@@ -125,6 +128,30 @@ def test_the_sample_incident_gives_the_same_findings_on_spark(spark, sample_data
     assert len(on_spark.rules_run) == 48
     assert len(theirs) == 75
     assert theirs == mine  # same ids, levels, evidence (in order), times, subjects
+
+
+@needs_spark
+def test_a_time_window_gives_the_same_findings_on_spark(spark, sample_dataset):
+    from kforensics.spark.detect import detect_spark
+
+    case, dataset = sample_dataset
+    since, until = datetime(2026, 3, 14, 9, 30, tzinfo=UTC), datetime(2026, 3, 14, 11, tzinfo=UTC)
+    rules = load_rules()
+    on_spark = detect_spark(spark, dataset, rules, since=since, until=until)
+    duck = detect(case, rules, since=since, until=until, store=False)
+    mine = {f.finding_id: f.to_json() for f in duck if f.rule_id in on_spark.rules_run}
+    theirs = {f.finding_id: f.to_json() for f in on_spark.findings}
+    assert len(theirs) == WINDOW_FINDINGS
+    assert theirs == mine
+    result = CliRunner().invoke(
+        main,
+        ["detect", "--engine", "spark", "--parquet", str(dataset), "--format", "jsonl",
+         "--since", "2026-03-14T09:30:00", "--until", "2026-03-14T11:00:00+00:00"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(line)["finding_id"] for line in result.stdout.splitlines()) == sorted(
+        theirs
+    )
 
 
 @needs_spark

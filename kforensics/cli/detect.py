@@ -109,8 +109,8 @@ def detect_cmd(
     if bad:
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
     if engine == "spark":
-        given = [n for n, v in (("--case", case), ("--exceptions", exceptions), ("--since", since),
-                 ("--until", until), ("--sensitive", sensitive), ("--baseline", baseline),
+        given = [n for n, v in (("--case", case), ("--exceptions", exceptions),
+                 ("--sensitive", sensitive), ("--baseline", baseline),
                  ("--since-last", since_last)) if v]  # fmt: skip
         if dataset is None or given:
             raise click.UsageError(
@@ -119,7 +119,10 @@ def detect_cmd(
             )
         from kforensics.cli.spark import detect_on_spark
 
-        detect_on_spark(dataset, master, list(rule_dirs), wanted, fmt, output, min_level)
+        detect_on_spark(
+            dataset, master, list(rule_dirs), wanted, fmt, output, min_level,
+            since=when(since), until=when(until),
+        )  # fmt: skip
         return
     if case is None:
         raise click.UsageError("Missing option '--case'.")

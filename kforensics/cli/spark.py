@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -19,6 +20,8 @@ def detect_on_spark(
     fmt: str,
     output: Path | None,
     min_level: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> None:
     """Run the rules on Spark; write DIR/spark-findings/, then print or export as detect does."""
     from kforensics.cli.detect import show_findings
@@ -29,7 +32,7 @@ def detect_on_spark(
         rules = [r for r in load_rules(rule_dirs, statuses=None) if r.status in statuses]
         # not stopped here: getOrCreate may have handed over a session the caller still uses;
         # pyspark stops its own at exit
-        detection = detect_spark(spark_session(master), dataset, rules)
+        detection = detect_spark(spark_session(master), dataset, rules, since=since, until=until)
         written = write_findings(detection, dataset / "spark-findings")
     except (RuleError, RuleSQLError, DatasetError, SparkError) as exc:
         raise click.ClickException(visible(str(exc))) from exc

@@ -115,13 +115,32 @@ def group_sql(rules: list[Rule]) -> str:
     """  # noqa: S608 (only validated rule ids and fixed field names are formatted in)
 
 
-def detect_spark(spark: Any, dataset: str | Path, rules: list[Rule]) -> SparkDetection:
-    """Return the findings of rules over the dataset, run on Spark."""
+def detect_spark(
+    spark: Any,
+    dataset: str | Path,
+    rules: list[Rule],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> SparkDetection:
+    """Return the findings of rules over the dataset (requests between since and until), run
+    on Spark."""
     events = read_dataset(spark, dataset)["events"]
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
+    ev = spark_ev(spark, events)
+    if since is not None or until is not None:
+        # the window of detection.ev: an undated request could be from any time, kept
+        window = F.col("ts").isNull()
+        inside = F.lit(True)
+        if since is not None:
+            inside &= F.col("ts") >= F.lit(since)
+        if until is not None:
+            inside &= F.col("ts") < F.lit(until)
+        ev = ev.where(window | inside)
     # kept: every rule reads ev, which would otherwise be built again per rule
-    ev = spark_ev(spark, events).persist(StorageLevel.MEMORY_AND_DISK)
+    ev = ev.persist(StorageLevel.MEMORY_AND_DISK)
     ev.createOrReplaceTempView("ev")
     spark_sql, duckdb_only = split_rules(rules)
     hits = hits_frame(spark, rules, spark_sql, duckdb_only)
