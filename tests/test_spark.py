@@ -22,6 +22,7 @@ from kforensics.spark.session import spark_session
 from kforensics.spark.translate import Untranslatable, to_spark
 from tests.conftest import SAMPLES, needs_spark
 
+EXCEPTED_FINDINGS = 36  # findings of the sample with the exceptions below
 WINDOW_FINDINGS = 32  # findings of the sample between 09:30 and 11:00
 
 # Rules the Spark engine leaves to DuckDB, and why (the first words of the reason).
@@ -152,6 +153,37 @@ def test_a_time_window_gives_the_same_findings_on_spark(spark, sample_dataset):
     assert sorted(json.loads(line)["finding_id"] for line in result.stdout.splitlines()) == sorted(
         theirs
     )
+
+
+@needs_spark
+def test_exceptions_drop_the_same_hits_on_spark(spark, sample_dataset, tmp_path):
+    from kforensics.detection.exceptions import load_exceptions
+    from kforensics.spark.detect import detect_spark
+
+    case, dataset = sample_dataset
+    mine = tmp_path / "exceptions.yaml"
+    # globs over lists (every image repository, any group), NULL fields, classes and escapes
+    mine.write_text(
+        "k8s-object-created:\n"
+        "  - user_group: ['system:serviceaccounts:*']\n"
+        "  - actor: ['[a-c]*@example.com']\n"
+        "    verb: create\n"
+        "k8s-privileged-pod:\n"
+        "  - image: ['*']\n"
+        "k8s-host-pid-pod:\n"
+        "  - image: ['docker.io/library/[!x]*']\n"
+        "k8s-secret-get:\n"
+        "  - impersonated: '*'\n"
+        "  - user_agent: ['kubectl/*', 'curl\\*']\n"
+    )
+    exceptions = load_exceptions(SAMPLES / "known_false_positives.yaml") + load_exceptions(mine)
+    rules = load_rules()
+    on_spark = detect_spark(spark, dataset, rules, exceptions=exceptions)
+    duck = detect(case, rules, exceptions=exceptions, store=False)
+    mine = {f.finding_id: f.to_json() for f in duck if f.rule_id in on_spark.rules_run}
+    theirs = {f.finding_id: f.to_json() for f in on_spark.findings}
+    assert len(theirs) == EXCEPTED_FINDINGS  # of the 75 without exceptions
+    assert theirs == mine
 
 
 @needs_spark

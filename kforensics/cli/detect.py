@@ -109,9 +109,8 @@ def detect_cmd(
     if bad:
         raise click.BadParameter(f"unknown status {', '.join(bad)}", param_hint="--status")
     if engine == "spark":
-        given = [n for n, v in (("--case", case), ("--exceptions", exceptions),
-                 ("--sensitive", sensitive), ("--baseline", baseline),
-                 ("--since-last", since_last)) if v]  # fmt: skip
+        given = [n for n, v in (("--case", case), ("--sensitive", sensitive),
+                 ("--baseline", baseline), ("--since-last", since_last)) if v]  # fmt: skip
         if dataset is None or given:
             raise click.UsageError(
                 "--engine spark takes --parquet DIR (a dataset of `kforensics export`), "
@@ -121,7 +120,7 @@ def detect_cmd(
 
         detect_on_spark(
             dataset, master, list(rule_dirs), wanted, fmt, output, min_level,
-            since=when(since), until=when(until),
+            since=when(since), until=when(until), exceptions=exceptions,
         )  # fmt: skip
         return
     if case is None:

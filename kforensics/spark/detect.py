@@ -8,16 +8,22 @@ into findings by the same keys as the DuckDB engine, so that a finding has the s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+
+from kforensics.detection.exceptions import Exception_, exception_sql
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule
 from kforensics.detection.run import Finding, finding_of, group_key, sort_findings
 from kforensics.errors import RuleSQLError
 from kforensics.spark.dataset import read_dataset
-from kforensics.spark.ev import spark_ev
+from kforensics.spark.ev import ARROW_BATCH, spark_ev
 from kforensics.spark.translate import Untranslatable, to_spark
 
 
@@ -77,6 +83,55 @@ def hits_frame(
     return hits
 
 
+# The columns of ev that exceptions read (detection.exceptions.EXCEPTION_FIELDS and lists).
+_EXCEPTION_EV = ("impersonated_user", "verb", "subresource", "user_agent", "user_groups",
+                 "image_repos")  # fmt: skip
+
+
+def without_exceptions(hits: Any, ev: Any, exceptions: list[Exception_]) -> Any:
+    """Return hits less those an exception drops, judged by the DuckDB engine's own SQL.
+
+    An exception is a predicate over one hit and its event, so each Spark task runs
+    `exceptions.exception_sql` in an in-memory DuckDB over its share of the hits: the same
+    GLOB patterns, NULL rules and list semantics as `detect` on a case.
+    """
+    if not exceptions:
+        return hits
+    from pyspark.sql import functions as F
+
+    own = [F.col(f"h.{f}").alias(f"hit_{f}") for f in SUBJECT_FIELDS]
+    context = [F.col(f"e.{c}") for c in (*SUBJECT_FIELDS, *_EXCEPTION_EV)]
+    joined = hits.alias("h").join(ev.alias("e"), F.col("h.event_id") == F.col("e.event_id"))
+    joined = joined.select("h.rule_id", "h.event_id", *own, *context)
+    task = partial(_keep_hits, exceptions=list(exceptions))
+    return joined.mapInArrow(task, hits.schema)
+
+
+def _keep_hits(batches: Iterator[pa.RecordBatch], exceptions: list) -> Iterator[pa.RecordBatch]:
+    """Yield the hits of batches that no exception drops (rule_id, event_id, subject)."""
+    params: dict = {}
+    by_rule = []
+    for i, rule_id in enumerate(sorted({e.rule_id for e in exceptions})):
+        params[f"r{i}"] = rule_id
+        mine = " OR ".join(exception_sql(e, params) for e in exceptions if e.rule_id == rule_id)
+        by_rule.append(f"(ev.rule_id = $r{i} AND ({mine}))")
+    subject = ", ".join(f"coalesce(ev.hit_{f}, ev.{f}) AS {f}" for f in SUBJECT_FIELDS)
+    hit = ", ".join(f"ev.hit_{f} AS {f}" for f in SUBJECT_FIELDS)
+    # (exception_sql formats only field names and $parameters; the patterns are in params)
+    sql = (
+        f"SELECT ev.rule_id, ev.event_id, {hit} FROM kf_hits ev, LATERAL (SELECT {subject}) h "  # noqa: S608
+        f"WHERE NOT ({' OR '.join(by_rule)})"
+    )
+    con = duckdb.connect()
+    try:
+        for batch in batches:
+            con.register("kf_hits", batch)
+            yield from con.execute(sql, params).to_arrow_reader(ARROW_BATCH)
+            con.unregister("kf_hits")
+    finally:
+        con.close()
+
+
 def group_sql(rules: list[Rule]) -> str:
     """Return the Spark SQL grouping `hits` into findings: the DuckDB engine's keys and ids."""
     subject = ", ".join(f"coalesce(h.{f}, ev.{f}) AS {f}" for f in SUBJECT_FIELDS)
@@ -120,11 +175,12 @@ def detect_spark(
     dataset: str | Path,
     rules: list[Rule],
     *,
+    exceptions: list[Exception_] = (),
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> SparkDetection:
-    """Return the findings of rules over the dataset (requests between since and until), run
-    on Spark."""
+    """Return the findings of rules over the dataset (requests between since and until, less
+    the hits exceptions drop), run on Spark."""
     events = read_dataset(spark, dataset)["events"]
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -146,6 +202,7 @@ def detect_spark(
     hits = hits_frame(spark, rules, spark_sql, duckdb_only)
     findings: list[Finding] = []
     if hits is not None:
+        hits = without_exceptions(hits, ev, [e for e in exceptions if e.rule_id in spark_sql])
         hits.createOrReplaceTempView("hits")
         by_id = {r.id: r for r in rules}
         for row in spark.sql(group_sql([r for r in rules if r.id in spark_sql])).collect():
