@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -23,6 +24,8 @@ from kforensics.dataset.layout import attach, read_layout
 from kforensics.sample.generate import write_native_lines
 from tests.conftest import SAMPLES, needs_spark
 
+# The native sample's files, in the order a load reads them.
+SOURCES = ["audit-2026-03-14T09-30-00.000.log.gz", "audit.log", "webhook-eventlist.json"]
 # What a load writes that differs between any two runs.
 _VOLATILE = {"loads": ["started_at", "finished_at", "arguments"]}
 
@@ -273,3 +276,88 @@ def test_any_split_of_lines_into_files_loads_alike_on_both_engines(spark, tmp_pa
     result = load_spark(spark, run / "spark-ds", [run / "in"])
     assert summary(result.to_dict()) == summary(expected)
     assert tables(run / "spark-ds") == tables(duck)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    """A Spark standalone cluster of one master and one worker (its own JVM and folder)."""
+    import subprocess
+    import time
+
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("standalone")
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_NO_DAEMONIZE": "1"}
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    spark_class = [str(home / "bin" / "spark-class")]
+    started = []
+    try:
+        with open(logs / "master.log", "wb") as out:
+            started.append(subprocess.Popen(
+                [*spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                 "--port", str(port), "--webui-port", str(_free_port())],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        with open(logs / "worker.log", "wb") as out:
+            started.append(subprocess.Popen(
+                [*spark_class, "org.apache.spark.deploy.worker.Worker", url, "--cores", "2",
+                 "--memory", "3g", "--webui-port", str(_free_port()),
+                 "--work-dir", str(logs / "work")],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        deadline = time.monotonic() + 120
+        while b"Registering worker" not in (logs / "master.log").read_bytes():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in started):
+                pytest.fail("the standalone cluster did not start: see " + str(logs))
+            time.sleep(0.5)
+        yield url
+    finally:
+        for p in started:
+            p.terminate()
+        for p in started:
+            p.wait(30)
+
+
+@needs_spark
+@pytest.mark.slow
+def test_a_standalone_cluster_loads_and_detects_from_relative_paths(standalone, tmp_path):
+    # The executor is another JVM with Python workers in the worker's own folder: every path
+    # a task is given must be absolute, as on a real cluster.
+    import subprocess
+
+    from kforensics.detection.rule import load_rules
+    from kforensics.detection.run import detect
+
+    shutil.copytree(SAMPLES / "native", tmp_path / "logs")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    cli = [sys.executable, "-m", "kforensics"]
+    spark = ["--engine", "spark", "--master", standalone, "--parquet", "ds"]
+    for args in (["load", *spark, "--json", "logs"],
+                 ["detect", *spark, "--format", "jsonl", "--output", "found.jsonl"]):  # fmt: skip
+        run = subprocess.run([*cli, *args], cwd=tmp_path, env=env, capture_output=True)
+        assert run.returncode == 0, run.stderr.decode()[-2000:]
+        if args[0] == "load":
+            loaded = orjson.loads(run.stdout)
+        else:
+            lines = run.stderr.decode().splitlines()
+            left = {x.split(":")[1].strip() for x in lines if x.startswith("DuckDB-only: ")}
+    assert (loaded["events_loaded"], loaded["duplicates"], loaded["rejected"]) == (3850, 70, 0)
+    assert [s["path"] for s in loaded["sources"]][0] == str(tmp_path / "logs" / SOURCES[0])
+    found = [orjson.loads(x) for x in (tmp_path / "found.jsonl").read_bytes().splitlines()]
+    load(tmp_path / "case.duckdb", [tmp_path / "logs"])
+    rules = load_rules()
+    duck = detect(tmp_path / "case.duckdb", rules, store=False)
+    on_spark = {f["finding_id"] for f in found}
+    assert len(on_spark) == 75
+    assert len(left) == 15  # the rules left to DuckDB, each named on stderr
+    assert on_spark == {f.finding_id for f in duck if f.rule_id not in left}

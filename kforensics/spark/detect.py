@@ -21,9 +21,10 @@ import pyarrow as pa
 from kforensics.detection.exceptions import Exception_, exception_sql
 from kforensics.detection.rule import SUBJECT_FIELDS, Rule
 from kforensics.detection.run import Finding, finding_of, group_key, sort_findings
-from kforensics.errors import RuleSQLError
+from kforensics.errors import RuleSQLError, SparkError
 from kforensics.spark.dataset import read_dataset
 from kforensics.spark.ev import ARROW_BATCH, spark_ev
+from kforensics.spark.session import spark_reason
 from kforensics.spark.translate import Untranslatable, to_spark
 
 
@@ -205,7 +206,12 @@ def detect_spark(
         hits = without_exceptions(hits, ev, [e for e in exceptions if e.rule_id in spark_sql])
         hits.createOrReplaceTempView("hits")
         by_id = {r.id: r for r in rules}
-        for row in spark.sql(group_sql([r for r in rules if r.id in spark_sql])).collect():
+        grouped = spark.sql(group_sql([r for r in rules if r.id in spark_sql]))
+        try:
+            rows = grouped.collect()
+        except Exception as exc:  # py4j and Spark raise many kinds
+            raise SparkError(f"the rules failed on Spark: {spark_reason(exc)}") from exc
+        for row in rows:
             values = list(row)
             values[2], values[3] = _instant(values[2]), _instant(values[3])
             values[11] = [e.asDict() for e in values[11]]

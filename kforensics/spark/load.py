@@ -39,6 +39,7 @@ from kforensics.ingest.load import LoadResult, check_cluster, load, write_invent
 from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_objects
 from kforensics.ingest.sources import SourceStats, path_text, skipped_source, write_sources
 from kforensics.progress import ByteProgress
+from kforensics.spark.session import spark_reason
 from kforensics.version import __version__
 
 LOAD_ID = 1  # a new dataset holds one load
@@ -69,7 +70,8 @@ def load_spark(
     what `kforensics load` then `kforensics export` would give from the same absolute paths.
     """
     check_cluster(cluster)
-    folder = Path(folder)
+    # the tasks run in other folders (an executor's own): every path they get is absolute
+    folder = Path(os.path.abspath(folder))
     check_target(folder, replace)
     files, unreadable = discover(paths) if paths else ([], [])
     try:
@@ -138,7 +140,7 @@ def _stage(
         try:
             done = frame.mapInArrow(task, "seq long, result string").collect()
         except Exception as exc:  # py4j and Spark raise many kinds
-            raise SparkError(f"loading the files on Spark failed: {_first_line(exc)}") from exc
+            raise SparkError(f"loading the files on Spark failed: {spark_reason(exc)}") from exc
     results = sorted((json.loads(r["result"]) for r in done), key=lambda r: r["seq"])
     sources, staged, reasons = [], {}, {}
     seen: dict[tuple[int, str], int] = {}
@@ -258,7 +260,7 @@ def _write_events(
             .groupBy("audit_id", "stage").count().where("count > 1").count()
         )  # fmt: skip
     except Exception as exc:  # py4j and Spark raise many kinds
-        raise SparkError(f"removing repeats across files failed: {_first_line(exc)}") from exc
+        raise SparkError(f"removing repeats across files failed: {spark_reason(exc)}") from exc
     for seq, (n, unsure) in by_file.items():
         staged[seq].duplicates += n
         staged[seq].events_loaded -= n
@@ -389,7 +391,7 @@ def _write_tables(
             (work / table).mkdir(exist_ok=True)
             copy_table(con, f"SELECT * FROM {table}", work / table / f"{table}.parquet")  # noqa: S608
     except duckdb.Error as exc:
-        raise DatasetError(f"{work}: writing the tables failed: {_first_line(exc)}") from exc
+        raise DatasetError(f"{work}: writing the tables failed: {spark_reason(exc)}") from exc
     finally:
         con.close()
     return Layout(SCHEMA_VERSION, __version__, [], rows)
@@ -427,8 +429,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

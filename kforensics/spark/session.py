@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -76,9 +77,8 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and Spark raise many kinds: all mean no session
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SparkError(
-            f"Spark did not start ({master or remote or 'local[2]'}): {first}"
+            f"Spark did not start ({master or remote or 'local[2]'}): {spark_reason(exc)}"
         ) from exc
     if not remote:
         # FATAL: a rule that Spark cannot analyse is expected (it stays DuckDB-only), and
@@ -87,3 +87,17 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
     # pyspark 4 also logs each analysis error, as JSON on stderr, before raising it
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     return spark
+
+
+def spark_reason(exc: BaseException) -> str:
+    """Return what went wrong in one line: a Python worker's exception, else the first line."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    lines = text.splitlines()
+    raised = [x for x in lines if _RAISED.match(x)]
+    return raised[-1] if "Traceback (most recent call last)" in text and raised else lines[0]
+
+
+# the last line of a Python traceback: `SomeError: why`
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
