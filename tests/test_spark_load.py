@@ -335,9 +335,6 @@ def test_a_standalone_cluster_loads_and_detects_from_relative_paths(standalone, 
     # a task is given must be absolute, as on a real cluster.
     import subprocess
 
-    from kforensics.detection.rule import load_rules
-    from kforensics.detection.run import detect
-
     shutil.copytree(SAMPLES / "native", tmp_path / "logs")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     cli = [sys.executable, "-m", "kforensics"]
@@ -349,15 +346,86 @@ def test_a_standalone_cluster_loads_and_detects_from_relative_paths(standalone, 
         if args[0] == "load":
             loaded = orjson.loads(run.stdout)
         else:
-            lines = run.stderr.decode().splitlines()
-            left = {x.split(":")[1].strip() for x in lines if x.startswith("DuckDB-only: ")}
+            left = _duckdb_only(run.stderr)
     assert (loaded["events_loaded"], loaded["duplicates"], loaded["rejected"]) == (3850, 70, 0)
     assert [s["path"] for s in loaded["sources"]][0] == str(tmp_path / "logs" / SOURCES[0])
-    found = [orjson.loads(x) for x in (tmp_path / "found.jsonl").read_bytes().splitlines()]
-    load(tmp_path / "case.duckdb", [tmp_path / "logs"])
-    rules = load_rules()
-    duck = detect(tmp_path / "case.duckdb", rules, store=False)
-    on_spark = {f["finding_id"] for f in found}
-    assert len(on_spark) == 75
-    assert len(left) == 15  # the rules left to DuckDB, each named on stderr
-    assert on_spark == {f.finding_id for f in duck if f.rule_id not in left}
+    found = {
+        orjson.loads(x)["finding_id"] for x in (tmp_path / "found.jsonl").read_bytes().splitlines()
+    }
+    assert len(found) == 75
+    assert found == _duckdb_findings(tmp_path / "logs", tmp_path / "case.duckdb", left)
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """A Spark Connect server (local[2]), as a platform's would be; yields its sc:// URL."""
+    import subprocess
+    import time
+
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("connect")
+    port = _free_port()
+    env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
+    with open(logs / "server.log", "wb") as out:
+        server = subprocess.Popen(
+            [str(home / "bin" / "spark-submit"), "--class",
+             "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]",
+             "--conf", f"spark.connect.grpc.binding.port={port}",
+             "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.memory=2g",
+             "spark-internal"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while b"Spark Connect server started" not in (logs / "server.log").read_bytes():
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail("the Spark Connect server did not start: see " + str(logs))
+            time.sleep(0.5)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@needs_spark
+@pytest.mark.slow
+def test_spark_connect_loads_and_detects(connect_server, tmp_path):
+    import subprocess
+
+    shutil.copytree(SAMPLES / "native", tmp_path / "logs")
+    env = {**os.environ, "SPARK_REMOTE": connect_server}
+    cli = [sys.executable, "-m", "kforensics"]
+    spark = ["--engine", "spark", "--parquet", "ds"]
+    for args in (["load", *spark, "--json", "logs"],
+                 ["detect", *spark, "--format", "jsonl", "--output", "found.jsonl"]):  # fmt: skip
+        run = subprocess.run([*cli, *args], cwd=tmp_path, env=env, capture_output=True)
+        assert run.returncode == 0, run.stderr.decode()[-2000:]
+        assert b"Failed to set" not in run.stderr  # no setting that the server refuses
+        if args[0] == "load":
+            loaded = orjson.loads(run.stdout)
+        else:
+            left = _duckdb_only(run.stderr)
+    assert (loaded["events_loaded"], loaded["duplicates"], loaded["rejected"]) == (3850, 70, 0)
+    found = {
+        orjson.loads(x)["finding_id"] for x in (tmp_path / "found.jsonl").read_bytes().splitlines()
+    }
+    assert len(found) == 75
+    assert found == _duckdb_findings(tmp_path / "logs", tmp_path / "case.duckdb", left)
+
+
+def _duckdb_only(stderr: bytes) -> set[str]:
+    """Return the rules a Spark detect left to DuckDB, as its stderr names them."""
+    lines = stderr.decode().splitlines()
+    return {x.split(":")[1].strip() for x in lines if x.startswith("DuckDB-only: ")}
+
+
+def _duckdb_findings(logs: Path, case: Path, left: set[str]) -> set[str]:
+    """Return the ids of the DuckDB engine's findings over logs, less those of rules left."""
+    from kforensics.detection.rule import load_rules
+    from kforensics.detection.run import detect
+
+    load(case, [logs])
+    assert len(left) == 15  # each rule left to DuckDB is named on stderr
+    return {f.finding_id for f in detect(case, load_rules(), store=False) if f.rule_id not in left}

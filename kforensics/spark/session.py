@@ -71,6 +71,9 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
             memory = os.environ.get("KFORENSICS_SPARK_MEMORY", LOCAL_MEMORY)
             builder = builder.config("spark.driver.memory", memory)
     for key, value in CONF.items():
+        # a Spark Connect server has its own UI and workers: only SQL settings are the session's
+        if remote and not key.startswith("spark.sql."):
+            continue
         builder = builder.config(key, value)
     # mapInArrow passes Arrow, never pandas: pyspark's pandas-version warning is not ours
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
