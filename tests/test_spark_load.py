@@ -429,3 +429,31 @@ def _duckdb_findings(logs: Path, case: Path, left: set[str]) -> set[str]:
     load(case, [logs])
     assert len(left) == 15  # each rule left to DuckDB is named on stderr
     return {f.finding_id for f in detect(case, load_rules(), store=False) if f.rule_id not in left}
+
+
+def test_the_progress_bar_advances_by_each_file_as_its_task_finishes(tmp_path):
+    import time
+
+    from kforensics.spark.load import TaskProgress
+
+    class Bar:
+        enabled = True
+
+        def __init__(self):
+            self.advanced: list[int] = []
+
+        def advance(self, n: int) -> None:
+            self.advanced.append(n)
+
+    bar = Bar()
+    for seq in range(3):
+        (tmp_path / str(seq)).mkdir()
+    with TaskProgress(tmp_path, [100, 20, 3], bar):
+        (tmp_path / "2" / "result.json").write_text("{}")
+        deadline = time.monotonic() + 10
+        while bar.advanced != [3] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (tmp_path / "0" / "result.json").write_text("{}")
+        while bar.advanced != [3, 100] and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert bar.advanced == [3, 100]  # file 1 never finished: never counted

@@ -136,7 +136,7 @@ def _stage(
         len(rows), "seq"
     )
     task = partial(stage_files, staging=str(staging), cluster=cluster)
-    with ByteProgress(sum(sizes), enabled=progress) as bar, _Watch(staging, sizes, bar):
+    with ByteProgress(sum(sizes), enabled=progress) as bar, TaskProgress(staging, sizes, bar):
         try:
             done = frame.mapInArrow(task, "seq long, result string").collect()
         except Exception as exc:  # py4j and Spark raise many kinds
@@ -397,7 +397,7 @@ def _write_tables(
     return Layout(SCHEMA_VERSION, __version__, [], rows)
 
 
-class _Watch:
+class TaskProgress:
     """Advances a progress bar by each file's bytes as its task finishes (its result appears)."""
 
     def __init__(self, staging: Path, sizes: list[int], bar: ByteProgress) -> None:
@@ -406,7 +406,7 @@ class _Watch:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> _Watch:
+    def __enter__(self) -> TaskProgress:
         if self.bar.enabled:
             self.thread.start()
         return self
