@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from kforensics.errors import SparkError
@@ -63,6 +64,12 @@ def spark_session(master: str | None = None, app: str = "kforensics") -> Any:
         if why:
             raise SparkError(f"the Spark engine cannot start: {why}")
         builder = builder.master(master or "local[2]")
+        # The driver's JVM logs errors only: Spark's default prints a banner and warnings to
+        # every run. A URI: Spark splits the options at spaces, a URI has none.
+        log = Path(__file__).with_name("log4j2.properties").as_uri()
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log}"
+        )
         if (master or "local").startswith("local"):
             # local workers run this Python, which has kforensics; a cluster's have their own
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
