@@ -1,9 +1,10 @@
 """The typed fast path maps a line exactly as the full mapping does, or leaves it to it.
 
-`typed.typed_select` trusts DuckDB's typed parse only where `json_type` says each field had the
-type the parse assumed. Each test loads the same lines twice, once as a load does and once with
-every line sent to the full mapping (`TYPED_MAX_BYTES = -1`), and compares every column of
-every event and every reject.
+`typed.typed_select` trusts DuckDB's typed parse of a string or object only where its value
+could not be another JSON type's text, or `json_type` says it had the type the parse assumed.
+Each test loads the same lines twice, once as a load does and once with every line sent to the
+full mapping (`TYPED_MAX_BYTES = -1`), and compares every column of every event and every
+reject.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +102,48 @@ def test_ill_typed_fields_map_as_the_full_mapping_says(tmp_path):
     assert fast == full
     assert passed_on is not None
     assert len(fast[0]) + len(fast[1]) == len(ILL_TYPED) + 3
+
+
+# Strings that read like what the typed parse makes of other JSON values: their lines are
+# suspect, `json_type` finds them well typed, and the fast path keeps them.
+LOOK_ALIKES = [
+    event("5", verb="5", objectRef={"resource": "pods", "namespace": "2024", "name": "true"}),
+    event("12345678-1234-1234-1234-123456789e12", userAgent="[bot]", stage="{x}"),
+    event("c3", user={"username": "-1.5e+3", "groups": ["1", "false", "{}"]}),
+    event("c4", annotations={"n": "null", "i": "inf"}, sourceIPs=["1e400"]),
+    event("c5", impersonatedUser={}, objectRef={}),
+]
+
+
+def test_strings_that_read_like_other_types_stay_on_the_fast_path(tmp_path):
+    fast, full, passed_on = both_ways(tmp_path, jsonl(*LOOK_ALIKES))
+    assert fast == full
+    assert passed_on is None
+    rows = {r[2]: r for r in fast[0]}  # by audit_id
+    assert rows["5"][7] == "5" and rows["c3"][8] == "-1.5e+3"
+    assert len(fast[0]) == 5 and fast[1] == []
+
+
+# Numbers as JSON may write them that Python's json does not: DuckDB prints each its own way.
+RAW_NUMBERS = [b"1e400", b"-1E400", b"1.5e-400", b"-0", b"1E5", b"2e-7", b"123456789012345678901"]
+
+
+@pytest.mark.parametrize("number", RAW_NUMBERS)
+@pytest.mark.parametrize("field", ["verb", "user.username", "objectRef.name", "auditID"])
+def test_a_number_where_a_string_belongs_is_never_taken_for_one(tmp_path, field, number):
+    text = jsonl(event("n1", verb="__v__", user={"username": "__u__"}))
+    placeholder = {"verb": b'"__v__"', "user.username": b'"__u__"'}.get(field)
+    if placeholder is None:
+        ev = event("n1")
+        ev["objectRef"]["name"] = "__n__" if field == "objectRef.name" else ev["objectRef"]["name"]
+        if field == "auditID":
+            ev["auditID"] = "__a__"
+        text, placeholder = jsonl(ev), b'"__n__"' if field == "objectRef.name" else b'"__a__"'
+    data = text.replace(placeholder, number)
+    fast, full, passed_on = both_ways(tmp_path, data)
+    assert fast == full
+    assert passed_on is not None  # the fast path left the line to the full mapping
+    assert (len(fast[0]), len(fast[1])) == (0, 1)
 
 
 JSON_VALUES = st.recursive(

@@ -97,8 +97,8 @@ def _ref(path: str) -> str:
 # Checks on the JSON text DuckDB re-serialises (compact, no spaces): cheaper than json_type,
 # which parses every value again.
 _JSON_STRING = r'"([^"\\]|\\.)*"'
-_STRING_LIST = r"^\[(" + _JSON_STRING + "(," + _JSON_STRING + r")*)?\]$"
-_STRING_MAP = (
+STRING_LIST = r"^\[(" + _JSON_STRING + "(," + _JSON_STRING + r")*)?\]$"
+STRING_MAP = (
     r"^\{(" + _JSON_STRING + ":" + _JSON_STRING
     + "(," + _JSON_STRING + ":" + _JSON_STRING + r")*)?\}$"
 )  # fmt: skip
@@ -126,11 +126,20 @@ def instant(text: str) -> str:
     )
 
 
-def _strings_of(json_value: str, cast: str, pattern: str = _STRING_LIST) -> str:
+def strings_of(json_value: str, cast: str, pattern: str = STRING_LIST) -> str:
     """SQL casting a JSON list (or object) of strings, NULL when any element is not a string."""
     return (
         f"CASE WHEN regexp_matches({json_value}::VARCHAR, '{pattern}') "
         f"THEN try_cast({json_value} AS {cast}) END"
+    )
+
+
+def status_code(json_value: str) -> str:
+    """SQL giving the INTEGER of a JSON status code, NULL when it is not a JSON integer."""
+    # Only JSON integers are status codes: true, "201" and 201.7 are not.
+    return (
+        f"CASE WHEN regexp_matches({json_value}::VARCHAR, '^-?[0-9]+$') "
+        f"THEN try_cast({json_value} AS INTEGER) END"
     )
 
 
@@ -313,14 +322,12 @@ def mapped_select(chunk: str) -> str:
     strings = ",\n            ".join(f"{_string(p)} AS {col}" for p, col in STRINGS.items())
     inner = f"""
             SELECT *,
-                -- Only JSON integers are status codes: true, "201" and 201.7 are not.
-                CASE WHEN regexp_matches(o_responseStatus.code::VARCHAR, '^-?[0-9]+$')
-                    THEN try_cast(o_responseStatus.code AS INTEGER) END AS code,
-                {_strings_of("e.sourceIPs", "VARCHAR[]")} AS source_ips,
-                {_strings_of("o_user.groups", "VARCHAR[]")} AS user_groups,
+                {status_code("o_responseStatus.code")} AS code,
+                {strings_of("e.sourceIPs", "VARCHAR[]")} AS source_ips,
+                {strings_of("o_user.groups", "VARCHAR[]")} AS user_groups,
                 o_user.extra AS user_extra,
-                {_strings_of("o_impersonatedUser.groups", "VARCHAR[]")} AS impersonated_groups,
-                {_strings_of("e.annotations", "MAP(VARCHAR, VARCHAR)", _STRING_MAP)}
+                {strings_of("o_impersonatedUser.groups", "VARCHAR[]")} AS impersonated_groups,
+                {strings_of("e.annotations", "MAP(VARCHAR, VARCHAR)", STRING_MAP)}
                     AS annotations,
                 {instant("rts_text")} AS rts,
                 {instant("stage_ts_text")} AS stage_ts,
