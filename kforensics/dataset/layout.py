@@ -21,8 +21,10 @@ FORMAT = "kforensics-parquet"
 PARTITIONED = "events"  # the one table partitioned (by cluster, when loads name one, and day)
 # Said, not inferred: a reader would take a cluster named 2024 for a number.
 PARTITION_TYPES = {"cluster": "VARCHAR", "day": "DATE"}
-# Not exported: the version is in the layout, and detect's temporary tables are not the case's.
-_SKIPPED = ("schema_version",)
+# Not exported: the version is in the layout, and what `detect --since-last` keeps to go on
+# from (detection.ev_store) is derived from the events, by this DuckDB (detect's temporary
+# tables are not the case's anyway).
+_SKIPPED = ("schema_version", "detect_ev", "detect_ev_state")
 
 
 @dataclass

@@ -15,7 +15,9 @@ from pathlib import Path
 import duckdb
 
 from kforensics.case import added_table
+from kforensics.detection import ev_store
 from kforensics.detection.sensitive import prepare_sensitive
+from kforensics.errors import CaseError
 from kforensics.investigate.sql import query_values
 
 _CONTAINER = {
@@ -89,9 +91,11 @@ CORE_COLUMNS = (
 # never in ev: the event's text and its envelope (rules read the parsed columns)
 _NEVER = ("raw", "envelope")
 
+# ev's rows: a function of each request's own events and nothing else (no other request, no
+# other table), which is what lets `ev_store` keep them between runs. {requests} is the
+# requests to derive (_REQUESTS, or those of some request ids), {columns} their columns.
 _EV = f"""
-CREATE OR REPLACE TEMP TABLE ev AS
-WITH r AS ({_REQUESTS}),
+WITH r AS ({{requests}}),
 p AS (
     SELECT *,
         username AS actor,
@@ -191,6 +195,15 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def ev_select(
+    con: duckdb.DuckDBPyConnection, sql: Iterable[str] | None = None, requests: str = _REQUESTS
+) -> str:
+    """Return the SELECT giving ev's rows for the requests that the SELECT requests gives
+    (default: those of the window $since to $until), with the columns ev_columns(con, sql)."""
+    columns = ", ".join(_quoted(c) for c in ev_columns(con, sql))
+    return _EV.replace("{requests}", requests).replace("{columns}", columns)
+
+
 def prepare(
     con: duckdb.DuckDBPyConnection,
     since: datetime | None = None,
@@ -201,6 +214,7 @@ def prepare(
     baseline_case: str | Path | None = None,
     sql: Iterable[str] | None = None,
     work: str | None = None,
+    kept: bool = False,
 ) -> int:
     """Build `ev` (and the helper macros) for a time window; return its rows.
 
@@ -210,20 +224,25 @@ def prepare(
     ev holds the events columns that the SQL texts sql (the rules to run) name, beside the
     core ones (`ev_columns`); sql None keeps every column but the raw text and the envelope.
 
+    kept (no window): ev is the rows the case keeps (`ev_store.keep`, which the caller has
+    brought up to date: a CaseError if they are not the case's now).
+
     With it come the sensitive workloads' tables (`detection.sensitive.prepare_sensitive`):
     for sensitive_rows (None: those the case stored), their baseline before baseline_until
     (default since) and in baseline_case.
     """
     con.execute(MACROS)
     added_table(con, "remediations")  # the watch rules read it; a version-2 case has none
-    columns = ", ".join(_quoted(c) for c in ev_columns(con, sql))
     # `work` is a database name of the caller's (run.bounded_memory), not input
     table = "temp.main.kf_ev" if work is None else f"{work}.main.kf_ev"
     kind = "TEMP TABLE kf_ev" if work is None else f"TABLE {table}"
-    create = _EV.replace("{columns}", columns).replace(
-        "CREATE OR REPLACE TEMP TABLE ev AS", f"CREATE OR REPLACE {kind} AS"
-    )
-    con.execute(create, {"since": since, "until": until})
+    if kept:
+        if since is not None or until is not None or not ev_store.current(con, ev_select(con, sql)):
+            raise CaseError("ev kept in the case is not the case's now: run detect again")
+        table = f"main.{ev_store.ROWS}"
+    else:
+        select = ev_select(con, sql)
+        con.execute(f"CREATE OR REPLACE {kind} AS {select}", {"since": since, "until": until})
     con.execute(f"CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM {table}")  # noqa: S608
     # no sensitive workloads anywhere: empty tables, which the rules can still read
     prepare_sensitive(

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import duckdb
 
-from kforensics.case import added_table, connect, create_schema
-from kforensics.detection.ev import prepare
+from kforensics.case import added_table, connect, create_schema, transaction
+from kforensics.detection.ev import MACROS, ev_select, prepare
+from kforensics.detection.ev_store import TOUCHED_REQUESTS
+from kforensics.detection.ev_store import current as ev_current
+from kforensics.detection.ev_store import keep as keep_ev
 from kforensics.detection.exceptions import (  # noqa: F401 (run still exports them)
     EXCEPTION_FIELDS,
     Exception_,
@@ -321,16 +324,23 @@ def detect(
     check_exceptions(list(exceptions), {r.id for r in rules} | set(known_rules))
     if since_last and (since is not None or until is not None):
         raise SinceLastError("--since-last continues a run over the whole case: no --since/--until")
+    sql = [r.sql for r in rules]
+    kept = since_last and store  # a run that stores nothing writes nothing either
     for _ in range(3):
+        if kept:
+            _keep_ev(case, sql)
         # Read-only while the rules run (notebooks go on reading beside it); the case is
-        # written only for the moment the findings are stored.
+        # written only for the moment the findings are stored (and, with --since-last, the
+        # moment ev's rows are brought up to date).
         con = connect(case)
         try:
             with bounded_memory(con) as work:
+                if kept and not ev_current(con, ev_select(con, sql)):
+                    continue  # a load finished since ev's rows were kept: keep them again
                 prepare(
                     con, since, until, sensitive_rows=None if sensitive is None else sensitive.rows,
                     baseline_until=baseline_until, baseline_case=baseline_case,
-                    sql=[r.sql for r in rules], work=work,
+                    sql=sql, work=work, kept=kept,
                 )  # fmt: skip
                 incremental = plan(con, rules, list(exceptions)) if since_last else None
                 if since_last and report is not None:
@@ -353,8 +363,7 @@ def detect(
                 "until": until,
             }
             at = datetime.now(UTC)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 if sensitive is not None:
                     store_targets(
                         con, sensitive, at, baseline_until or since,
@@ -362,14 +371,24 @@ def detect(
                     )  # fmt: skip
                 store_findings(con, findings, at, run, list(exceptions))
                 store_watermark(con, at, [i for i, _ in seen], rules, list(exceptions))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
             return findings
         finally:
             con.close()
     raise CaseError(f"{case}: loads kept changing the case while detecting: run detect again")
+
+
+def _keep_ev(case: str | Path, sql: list[str]) -> None:
+    """Bring the ev rows the case keeps up to date for rules of SQL texts sql (one transaction)."""
+    con = connect(case, read_only=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kforensics-detect-") as folder:
+            _bound(con, folder)  # deriving every request is a read's work: a read's memory
+            create_schema(con)
+            con.execute(MACROS)  # the rows' SQL calls them
+            with transaction(con):
+                keep_ev(con, ev_select(con, sql), ev_select(con, sql, TOUCHED_REQUESTS))
+    finally:
+        con.close()
 
 
 # What DuckDB may hold in memory while detecting; the rules' joins spill to a temporary folder
@@ -385,8 +404,7 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[str | None]:
     """Bound con's memory to MEMORY_LIMIT, spilling to a temporary folder removed afterwards;
     yield the name of the work database to build `ev` in (None: in memory)."""
     with tempfile.TemporaryDirectory(prefix="kforensics-detect-") as folder:
-        con.execute("SET memory_limit = $m", {"m": MEMORY_LIMIT})
-        con.execute("SET temp_directory = $d", {"d": folder})
+        _bound(con, folder)
         work = None
         if con.execute("SELECT count(*) FROM events").fetchall()[0][0] >= WORK_FILE_FROM:
             con.execute("ATTACH $p AS kf_work (READ_WRITE)", {"p": str(Path(folder) / "ev")})
@@ -402,6 +420,12 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[str | None]:
                 con.execute(f'DROP TABLE IF EXISTS temp."{name.replace(chr(34), chr(34) * 2)}"')
             if work is not None:
                 con.execute("DETACH kf_work")
+
+
+def _bound(con: duckdb.DuckDBPyConnection, folder: str) -> None:
+    """Bound con's memory to MEMORY_LIMIT, spilling to folder."""
+    con.execute("SET memory_limit = $m", {"m": MEMORY_LIMIT})
+    con.execute("SET temp_directory = $d", {"d": folder})
 
 
 def _loads(con: duckdb.DuckDBPyConnection) -> list[tuple]:

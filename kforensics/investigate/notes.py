@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from kforensics.case import connect
+from kforensics.case import connect, transaction
 from kforensics.errors import InputError
 from kforensics.untrusted import visible
 
@@ -159,8 +159,7 @@ def add_note(
     )
     con = connect(case, read_only=False)  # briefly: notebooks read the case meanwhile
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             subject = _subject(con, target_kind, values["target"])
             note_id = con.execute("SELECT coalesce(max(note_id), 0) + 1 FROM notes").fetchall()
             values |= {"note_id": note_id[0][0], "at": datetime.now(UTC), "subject": subject}
@@ -170,10 +169,6 @@ def add_note(
                 "$reason AS reason, $author AS author, $at AS created_at, $subject AS subject",
                 values,
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.close()
     return values["note_id"]
