@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from kforensics.detection.ev import prepare
 from kforensics.detection.ev_store import ROWS, STATE, covered
 from kforensics.detection.rule import load_rules
 from kforensics.detection.run import detect
+from kforensics.detection.since_last import SinceLastError
 from tests.test_detect_since_last import SAMPLE, everything
 
 LINES = SAMPLE.read_bytes().splitlines(keepends=True)
@@ -144,3 +146,15 @@ def test_any_split_into_loads_finds_what_a_full_run_finds(tmp_path_factory, seed
     _, only_kept, only_built = kept_and_built(case, rules)
     assert (only_kept, only_built) == (0, 0)
     assert everything(findings) == everything(full_run(folder, parts, rules))
+
+
+def test_a_refused_since_last_keeps_nothing(case_path):
+    load(case_path, [SAMPLE], progress=False)
+    rules = load_rules()
+    detect(case_path, rules[:10])
+    with pytest.raises(SinceLastError, match="the last detect ran other rules or exceptions"):
+        detect(case_path, rules, since_last=True)
+    with connect(case_path) as con:
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    assert ROWS not in tables
+    assert STATE not in tables

@@ -328,7 +328,7 @@ def detect(
     kept = since_last and store  # a run that stores nothing writes nothing either
     for _ in range(3):
         if kept:
-            _keep_ev(case, sql)
+            _keep_ev(case, rules, list(exceptions))
         # Read-only while the rules run (notebooks go on reading beside it); the case is
         # written only for the moment the findings are stored (and, with --since-last, the
         # moment ev's rows are brought up to date).
@@ -377,13 +377,16 @@ def detect(
     raise CaseError(f"{case}: loads kept changing the case while detecting: run detect again")
 
 
-def _keep_ev(case: str | Path, sql: list[str]) -> None:
-    """Bring the ev rows the case keeps up to date for rules of SQL texts sql (one transaction)."""
+def _keep_ev(case: str | Path, rules: list[Rule], exceptions: list[Exception_]) -> None:
+    """Bring the ev rows the case keeps up to date for rules (one transaction); raise
+    SinceLastError, writing nothing, when --since-last cannot go on from the last run."""
+    sql = [r.sql for r in rules]
     con = connect(case, read_only=False)
     try:
         with tempfile.TemporaryDirectory(prefix="kforensics-detect-") as folder:
             _bound(con, folder)  # deriving every request is a read's work: a read's memory
             create_schema(con)
+            plan(con, rules, exceptions)  # a refused run is refused before it writes
             con.execute(MACROS)  # the rows' SQL calls them
             with transaction(con):
                 keep_ev(con, ev_select(con, sql), ev_select(con, sql, TOUCHED_REQUESTS))
