@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from kforensics import connect, load
 from kforensics.dataset.export import export_case
-from kforensics.detection.ev import prepare
+from kforensics.detection import ev_store
+from kforensics.detection.ev import ev_select, prepare
 from kforensics.detection.ev_store import ROWS, STATE, covered
 from kforensics.detection.rule import load_rules
 from kforensics.detection.run import detect
@@ -75,11 +76,7 @@ def test_kept_rows_are_read_not_derived_again(tmp_path):
     rules = load_rules()
     case, _ = loaded_in_parts(tmp_path, [LINES[:2000]], rules)
     # a kept row marked: a request the next load does not touch keeps its row as kept
-    with connect(case, read_only=False) as con:
-        (marked,) = con.execute(
-            f"UPDATE main.{ROWS} SET user_agent = 'kept-row' "  # noqa: S608
-            f"WHERE event_id = (SELECT min(event_id) FROM main.{ROWS}) RETURNING event_id"
-        ).fetchone()
+    marked = mark_a_kept_row(case)
     (tmp_path / "more.log").write_bytes(b"".join(LINES[2000:]))
     load(case, [tmp_path / "more.log"], progress=False)
     detect(case, rules, since_last=True)
@@ -89,6 +86,7 @@ def test_kept_rows_are_read_not_derived_again(tmp_path):
             {"e": marked},  # noqa: S608
         ).fetchall()
     assert agent == [("kept-row",)]
+    assert marked_rows(case) == 1
 
 
 def test_rows_other_rules_derived_are_derived_again(tmp_path, case_path):
@@ -105,16 +103,40 @@ def test_rows_other_rules_derived_are_derived_again(tmp_path, case_path):
     assert kept_and_built(case_path, every) == (1_189, 0, 0)
 
 
-def test_rows_of_another_duckdb_or_kforensics_are_not_used(tmp_path, case_path):
+def mark_a_kept_row(case: Path) -> str:
+    """Set the user agent of one kept row to 'kept-row'; return its event id."""
+    with connect(case, read_only=False) as con:
+        return con.execute(
+            f"UPDATE main.{ROWS} SET user_agent = 'kept-row' "  # noqa: S608
+            f"WHERE event_id = (SELECT min(event_id) FROM main.{ROWS}) RETURNING event_id"
+        ).fetchone()[0]
+
+
+def marked_rows(case: Path) -> int:
+    """Return how many kept rows have the user agent mark_a_kept_row sets."""
+    with connect(case) as con:
+        return con.execute(
+            f"SELECT count(*) FROM main.{ROWS} WHERE user_agent = 'kept-row'"  # noqa: S608
+        ).fetchone()[0]
+
+
+@pytest.mark.parametrize("version", ["kforensics", "duckdb"])
+def test_rows_of_another_duckdb_or_kforensics_are_not_used(case_path, monkeypatch, version):
     load(case_path, [SAMPLE], progress=False)
     rules = load_rules()
+    sql = [r.sql for r in rules]
     detect(case_path, rules, since_last=True)
-    with connect(case_path, read_only=False) as con:
-        con.execute(f"UPDATE main.{STATE} SET ev_digest = 'built by 0.0.1'")  # noqa: S608
+    mark_a_kept_row(case_path)
     with connect(case_path) as con:
-        prepare(con, sql=[r.sql for r in rules])
-        assert covered(con, "anything") is None
-    detect(case_path, rules, since_last=True)
+        assert covered(con, ev_select(con, sql)) == [1]
+    if version == "duckdb":
+        monkeypatch.setattr(ev_store.duckdb, "__version__", "0.0.1")
+    else:
+        monkeypatch.setattr(ev_store, "__version__", "0.0.1")
+    with connect(case_path) as con:
+        assert covered(con, ev_select(con, sql)) is None
+    detect(case_path, rules, since_last=True)  # derives every row again, and keeps them
+    assert marked_rows(case_path) == 0
     assert kept_and_built(case_path, rules) == (1_189, 0, 0)
 
 
