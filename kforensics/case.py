@@ -177,6 +177,17 @@ def _source_paths(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[lis
     return [r[0] for r in rows], total
 
 
+def own_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Return the names of the case's own tables: its main schema's, not temporary, in order."""
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND NOT temporary ORDER BY table_name"
+        ).fetchall()
+    ]
+
+
 def added_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Create an empty temp table `name`, as schema.sql defines it, if the case lacks it.
 

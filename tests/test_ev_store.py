@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from kforensics import connect, load
 from kforensics.dataset.export import export_case
-from kforensics.detection import ev_store
+from kforensics.detection import ev_store, run
 from kforensics.detection.ev import ev_select, prepare
 from kforensics.detection.ev_store import ROWS, STATE, covered
 from kforensics.detection.rule import load_rules
@@ -180,3 +180,24 @@ def test_a_refused_since_last_keeps_nothing(case_path):
         tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     assert ROWS not in tables
     assert STATE not in tables
+
+
+def test_a_load_between_keeping_and_reading_is_kept_too(tmp_path, monkeypatch):
+    rules = load_rules()
+    parts = [LINES[0::2], LINES[1::2]]
+    (tmp_path / "part-1.log").write_bytes(b"".join(parts[1]))
+    case, _ = loaded_in_parts(tmp_path, parts[:1], rules)
+    keep = run._keep_ev
+    calls = []
+
+    def keep_then_load(*args) -> None:
+        keep(*args)
+        calls.append(1)
+        if len(calls) == 1:  # a load that commits just after the rows were kept
+            load(case, [tmp_path / "part-1.log"], progress=False)
+
+    monkeypatch.setattr(run, "_keep_ev", keep_then_load)
+    findings = detect(case, rules, since_last=True)
+    assert len(calls) == 2
+    assert kept_and_built(case, rules) == (1_189, 0, 0)
+    assert everything(findings) == everything(full_run(tmp_path, parts, rules))

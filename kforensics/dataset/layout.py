@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from kforensics.case import SCHEMA_VERSION
+from kforensics.case import SCHEMA_VERSION, own_tables
 from kforensics.errors import DatasetError
 from kforensics.untrusted import visible
 
@@ -48,11 +48,7 @@ _FIELDS = ("schema_version", "kforensics", "partitions", "tables", "format")
 
 def case_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Return the case's own tables (the main schema's, in name order) that a dataset holds."""
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND NOT temporary ORDER BY table_name"
-    ).fetchall()
-    return [r[0] for r in rows if r[0] not in _SKIPPED]
+    return [t for t in own_tables(con) if t not in _SKIPPED]
 
 
 def read_layout(folder: str | Path) -> Layout:

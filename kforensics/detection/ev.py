@@ -225,7 +225,7 @@ def prepare(
     core ones (`ev_columns`); sql None keeps every column but the raw text and the envelope.
 
     kept (no window): ev is the rows the case keeps (`ev_store.keep`, which the caller has
-    brought up to date: a CaseError if they are not the case's now).
+    brought up to date: `ev_store.StaleRows` if they are not the case's now).
 
     With it come the sensitive workloads' tables (`detection.sensitive.prepare_sensitive`):
     for sensitive_rows (None: those the case stored), their baseline before baseline_until
@@ -237,8 +237,9 @@ def prepare(
     table = "temp.main.kf_ev" if work is None else f"{work}.main.kf_ev"
     kind = "TEMP TABLE kf_ev" if work is None else f"TABLE {table}"
     if kept:
-        if since is not None or until is not None or not ev_store.current(con, ev_select(con, sql)):
-            raise CaseError("ev kept in the case is not the case's now: run detect again")
+        if since is not None or until is not None:
+            raise CaseError("ev kept in the case is the whole case's: no window")
+        ev_store.check_current(con, ev_select(con, sql))
         table = f"main.{ev_store.ROWS}"
     else:
         select = ev_select(con, sql)

@@ -17,6 +17,8 @@ import hashlib
 
 import duckdb
 
+from kforensics.case import own_tables
+from kforensics.errors import CaseError
 from kforensics.version import __version__
 
 ROWS = "detect_ev"
@@ -34,31 +36,34 @@ def digest(full: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def covered(con: duckdb.DuckDBPyConnection, full: str) -> list[int] | None:
-    """Return the loads whose requests the kept rows hold, if full derived them; else None."""
-    tables = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'main' AND NOT temporary"
-        ).fetchall()
-    }
-    if not {ROWS, STATE} <= tables:
-        return None
+class StaleRows(CaseError):
+    """The kept rows are not those of the case now (a load committed since they were kept)."""
+
+
+def _state(con: duckdb.DuckDBPyConnection, full: str) -> tuple[list[int] | None, list[int]]:
+    """Return the loads the kept rows cover if full derived them (else None), and the case's."""
+    case_loads = [r[0] for r in con.execute("SELECT load_id FROM loads ORDER BY 1").fetchall()]
+    if not {ROWS, STATE} <= set(own_tables(con)):
+        return None, case_loads
     row = con.execute(f"SELECT loads, ev_digest FROM main.{STATE}").fetchall()  # noqa: S608
     if len(row) != 1 or row[0][1] != digest(full):
-        return None
-    loads = {r[0] for r in con.execute("SELECT load_id FROM loads").fetchall()}
+        return None, case_loads
     # rows of a load the case no longer has were not derived from this case's events
-    return sorted(row[0][0]) if set(row[0][0]) <= loads else None
+    kept = sorted(row[0][0])
+    return (kept if set(kept) <= set(case_loads) else None), case_loads
 
 
-def current(con: duckdb.DuckDBPyConnection, full: str) -> bool:
-    """Return whether the kept rows are those full gives now: derived by it, every load in."""
-    loads = covered(con, full)
-    return loads is not None and loads == sorted(
-        r[0] for r in con.execute("SELECT load_id FROM loads").fetchall()
-    )
+def covered(con: duckdb.DuckDBPyConnection, full: str) -> list[int] | None:
+    """Return the loads whose requests the kept rows hold, if full derived them; else None."""
+    return _state(con, full)[0]
+
+
+def check_current(con: duckdb.DuckDBPyConnection, full: str) -> None:
+    """Raise StaleRows unless the kept rows are those full gives now: derived by it, every
+    load of the case in."""
+    kept, case_loads = _state(con, full)
+    if kept != case_loads:
+        raise StaleRows("ev kept in the case is not the case's now: run detect again")
 
 
 def keep(con: duckdb.DuckDBPyConnection, full: str, touched: str) -> None:

@@ -13,8 +13,7 @@ import duckdb
 
 from kforensics.case import added_table, connect, create_schema, transaction
 from kforensics.detection.ev import MACROS, ev_select, prepare
-from kforensics.detection.ev_store import TOUCHED_REQUESTS
-from kforensics.detection.ev_store import current as ev_current
+from kforensics.detection.ev_store import TOUCHED_REQUESTS, StaleRows
 from kforensics.detection.ev_store import keep as keep_ev
 from kforensics.detection.exceptions import (  # noqa: F401 (run still exports them)
     EXCEPTION_FIELDS,
@@ -29,6 +28,7 @@ from kforensics.detection.since_last import (
     Incremental,
     SinceLastError,
     describe,
+    last_run,
     new_events_only,
     plan,
     store_watermark,
@@ -335,13 +335,15 @@ def detect(
         con = connect(case)
         try:
             with bounded_memory(con) as work:
-                if kept and not ev_current(con, ev_select(con, sql)):
+                try:
+                    prepare(
+                        con, since, until,
+                        sensitive_rows=None if sensitive is None else sensitive.rows,
+                        baseline_until=baseline_until, baseline_case=baseline_case,
+                        sql=sql, work=work, kept=kept,
+                    )  # fmt: skip
+                except StaleRows:
                     continue  # a load finished since ev's rows were kept: keep them again
-                prepare(
-                    con, since, until, sensitive_rows=None if sensitive is None else sensitive.rows,
-                    baseline_until=baseline_until, baseline_case=baseline_case,
-                    sql=sql, work=work, kept=kept,
-                )  # fmt: skip
                 incremental = plan(con, rules, list(exceptions)) if since_last else None
                 if since_last and report is not None:
                     report(describe(incremental, len(rules)))
@@ -386,7 +388,7 @@ def _keep_ev(case: str | Path, rules: list[Rule], exceptions: list[Exception_]) 
         with tempfile.TemporaryDirectory(prefix="kforensics-detect-") as folder:
             _bound(con, folder)  # deriving every request is a read's work: a read's memory
             create_schema(con)
-            plan(con, rules, exceptions)  # a refused run is refused before it writes
+            last_run(con, rules, exceptions)  # a refused run is refused before it writes
             con.execute(MACROS)  # the rows' SQL calls them
             with transaction(con):
                 keep_ev(con, ev_select(con, sql), ev_select(con, sql, TOUCHED_REQUESTS))

@@ -70,10 +70,11 @@ def loads(con: duckdb.DuckDBPyConnection) -> list[int]:
     return [r[0] for r in con.execute("SELECT load_id FROM loads ORDER BY load_id").fetchall()]
 
 
-def plan(
+def last_run(
     con: duckdb.DuckDBPyConnection, rules: list[Rule], exceptions: list[Exception_]
-) -> Incremental | None:
-    """Return what a --since-last run continues; None when no run has stored its watermark.
+) -> tuple[datetime, list[int]] | None:
+    """Return the run a --since-last run continues (when, the loads it covered); None when no
+    run has stored its watermark.
 
     Raise SinceLastError when the last run cannot be continued: it had a --since/--until window,
     or other rules or exceptions judged it.
@@ -99,6 +100,20 @@ def plan(
             "the last detect ran other rules or exceptions (or the rules changed since): run "
             "detect without --since-last with these, then --since-last goes on from it"
         )
+    return at, covered
+
+
+def plan(
+    con: duckdb.DuckDBPyConnection, rules: list[Rule], exceptions: list[Exception_]
+) -> Incremental | None:
+    """Return what a --since-last run continues; None when no run has stored its watermark.
+
+    Raise SinceLastError as last_run does.
+    """
+    last = last_run(con, rules, exceptions)
+    if last is None:
+        return None
+    at, covered = last
     done = set(covered)
     return Incremental(
         at,
