@@ -158,8 +158,8 @@ class FileReader:
             next_line = 1
             for ordinal, (at, block) in enumerate(self._produce()):
                 oversized = self.oversized.pop(ordinal, 0)
-                for start, piece in _pieces(block, MAX_BLOCK_LINES):
-                    lines = split_lines(piece, next_line, at + start)
+                for start, piece, nl in _pieces(block, MAX_BLOCK_LINES):
+                    lines = split_lines(piece, next_line, at + start, nl)
                     lines.oversized, oversized = oversized, 0
                     next_line += len(lines.numbers)
                     yield lines
@@ -273,23 +273,30 @@ class FileReader:
             at += cut + 1
 
 
-def _pieces(block: memoryview, max_lines: int) -> Iterator[tuple[int, memoryview]]:
-    """Yield (offset in block, piece): the block cut at line ends into pieces of max_lines."""
+def _pieces(
+    block: memoryview, max_lines: int, step: int = 1 << 22
+) -> Iterator[tuple[int, memoryview, np.ndarray]]:
+    """Yield (offset in block, piece, the piece's newline offsets): the block cut after every
+    max_lines-th newline.
+
+    The newlines are found once, `step` bytes at a time, so that a block of newlines alone
+    holds at most max_lines + step offsets, and `split_lines` takes them as found.
+    """
     buf = np.frombuffer(block, dtype=np.uint8)
-    if len(buf) <= max_lines or np.count_nonzero(buf == 10) <= max_lines:
-        yield 0, block
-        return
-    start, lines, step = 0, 0, 1 << 20
+    start, found, count = 0, [], 0
     for at in range(0, len(buf), step):
-        nl = np.flatnonzero(buf[at : at + step] == 10)
-        while lines + len(nl) >= max_lines:
-            cut = at + int(nl[max_lines - lines - 1]) + 1
-            yield start, block[start:cut]
-            nl = nl[max_lines - lines :]
-            start, lines = cut, 0
-        lines += len(nl)
+        nl = np.flatnonzero(buf[at : at + step] == 10) + at
+        while count + len(nl) >= max_lines:
+            take = max_lines - count
+            cut = int(nl[take - 1]) + 1
+            found.append(nl[:take])
+            yield start, block[start:cut], np.concatenate(found) - start
+            nl, start, found, count = nl[take:], cut, [], 0
+        found.append(nl)
+        count += len(nl)
     if start < len(buf):
-        yield start, block[start:]
+        rest = np.concatenate(found) - start if found else np.empty(0, dtype=np.int64)
+        yield start, block[start:], rest
 
 
 @dataclass
@@ -366,13 +373,17 @@ def line_digests(block, starts: np.ndarray, ends: np.ndarray, keep: np.ndarray) 
     )
 
 
-def split_lines(block: memoryview | bytes, first_line: int, at: int = 0) -> Lines:
+def split_lines(
+    block: memoryview | bytes, first_line: int, at: int = 0, nl: np.ndarray | None = None
+) -> Lines:
     """Return the lines of a block of whole lines (the last may lack its newline).
 
-    `at` is the block's offset in the file's decompressed stream.
+    `at` is the block's offset in the file's decompressed stream; `nl`, when given, the
+    offsets of its newlines.
     """
     buf = np.frombuffer(block, dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
+    if nl is None:
+        nl = np.flatnonzero(buf == 10)
     ends = nl + 1  # where each line, with its line end, stops
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))

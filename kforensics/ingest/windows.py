@@ -64,7 +64,7 @@ class _Window:
     full: bool = False  # more of the file may follow
 
 
-def _native_chunk(lines: Lines) -> pa.Table:
+def native_chunk(lines: Lines) -> pa.Table:
     """Return a block's lines as a chunk for the mapping (line ends and blanks are null rows)."""
     n = len(lines.numbers)
     if lines.blank > n // 2:
@@ -130,7 +130,7 @@ def _fill(
     for lines in blocks:
         _account(writer, lines, stats)
         window.blocks.append(_kept(lines))
-        chunk = _native_chunk(lines)
+        chunk = native_chunk(lines)
         yield from chunk.to_batches(max_chunksize=batch_rows(chunk))
         window.bytes += len(lines.block)
         window.lines += len(lines.numbers)
