@@ -96,6 +96,21 @@ def baseline(path: Path, db: Path) -> None:
     con.close()
 
 
+def bench_file(data: Path, events: int, seed: int) -> Path:
+    """Return the file of that many generated native events (made when missing), its pages
+    read once so that every contender finds them cached."""
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / f"audit-{events}-{seed}.log"
+    if not path.exists():
+        t = time.perf_counter()
+        write_native_lines(path, events, seed=seed)
+        print(f"generated {events:,} events in {time.perf_counter() - t:.1f}s")
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -106,16 +121,8 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    args.data.mkdir(parents=True, exist_ok=True)
-    path = args.data / f"audit-{args.events}-{args.seed}.log"
-    if not path.exists():
-        t = time.perf_counter()
-        write_native_lines(path, args.events, seed=args.seed)
-        print(f"generated {args.events:,} events in {time.perf_counter() - t:.1f}s")
+    path = bench_file(args.data, args.events, args.seed)
     size = path.stat().st_size
-    with open(path, "rb") as fh:  # warm the page cache for both contenders
-        while fh.read(1 << 24):
-            pass
 
     results = {}
     for name, run in (

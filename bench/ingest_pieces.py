@@ -2,7 +2,7 @@
 
     python bench/ingest_pieces.py [--events 1000000] [--data bench/data]
 
-Uses bench/ingest.py's file (generated when missing) and, in this process and back to back,
+Uses bench/ingest.py's file (`bench_file`) and, in this process and back to back,
 measures wall and CPU seconds (every thread of the process: DuckDB's and the reader's) of:
 
 * baseline: bare `read_json` with an explicit schema into a new DuckDB file;
@@ -32,14 +32,14 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import baseline  # noqa: E402
+from bench.ingest import baseline, bench_file  # noqa: E402
 from kforensics import load  # noqa: E402
 from kforensics.case import connect, create_schema  # noqa: E402
 from kforensics.ingest.events import CHUNK_SCHEMA, EventWriter, batch_rows  # noqa: E402
+from kforensics.ingest.load import set_up  # noqa: E402
 from kforensics.ingest.read import FileReader  # noqa: E402
 from kforensics.ingest.typed import typed_select  # noqa: E402
 from kforensics.ingest.windows import native_chunk  # noqa: E402
-from kforensics.sample.generate import write_native_lines  # noqa: E402
 
 
 def measure(run: Callable[[], object]) -> tuple[float, float]:
@@ -65,13 +65,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
     args = ap.parse_args()
-    args.data.mkdir(parents=True, exist_ok=True)
-    path = args.data / f"audit-{args.events}-{args.seed}.log"
-    if not path.exists():
-        write_native_lines(path, args.events, seed=args.seed)
-    with open(path, "rb") as fh:  # warm the page cache
-        while fh.read(1 << 24):
-            pass
+    path = bench_file(args.data, args.events, args.seed)
     db = args.data / "bench-pieces.duckdb"
 
     def fresh() -> Path:
@@ -88,15 +82,15 @@ def main() -> int:
 
     def mapping() -> None:
         con = duckdb.connect()
-        con.execute("SET disabled_optimizers = 'filter_pushdown'")  # as EventWriter.mapping
         chunk = held["chunk"]  # noqa: F841 (read by the SQL: a replacement scan)
         sql = f"SELECT count(*) FROM ({typed_select('chunk')})"  # noqa: S608 (constants)
-        (n,) = con.execute(sql).fetchone()
+        with EventWriter(con, 1).mapping():
+            (n,) = con.execute(sql).fetchone()
         assert n == args.events, n
 
     def mapping_and_write() -> None:
         con = connect(fresh(), read_only=False)
-        con.execute("SET preserve_insertion_order = true")  # as load does
+        set_up(con)
         create_schema(con)
         writer = EventWriter(con, 1)
         chunk = held["chunk"]  # noqa: F841 (read by typed_sql: a replacement scan)

@@ -294,9 +294,8 @@ def _pieces(
             nl, start, found, count = nl[take:], cut, [], 0
         found.append(nl)
         count += len(nl)
-    if start < len(buf):
-        rest = np.concatenate(found) - start if found else np.empty(0, dtype=np.int64)
-        yield start, block[start:], rest
+    if start < len(buf):  # every step ends by adding to `found`: never empty here
+        yield start, block[start:], np.concatenate(found) - start
 
 
 @dataclass
