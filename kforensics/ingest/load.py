@@ -28,7 +28,7 @@ from kforensics.ingest.documents import load_document, starts_document
 from kforensics.ingest.events import EventWriter
 from kforensics.ingest.manifests import ManifestError, manifest_files, manifest_objects
 from kforensics.ingest.original import prefix_sha256
-from kforensics.ingest.read import GZIP_MAGIC, FileReader
+from kforensics.ingest.read import FileReader, is_gzip
 from kforensics.ingest.rejects import reject_reasons
 from kforensics.ingest.sources import SourceStats, path_text, skipped_source, write_sources
 from kforensics.ingest.windows import load_lines
@@ -175,7 +175,7 @@ class _Loaded:
             return None
         try:
             with open(path, "rb") as fh:
-                compression = "gzip" if fh.read(2) == GZIP_MAGIC else "none"
+                compression = "gzip" if is_gzip(fh.read(4)) else "none"
         except OSError:
             return None
         return skipped_source(path_text(path), sha, size, compression, earlier)

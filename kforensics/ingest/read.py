@@ -26,6 +26,15 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_BLOCK_LINES = 1 << 20
 
 
+def is_gzip(head: bytes) -> bool:
+    """Return whether a file that starts with head is gzip: a member header of RFC 1952.
+
+    The magic, then deflate (CM 8) and no reserved flag set: a line of text that starts
+    with the two magic bytes is no gzip stream, and must not cost the lines after it.
+    """
+    return len(head) >= 4 and head[:2] == GZIP_MAGIC and head[2] == 8 and not head[3] & 0xE0
+
+
 def os_reason(exc: OSError) -> str:
     """Return what an OS error says went wrong (its strerror, else its text)."""
     return exc.strerror or str(exc)
@@ -212,7 +221,7 @@ class FileReader:
         hasher = _HashingFile(fh, self.on_bytes)
         try:
             stream = hasher
-            if fh.peek(2)[:2] == GZIP_MAGIC:
+            if is_gzip(fh.peek(4)[:4]):
                 self.compression = "gzip"
                 stream = _Gunzip(hasher)
             yield from self._split(stream)
